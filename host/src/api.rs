@@ -1,0 +1,293 @@
+//! The query API: traces, sessions, users — each scoped to the calling project's keys.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ingest::Rejection;
+use crate::server::AppState;
+use crate::store::{StoreError, TraceFilter};
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 500;
+
+/// The project of the request's Basic keys, or a 401.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, Rejection> {
+    let unauthorized = |message: &str| Rejection {
+        status: StatusCode::UNAUTHORIZED,
+        message: message.into(),
+        encoding: None,
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(
+            "missing Authorization: send Basic base64(public_key:secret_key)",
+        ));
+    };
+    let Some((public, secret)) = value.to_str().ok().and_then(crate::auth::parse_basic) else {
+        return Err(unauthorized(
+            "malformed Authorization: send Basic base64(public_key:secret_key)",
+        ));
+    };
+    match state.store.authenticate(&public, &secret).await {
+        Ok(Some(project)) => Ok(project),
+        Ok(None) => {
+            // Never log the secret.
+            tracing::warn!(public_key = %public, "authentication failed");
+            Err(unauthorized("unknown public key or wrong secret key"))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "authentication lookup failed");
+            Err(Rejection {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "storage unavailable, retry later".into(),
+                encoding: None,
+            })
+        }
+    }
+}
+
+/// An API error: status and `{"error": "..."}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "query failed");
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage unavailable, retry later".into(),
+        )
+    }
+}
+
+fn bad_request(message: String) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    session_id: Option<String>,
+    user_id: Option<String>,
+    device_id: Option<String>,
+    agent: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl ListParams {
+    /// (limit, offset) from `limit` and the opaque `cursor`.
+    fn page(&self) -> Result<(i64, i64), ApiError> {
+        let limit = match &self.limit {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    bad_request(format!("limit must be a number from 1 to {MAX_LIMIT}"))
+                })?,
+        };
+        let offset = match &self.cursor {
+            None => 0,
+            Some(c) => c
+                .parse::<i64>()
+                .ok()
+                .filter(|o| *o >= 0)
+                .ok_or_else(|| bad_request("invalid cursor".into()))?,
+        };
+        Ok((limit, offset))
+    }
+}
+
+fn time_param(name: &str, value: &Option<String>) -> Result<Option<i64>, ApiError> {
+    value
+        .as_deref()
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .ok()
+                .and_then(|t| t.timestamp_nanos_opt())
+                .ok_or_else(|| {
+                    bad_request(format!(
+                        "{name} must be an RFC 3339 time, e.g. 2026-11-24T18:00:00Z"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn page_of(data: Vec<Value>, limit: i64, offset: i64) -> Json<Value> {
+    let next = (data.len() as i64 == limit).then(|| (offset + limit).to_string());
+    Json(json!({ "data": data, "next_cursor": next }))
+}
+
+pub async fn list_traces(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<ListParams>,
+) -> Result<Response, Response> {
+    let project = authenticate(&state, &headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let run = async {
+        let (limit, offset) = params.page()?;
+        let filter = TraceFilter {
+            session_id: params.session_id.clone(),
+            user_id: params.user_id.clone(),
+            device_id: params.device_id.clone(),
+            agent: params.agent.clone(),
+            from_ns: time_param("from", &params.from)?,
+            to_ns: time_param("to", &params.to)?,
+            limit,
+            offset,
+        };
+        let rows = state.store.list_traces(&project, &filter).await?;
+        Ok::<_, ApiError>(
+            page_of(rows.into_iter().map(|r| r.summary).collect(), limit, offset).into_response(),
+        )
+    };
+    run.await.map_err(IntoResponse::into_response)
+}
+
+pub async fn get_trace(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Response> {
+    let project = authenticate(&state, &headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let row = state
+        .store
+        .get_trace(&project, &id)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    let Some(row) = row else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no trace {id:?}")).into_response());
+    };
+    let mut trace = row.summary;
+    if let Some(map) = trace.as_object_mut() {
+        map.insert(
+            "observations".into(),
+            row.observations.unwrap_or(Value::Array(Vec::new())),
+        );
+    }
+    Ok(Json(trace).into_response())
+}
+
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<ListParams>,
+) -> Result<Response, Response> {
+    let project = authenticate(&state, &headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let run = async {
+        let (limit, offset) = params.page()?;
+        let rows = state
+            .store
+            .list_sessions(&project, None, limit, offset)
+            .await?;
+        let data = rows
+            .into_iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
+        Ok::<_, ApiError>(page_of(data, limit, offset).into_response())
+    };
+    run.await.map_err(IntoResponse::into_response)
+}
+
+pub async fn get_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Response> {
+    let project = authenticate(&state, &headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let run = async {
+        let mut sessions = state.store.list_sessions(&project, Some(&id), 1, 0).await?;
+        let Some(session) = sessions.pop() else {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no session {id:?}"),
+            ));
+        };
+        let filter = TraceFilter {
+            session_id: Some(id.clone()),
+            limit: MAX_LIMIT,
+            ..Default::default()
+        };
+        let traces: Vec<Value> = state
+            .store
+            .list_traces(&project, &filter)
+            .await?
+            .into_iter()
+            .rev()
+            .map(|r| r.summary)
+            .collect();
+        let mut value = serde_json::to_value(session).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.insert("traces".into(), Value::Array(traces));
+        }
+        Ok(Json(value).into_response())
+    };
+    run.await.map_err(IntoResponse::into_response)
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<ListParams>,
+) -> Result<Response, Response> {
+    let project = authenticate(&state, &headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let run = async {
+        let (limit, offset) = params.page()?;
+        let rows = state.store.list_users(&project, limit, offset).await?;
+        let data = rows
+            .into_iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
+        Ok::<_, ApiError>(page_of(data, limit, offset).into_response())
+    };
+    run.await.map_err(IntoResponse::into_response)
+}
+
+/// `GET /api/public/batches`: stored batches that failed to normalize or that no plugin
+/// claimed, with their errors — nothing is dropped silently.
+pub async fn list_problem_batches(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    let project = authenticate(&state, &headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let rows = state
+        .store
+        .problem_batches(&project)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|b| {
+            json!({
+                "id": b.id, "signal": b.signal, "encoding": b.encoding, "status": b.status,
+                "agents": b.agents, "error": b.error,
+                "received_at": crate::store::rfc3339(Some(b.received_at)),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "data": data, "next_cursor": null })).into_response())
+}

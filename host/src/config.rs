@@ -1,0 +1,66 @@
+//! Server settings, from flags or the environment (see `antenna serve --help`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Limits on what a client may send; beyond them the request gets a 4xx.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body on the wire (413 beyond).
+    pub max_body_bytes: usize,
+    /// Largest body after gzip decompression (413 beyond; decompression stops there).
+    pub max_decoded_bytes: usize,
+    /// CPU time a plugin gets per call before it is interrupted.
+    pub plugin_timeout_ms: u64,
+    /// Linear memory a plugin instance may grow to.
+    pub plugin_memory_bytes: usize,
+    /// Most fragments a plugin may return for one resource batch.
+    pub max_fragments: usize,
+    /// Longest id or key a plugin may return.
+    pub max_id_len: usize,
+    /// Longest text field a plugin may return (longer text is truncated).
+    pub max_text_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 << 20,
+            max_decoded_bytes: 64 << 20,
+            plugin_timeout_ms: 5_000,
+            plugin_memory_bytes: 256 << 20,
+            max_fragments: 100_000,
+            max_id_len: 512,
+            max_text_len: 1 << 20,
+        }
+    }
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// `sqlite://path` (created when missing).
+    pub database_url: String,
+    /// Extra and replacement plugins (`*.wasm`).
+    pub plugins_dir: Option<PathBuf>,
+    /// Bootstrap key pair: a project with these keys exists after start.
+    pub bootstrap_keys: Option<(String, String)>,
+    /// The user of traces that carry no user at all.
+    pub fallback_user: Option<String>,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Defaults for a local run with the database at `database_url`.
+    pub fn local(database_url: impl Into<String>) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            database_url: database_url.into(),
+            plugins_dir: None,
+            bootstrap_keys: None,
+            fallback_user: None,
+            limits: Limits::default(),
+        }
+    }
+}

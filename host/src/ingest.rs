@@ -1,0 +1,250 @@
+//! OTLP/HTTP ingest: auth -> size and decompression limits -> decode -> durable raw store ->
+//! normalize -> 200 with the `Export*ServiceResponse` in the request's encoding.
+
+use std::io::Read;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use prost::Message;
+
+use crate::otlp::{self, Encoding, Signal};
+use crate::server::AppState;
+
+/// `google.rpc.Status`, the body OTLP clients expect on failure.
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// A rejected request: status and a one-line reason, encoded like the request.
+pub struct Rejection {
+    pub status: StatusCode,
+    pub message: String,
+    pub encoding: Option<Encoding>,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Rejection {
+            status,
+            message: message.into(),
+            encoding: None,
+        }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        // gRPC codes: INVALID_ARGUMENT 3, UNAUTHENTICATED 16, RESOURCE_EXHAUSTED 8, UNAVAILABLE 14.
+        let code = match self.status {
+            StatusCode::UNAUTHORIZED => 16,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => 8,
+            StatusCode::SERVICE_UNAVAILABLE => 14,
+            _ => 3,
+        };
+        let mut response = match self.encoding {
+            Some(Encoding::Protobuf) => (
+                self.status,
+                [(header::CONTENT_TYPE, Encoding::Protobuf.content_type())],
+                RpcStatus {
+                    code,
+                    message: self.message.clone(),
+                }
+                .encode_to_vec(),
+            )
+                .into_response(),
+            _ => (
+                self.status,
+                axum::Json(serde_json::json!({ "code": code, "message": self.message })),
+            )
+                .into_response(),
+        };
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"antenna\""),
+            );
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE
+            || self.status == StatusCode::TOO_MANY_REQUESTS
+        {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+/// `POST /v1/{signal}` and `POST /api/public/otel/v1/{signal}`.
+pub async fn export(
+    State(state): State<AppState>,
+    Path(signal): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(&state, &signal, &headers, body).await {
+        Ok(response) => response,
+        Err(rejection) => {
+            tracing::debug!(status = %rejection.status, reason = %rejection.message, "export rejected");
+            rejection.into_response()
+        }
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    signal: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Rejection> {
+    let Some(signal) = Signal::parse(signal) else {
+        return Err(Rejection::new(
+            StatusCode::NOT_FOUND,
+            format!("no such OTLP signal {signal:?}: use traces, logs or metrics"),
+        ));
+    };
+    let project_id = crate::api::authenticate(state, headers).await?;
+
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(encoding) = Encoding::from_content_type(content_type) else {
+        return Err(Rejection::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "unsupported Content-Type {content_type:?}: send application/x-protobuf or application/json"
+            ),
+        ));
+    };
+    let reject = |status, message: String| Rejection {
+        status,
+        message,
+        encoding: Some(encoding),
+    };
+
+    let limits = &state.config.limits;
+    let wire = read_limited(body, limits.max_body_bytes)
+        .await
+        .map_err(|e| match e {
+            ReadError::TooLarge => reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {} bytes", limits.max_body_bytes),
+            ),
+            ReadError::Io(message) => reject(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the body: {message}"),
+            ),
+        })?;
+    let encoding_header = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
+    let decoded = match encoding_header.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => wire.to_vec(),
+        "gzip" | "x-gzip" => {
+            gunzip_limited(&wire, limits.max_decoded_bytes).map_err(|e| match e {
+                ReadError::TooLarge => reject(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "body larger than {} bytes after decompression",
+                        limits.max_decoded_bytes
+                    ),
+                ),
+                ReadError::Io(message) => reject(
+                    StatusCode::BAD_REQUEST,
+                    format!("malformed gzip body: {message}"),
+                ),
+            })?
+        }
+        other => {
+            return Err(reject(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported Content-Encoding {other:?}: send gzip or none"),
+            ));
+        }
+    };
+
+    // Decode once up front so that a malformed body is refused, not stored.
+    otlp::decode(signal, encoding, &decoded)
+        .map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+
+    let batch_id = state
+        .store
+        .insert_batch(
+            &project_id,
+            signal.as_str(),
+            encoding.content_type(),
+            &decoded,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not store a batch");
+            reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable, retry later".into(),
+            )
+        })?;
+    // Stored: from here on the client's data is safe. Normalize before answering so that a
+    // 200 also means "queryable"; a normalization failure stays on the batch, not the client.
+    let batch = crate::store::Batch {
+        id: batch_id,
+        project_id,
+        signal: signal.as_str().into(),
+        encoding: encoding.content_type().into(),
+        body: decoded,
+        received_at: 0,
+        status: "pending".into(),
+        agents: None,
+        error: None,
+    };
+    crate::pipeline::process(
+        &state.store,
+        &state.registry,
+        limits,
+        state.config.fallback_user.as_deref(),
+        &batch,
+    )
+    .await;
+
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        otlp::success_response(signal, encoding),
+    )
+        .into_response())
+}
+
+enum ReadError {
+    TooLarge,
+    Io(String),
+}
+
+/// Read a body (chunked or not) up to `max` bytes.
+async fn read_limited(body: Body, max: usize) -> Result<Bytes, ReadError> {
+    match http_body_util::Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ReadError::TooLarge),
+        Err(e) => Err(ReadError::Io(e.to_string())),
+    }
+}
+
+/// Inflate at most `max` bytes: a gzip bomb stops at the limit instead of filling memory.
+fn gunzip_limited(wire: &[u8], max: usize) -> Result<Vec<u8>, ReadError> {
+    let mut out = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    flate2::read::MultiGzDecoder::new(wire)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| ReadError::Io(e.to_string()))?;
+    if out.len() > max {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(out)
+}

@@ -1,0 +1,336 @@
+//! Fragments -> one trace. Pure and order-independent: the same set of fragments gives the
+//! same trace whatever order the batches arrived in.
+//!
+//! Rules:
+//! - Fragments of the same kind and id are one thing (a tool call, a model call, the prompt).
+//!   Their reports are merged field by field; per field the first value present in
+//!   `report_id` order wins, and a real value beats a placeholder (`[... not captured: ...]`).
+//!   Exceptions: a prompt's start is the earliest, its end and `response` the latest.
+//! - Model calls reported through two channels (an agent's log event and its span for the same
+//!   call) count once: calls that share an id merged above; the rest are paired per channel in
+//!   time order, and each pair counts once (the log report preferred: it carries cost).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::{Attribution, Body, Channel, Fragment, ModelCall, Prompt, ToolCall, Usage};
+
+/// The normalized per-prompt trace (the contract's JSON field names).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Trace {
+    pub agent: String,
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub start_unix_nano: Option<u64>,
+    pub end_unix_nano: Option<u64>,
+    pub models: Vec<String>,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+    pub prompt: Option<String>,
+    pub response: Option<String>,
+    pub tool_calls: Vec<ToolCallView>,
+    pub errors: Vec<String>,
+    pub observations: Vec<Observation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCallView {
+    pub id: String,
+    pub name: Option<String>,
+    pub args: Option<String>,
+    pub result: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub success: Option<bool>,
+    pub decision: Option<String>,
+    #[serde(skip)]
+    pub start_unix_nano: Option<u64>,
+}
+
+/// One entry of a trace's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observation {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub name: String,
+    pub start_unix_nano: Option<u64>,
+    pub end_unix_nano: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<serde_json::Value>,
+    /// Through which channels the thing was reported.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reported_via: Vec<Channel>,
+}
+
+/// A stored fragment with the agent that produced it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub agent: String,
+    pub fragment: Fragment,
+}
+
+/// A placeholder for content that is not there; any real value beats it.
+pub fn is_placeholder(value: &str) -> bool {
+    value.starts_with('[')
+        && value.ends_with(']')
+        && (value.contains(" not captured: ") || value.contains(" not exported by "))
+}
+
+/// Merge text fields: keep the current value unless it is absent or a placeholder that a real
+/// value can replace.
+fn take_text(slot: &mut Option<String>, value: &Option<String>) {
+    match (slot.as_deref(), value.as_deref()) {
+        (None, Some(_)) => *slot = value.clone(),
+        (Some(current), Some(new)) if is_placeholder(current) && !is_placeholder(new) => {
+            *slot = value.clone()
+        }
+        _ => {}
+    }
+}
+
+fn take<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+    if slot.is_none() {
+        slot.clone_from(value);
+    }
+}
+
+/// Build the trace from all fragments stored under its keys.
+pub fn merge(mut fragments: Vec<Stored>) -> Trace {
+    // Deterministic order whatever the arrival order.
+    fragments.sort_by(|a, b| {
+        (
+            a.fragment.body.kind(),
+            &a.fragment.id,
+            &a.fragment.report_id,
+        )
+            .cmp(&(
+                b.fragment.body.kind(),
+                &b.fragment.id,
+                &b.fragment.report_id,
+            ))
+    });
+
+    let mut trace = Trace::default();
+    let mut who = Attribution::default();
+    let mut prompt = Prompt::default();
+    let mut response_time = 0u64;
+    let mut calls: BTreeMap<&str, (ModelCall, Vec<Channel>)> = BTreeMap::new();
+    let mut tools: BTreeMap<&str, ToolCall> = BTreeMap::new();
+    let mut events = Vec::new();
+
+    for stored in &fragments {
+        let f = &stored.fragment;
+        if trace.agent.is_empty() {
+            trace.agent.clone_from(&stored.agent);
+        }
+        take(&mut who.session_id, &f.attribution.session_id);
+        take(&mut who.user_id, &f.attribution.user_id);
+        take(&mut who.device_id, &f.attribution.device_id);
+        match &f.body {
+            Body::Prompt(p) => {
+                take_text(&mut prompt.text, &p.text);
+                if let Some(response) = &p.response {
+                    let at = p.end_unix_nano.unwrap_or(0);
+                    let replace = prompt.response.as_deref().is_none_or(|current| {
+                        (at > response_time && !is_placeholder(response))
+                            || (is_placeholder(current) && !is_placeholder(response))
+                    });
+                    if replace {
+                        prompt.response = Some(response.clone());
+                        response_time = at;
+                    }
+                }
+                prompt.start_unix_nano = min_opt(prompt.start_unix_nano, p.start_unix_nano);
+                prompt.end_unix_nano = prompt.end_unix_nano.max(p.end_unix_nano);
+            }
+            Body::ModelCall(c) => {
+                let (merged, via) = calls
+                    .entry(&f.id)
+                    .or_insert_with(|| (c.clone(), Vec::new()));
+                if !via.contains(&c.channel) {
+                    via.push(c.channel);
+                }
+                take(&mut merged.model, &c.model);
+                take(&mut merged.usage, &c.usage);
+                take(&mut merged.cost_usd, &c.cost_usd);
+                take(&mut merged.start_unix_nano, &c.start_unix_nano);
+                take(&mut merged.end_unix_nano, &c.end_unix_nano);
+                take(&mut merged.duration_ms, &c.duration_ms);
+                take(&mut merged.error, &c.error);
+            }
+            Body::ToolCall(t) => {
+                let merged = tools.entry(&f.id).or_default();
+                take(&mut merged.name, &t.name);
+                take_text(&mut merged.args, &t.args);
+                take_text(&mut merged.result, &t.result);
+                take(&mut merged.duration_ms, &t.duration_ms);
+                take(&mut merged.success, &t.success);
+                take(&mut merged.decision, &t.decision);
+                merged.start_unix_nano = min_opt(merged.start_unix_nano, t.start_unix_nano);
+            }
+            Body::Event(e) => events.push((f.id.as_str(), e)),
+            Body::UsageMetric(_) => {}
+        }
+    }
+
+    // Count each model call once: pair single-channel calls across channels in time order.
+    let end_of = |c: &ModelCall| c.end_unix_nano.or(c.start_unix_nano).unwrap_or(0);
+    let mut by_channel: BTreeMap<Vec<Channel>, Vec<(&str, &ModelCall)>> = BTreeMap::new();
+    for (id, (call, via)) in &calls {
+        let key = if via.len() == 1 {
+            via.clone()
+        } else {
+            Vec::new()
+        };
+        by_channel.entry(key).or_default().push((id, call));
+    }
+    for list in by_channel.values_mut() {
+        list.sort_by_key(|(id, c)| (end_of(c), *id));
+    }
+    let both = by_channel.remove(&Vec::new()).unwrap_or_default();
+    let logs = by_channel.remove(&vec![Channel::Log]).unwrap_or_default();
+    let spans = by_channel.remove(&vec![Channel::Span]).unwrap_or_default();
+    let mut counted: Vec<(&str, ModelCall, Vec<Channel>)> = both
+        .into_iter()
+        .map(|(id, c)| (id, c.clone(), vec![Channel::Log, Channel::Span]))
+        .collect();
+    for i in 0..logs.len().max(spans.len()) {
+        match (logs.get(i), spans.get(i)) {
+            (Some((id, log)), Some((_, span))) => {
+                // The log report has the cost; the span may know what the log lacks.
+                let mut call = (*log).clone();
+                take(&mut call.model, &span.model);
+                take(&mut call.usage, &span.usage);
+                take(&mut call.start_unix_nano, &span.start_unix_nano);
+                take(&mut call.error, &span.error);
+                counted.push((id, call, vec![Channel::Log, Channel::Span]));
+            }
+            (Some((id, c)), None) => counted.push((id, (*c).clone(), vec![Channel::Log])),
+            (None, Some((id, c))) => counted.push((id, (*c).clone(), vec![Channel::Span])),
+            (None, None) => {}
+        }
+    }
+
+    let mut cost: Option<f64> = None;
+    let mut observations = Vec::new();
+    for (id, call, via) in counted {
+        if let Some(u) = &call.usage {
+            trace.usage.add(u);
+        }
+        if let Some(c) = call.cost_usd {
+            *cost.get_or_insert(0.0) += c;
+        }
+        if let Some(model) = &call.model
+            && !trace.models.contains(model)
+        {
+            trace.models.push(model.clone());
+        }
+        if let Some(error) = &call.error {
+            trace.errors.push(error.clone());
+        }
+        observations.push(Observation {
+            kind: "llm_call",
+            id: id.to_owned(),
+            name: call.model.clone().unwrap_or_else(|| "model call".into()),
+            start_unix_nano: call.start_unix_nano,
+            end_unix_nano: call.end_unix_nano,
+            model: call.model.clone(),
+            usage: call.usage,
+            cost_usd: call.cost_usd,
+            error: call.error.clone(),
+            attributes: None,
+            reported_via: via,
+        });
+    }
+    trace.cost_usd = cost.map(|c| (c * 1e9).round() / 1e9);
+
+    for (id, tool) in &tools {
+        observations.push(Observation {
+            kind: "tool_call",
+            id: (*id).to_owned(),
+            name: tool.name.clone().unwrap_or_else(|| "tool".into()),
+            start_unix_nano: tool.start_unix_nano,
+            end_unix_nano: tool
+                .start_unix_nano
+                .zip(tool.duration_ms)
+                .map(|(s, d)| s + d * 1_000_000),
+            model: None,
+            usage: None,
+            cost_usd: None,
+            error: (tool.success == Some(false)).then(|| tool.result.clone().unwrap_or_default()),
+            attributes: None,
+            reported_via: Vec::new(),
+        });
+        trace.tool_calls.push(ToolCallView {
+            id: (*id).to_owned(),
+            name: tool.name.clone(),
+            args: tool.args.clone(),
+            result: tool.result.clone(),
+            duration_ms: tool.duration_ms,
+            success: tool.success,
+            decision: tool.decision.clone(),
+            start_unix_nano: tool.start_unix_nano,
+        });
+    }
+    trace
+        .tool_calls
+        .sort_by_key(|t| (t.start_unix_nano.unwrap_or(u64::MAX), t.id.clone()));
+
+    for (id, event) in events {
+        if let Some(error) = &event.error {
+            trace.errors.push(error.clone());
+        }
+        observations.push(Observation {
+            kind: "event",
+            id: id.to_owned(),
+            name: event.name.clone(),
+            start_unix_nano: Some(event.time_unix_nano),
+            end_unix_nano: None,
+            model: None,
+            usage: None,
+            cost_usd: None,
+            error: event.error.clone(),
+            attributes: serde_json::from_str(&event.attributes_json).ok(),
+            reported_via: Vec::new(),
+        });
+    }
+    observations.sort_by(|a, b| {
+        (a.start_unix_nano.unwrap_or(u64::MAX), a.kind, &a.id).cmp(&(
+            b.start_unix_nano.unwrap_or(u64::MAX),
+            b.kind,
+            &b.id,
+        ))
+    });
+
+    let times = observations
+        .iter()
+        .flat_map(|o| [o.start_unix_nano, o.end_unix_nano])
+        .flatten();
+    trace.start_unix_nano = prompt.start_unix_nano.or_else(|| times.clone().min());
+    trace.end_unix_nano = prompt.end_unix_nano.max(times.max());
+    trace.prompt = prompt.text;
+    trace.response = prompt.response;
+    trace.session_id = who.session_id;
+    trace.user_id = who.user_id;
+    trace.device_id = who.device_id;
+    trace.observations = observations;
+    trace
+}
+
+fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}

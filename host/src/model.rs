@@ -1,0 +1,137 @@
+//! The host's own copy of the normalized output: plugin output is converted into these types
+//! (and validated) at the sandbox boundary, then stored as JSON and merged into traces.
+
+use serde::{Deserialize, Serialize};
+
+/// A piece of a trace, as a plugin reported it (see `fragment` in the WIT).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fragment {
+    pub trace_key: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_known_as: Vec<String>,
+    pub id: String,
+    pub report_id: String,
+    pub attribution: Attribution,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attribution {
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Body {
+    Prompt(Prompt),
+    ModelCall(ModelCall),
+    ToolCall(ToolCall),
+    Event(Event),
+    UsageMetric(UsageMetric),
+}
+
+impl Body {
+    /// The kind name stored with the fragment.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Prompt(_) => "prompt",
+            Body::ModelCall(_) => "model_call",
+            Body::ToolCall(_) => "tool_call",
+            Body::Event(_) => "event",
+            Body::UsageMetric(_) => "usage_metric",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub text: Option<String>,
+    pub response: Option<String>,
+    pub start_unix_nano: Option<u64>,
+    pub end_unix_nano: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Log,
+    Span,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_creation: u64,
+    pub reasoning: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: &Usage) {
+        self.input = self.input.saturating_add(other.input);
+        self.output = self.output.saturating_add(other.output);
+        self.cache_read = self.cache_read.saturating_add(other.cache_read);
+        self.cache_creation = self.cache_creation.saturating_add(other.cache_creation);
+        self.reasoning = self.reasoning.saturating_add(other.reasoning);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCall {
+    pub channel: Channel,
+    pub model: Option<String>,
+    pub usage: Option<Usage>,
+    pub cost_usd: Option<f64>,
+    pub start_unix_nano: Option<u64>,
+    pub end_unix_nano: Option<u64>,
+    pub duration_ms: Option<u64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub name: Option<String>,
+    pub args: Option<String>,
+    pub result: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub success: Option<bool>,
+    pub decision: Option<String>,
+    pub start_unix_nano: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub name: String,
+    pub time_unix_nano: u64,
+    pub attributes_json: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageMetric {
+    pub name: String,
+    pub unit: String,
+    pub value: f64,
+    pub time_unix_nano: u64,
+    pub attributes_json: String,
+}
+
+/// What a plugin claims (see `claims` in the WIT).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    pub scope_names: Vec<String>,
+    pub event_names: Vec<String>,
+    pub service_names: Vec<String>,
+}
+
+/// How a plugin describes itself (see `plugin-info` in the WIT).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub agent: String,
+    pub claims: Claims,
+}

@@ -1,0 +1,173 @@
+//! Wiring: start-up (database, bootstrap keys, plugins, recovery of pending batches) and the
+//! HTTP routes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::pipeline::{Registry, Source};
+use crate::runtime::Runtime;
+use crate::store::Store;
+use crate::{api, builtin, ingest};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub config: Arc<Config>,
+    pub ready: Arc<AtomicBool>,
+}
+
+/// A host serving on `addr` until `shutdown` is called or it is dropped.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stop accepting, finish requests in flight, and wait.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await.context("server task")??;
+        Ok(())
+    }
+
+    /// Wait until the server stops (Ctrl-C for the CLI).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        (&mut self.task).await.context("server task")??;
+        Ok(())
+    }
+}
+
+/// Start the host: open the database, ensure the bootstrap project, load the plugins, recover
+/// batches stored but not normalized before a crash, and listen.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let started = Instant::now();
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening {}", config.database_url))?;
+    if let Some((public, secret)) = &config.bootstrap_keys {
+        store
+            .ensure_project("default", public, secret)
+            .await
+            .context("creating the bootstrap project")?;
+        tracing::info!(public_key = %public, "bootstrap project ready");
+    }
+
+    let registry = Arc::new(Registry::default());
+    let runtime = Runtime::new(config.limits.clone()).context("starting the plugin runtime")?;
+    for (file, bytes) in builtin::PLUGINS {
+        let loaded = Instant::now();
+        let runtime = runtime.clone();
+        let plugin = tokio::task::spawn_blocking(move || runtime.load(bytes))
+            .await
+            .context("loading a built-in plugin")?
+            .with_context(|| format!("built-in plugin {file}"))?;
+        tracing::info!(
+            plugin = %plugin.info.name, version = %plugin.info.version, wit = %plugin.wit_version,
+            ms = loaded.elapsed().as_millis() as u64, "built-in plugin loaded"
+        );
+        registry.add(plugin, Source::BuiltIn);
+    }
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        store,
+        registry,
+        config: Arc::new(config),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+
+    // Recover what a crash left stored but not normalized, then report ready.
+    let recovery = state.clone();
+    tokio::spawn(async move {
+        match recovery.store.pending_batches().await {
+            Ok(pending) => {
+                if !pending.is_empty() {
+                    tracing::info!(
+                        count = pending.len(),
+                        "normalizing batches stored before a restart"
+                    );
+                }
+                let c = &recovery.config;
+                for batch in &pending {
+                    crate::pipeline::process(
+                        &recovery.store,
+                        &recovery.registry,
+                        &c.limits,
+                        c.fallback_user.as_deref(),
+                        batch,
+                    )
+                    .await;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not list pending batches"),
+        }
+        recovery.ready.store(true, Ordering::SeqCst);
+    });
+
+    let app = router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, ms = started.elapsed().as_millis() as u64, "antenna listening");
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/{signal}", post(ingest::export))
+        .route("/api/public/otel/v1/{signal}", post(ingest::export))
+        .route("/api/public/traces", get(api::list_traces))
+        .route("/api/public/traces/{id}", get(api::get_trace))
+        .route("/api/public/sessions", get(api::list_sessions))
+        .route("/api/public/sessions/{id}", get(api::get_session))
+        .route("/api/public/users", get(api::list_users))
+        .route("/api/public/batches", get(api::list_problem_batches))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({ "error": "not found" })),
+            )
+        })
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if !state.ready.load(Ordering::SeqCst) || state.registry.snapshot().is_empty() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting");
+    }
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    }
+}

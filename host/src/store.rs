@@ -1,0 +1,763 @@
+//! Persistence. All SQL lives here, behind [`Store`]'s methods: ingest, the pipeline and the
+//! query API never see a query, so a PostgreSQL implementation fills this one module.
+//!
+//! SQLite runs in WAL mode with `synchronous=FULL`: when `insert_batch` returns, the body is
+//! on disk, and only then does the client get its 200.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use tokio::sync::Mutex;
+
+use crate::auth;
+use crate::merge::{self, Stored, Trace};
+use crate::model::{Body, Fragment};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    Url(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+fn ns(value: Option<u64>) -> Option<i64> {
+    value.and_then(|v| i64::try_from(v).ok())
+}
+
+/// A stored raw batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct Batch {
+    pub id: i64,
+    pub project_id: String,
+    pub signal: String,
+    pub encoding: String,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    pub received_at: i64,
+    pub status: String,
+    pub agents: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Filters of `GET /api/public/traces`.
+#[derive(Debug, Default, Clone)]
+pub struct TraceFilter {
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub agent: Option<String>,
+    pub from_ns: Option<i64>,
+    pub to_ns: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A trace row: the summary JSON (contract field names) and, on demand, its observations.
+pub struct TraceRow {
+    pub summary: serde_json::Value,
+    pub observations: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionRow {
+    pub id: String,
+    pub agent: String,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    pub trace_count: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_usd: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserRow {
+    pub id: String,
+    pub traces: i64,
+    pub sessions: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_usd: Option<f64>,
+    pub last_seen: Option<String>,
+    /// Trace count per agent.
+    pub agents: BTreeMap<String, i64>,
+}
+
+pub fn rfc3339(ns: Option<i64>) -> Option<String> {
+    ns.map(|n| {
+        chrono::DateTime::from_timestamp_nanos(n)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    })
+}
+
+/// The database.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    /// Trace recomputation is read-modify-write: one writer at a time keeps it exact.
+    writer: std::sync::Arc<Mutex<()>>,
+}
+
+impl Store {
+    /// Open (and create, and migrate) the database at `url` (`sqlite://PATH` or `sqlite::memory:`).
+    pub async fn connect(url: &str) -> Result<Self> {
+        let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        else {
+            return Err(StoreError::Url(url.to_owned()));
+        };
+        if let Some(parent) = Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store {
+            pool,
+            writer: Default::default(),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- projects -------------------------------------------------------------------------
+
+    /// Create a project; returns (project id, public key, secret key). The secret is not stored.
+    pub async fn create_project(&self, name: &str) -> Result<(String, String, String)> {
+        let (public, secret) = auth::generate_key_pair();
+        let id = self.insert_project(name, &public, &secret).await?;
+        Ok((id, public, secret))
+    }
+
+    /// Make sure a project with this key pair exists (the bootstrap keys). If the public key
+    /// exists with another secret, the secret is replaced: the environment is the truth.
+    pub async fn ensure_project(&self, name: &str, public: &str, secret: &str) -> Result<String> {
+        let row = sqlx::query("SELECT id, secret_hash FROM projects WHERE public_key = ?")
+            .bind(public)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => {
+                let id: String = row.get("id");
+                let hash: String = row.get("secret_hash");
+                if !auth::verify_secret(secret, &hash) {
+                    sqlx::query("UPDATE projects SET secret_hash = ? WHERE id = ?")
+                        .bind(auth::hash_secret(secret))
+                        .bind(&id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Ok(id)
+            }
+            None => self.insert_project(name, public, secret).await,
+        }
+    }
+
+    async fn insert_project(&self, name: &str, public: &str, secret: &str) -> Result<String> {
+        let id = format!("proj-{}", auth::random_hex(8));
+        sqlx::query("INSERT INTO projects (id, name, public_key, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&id)
+            .bind(name)
+            .bind(public)
+            .bind(auth::hash_secret(secret))
+            .bind(now_ns())
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// The project whose keys these are, if any.
+    pub async fn authenticate(&self, public: &str, secret: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT id, secret_hash FROM projects WHERE public_key = ?")
+            .bind(public)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|row| {
+            let hash: String = row.get("secret_hash");
+            auth::verify_secret(secret, &hash).then(|| row.get("id"))
+        }))
+    }
+
+    // ---- raw batches ----------------------------------------------------------------------
+
+    /// Store a body durably. The same body posted again (an OTLP retry) returns the batch
+    /// already stored instead of a copy.
+    pub async fn insert_batch(
+        &self,
+        project_id: &str,
+        signal: &str,
+        encoding: &str,
+        body: &[u8],
+    ) -> Result<i64> {
+        let digest = sha256_hex(body);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO batches (project_id, signal, encoding, body, body_sha256, received_at, status)
+             VALUES (?, ?, ?, ?, ?, ?, 'pending')
+             ON CONFLICT (project_id, signal, body_sha256) DO UPDATE SET status = status
+             RETURNING id",
+        )
+        .bind(project_id)
+        .bind(signal)
+        .bind(encoding)
+        .bind(body)
+        .bind(digest)
+        .bind(now_ns())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn finish_batch(
+        &self,
+        id: i64,
+        status: &str,
+        agents: &[String],
+        error: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE batches SET status = ?, agents = ?, error = ?, processed_at = ? WHERE id = ?",
+        )
+        .bind(status)
+        .bind((!agents.is_empty()).then(|| agents.join(",")))
+        .bind(error)
+        .bind(now_ns())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Batches stored but not yet normalized (e.g. after a crash), oldest first.
+    pub async fn pending_batches(&self) -> Result<Vec<Batch>> {
+        self.batches_where("status = 'pending'", None).await
+    }
+
+    /// A project's batches that failed to normalize or that no plugin claimed.
+    pub async fn problem_batches(&self, project_id: &str) -> Result<Vec<Batch>> {
+        self.batches_where("status IN ('failed', 'unclaimed')", Some(project_id))
+            .await
+    }
+
+    async fn batches_where(&self, condition: &str, project: Option<&str>) -> Result<Vec<Batch>> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, project_id, signal, encoding, body, received_at, status, agents, error FROM batches WHERE ",
+        );
+        q.push(condition);
+        if let Some(project) = project {
+            q.push(" AND project_id = ").push_bind(project);
+        }
+        q.push(" ORDER BY id");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Batch {
+                id: r.get("id"),
+                project_id: r.get("project_id"),
+                signal: r.get("signal"),
+                encoding: r.get("encoding"),
+                body: r.get("body"),
+                received_at: r.get("received_at"),
+                status: r.get("status"),
+                agents: r.get("agents"),
+                error: r.get("error"),
+            })
+            .collect())
+    }
+
+    // ---- fragments and traces -------------------------------------------------------------
+
+    /// Store what plugins made of one batch and recompute every trace it touched, in one
+    /// transaction. Idempotent: the same fragments again change nothing.
+    pub async fn apply_fragments(
+        &self,
+        project_id: &str,
+        batch_id: i64,
+        fragments: &[(String, Fragment)],
+        fallback_user: Option<&str>,
+    ) -> Result<usize> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+
+        // Usage metrics go to their own table, never into traces.
+        for (agent, f) in fragments {
+            if let Body::UsageMetric(m) = &f.body {
+                sqlx::query(
+                    "INSERT INTO usage_metrics (project_id, session_id, name, report_id, agent, user_id, time_ns, value, unit, attributes, batch_id)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (project_id, session_id, name, report_id) DO UPDATE SET
+                       value = excluded.value, attributes = excluded.attributes, batch_id = excluded.batch_id",
+                )
+                .bind(project_id)
+                .bind(f.attribution.session_id.as_deref().unwrap_or(""))
+                .bind(&m.name)
+                .bind(&f.report_id)
+                .bind(agent)
+                .bind(&f.attribution.user_id)
+                .bind(ns(Some(m.time_unix_nano)))
+                .bind(m.value)
+                .bind(&m.unit)
+                .bind(&m.attributes_json)
+                .bind(batch_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+
+        // Join keys into traces: keys named together belong to one trace, whose id is the
+        // smallest key of all.
+        let trace_fragments: Vec<&(String, Fragment)> = fragments
+            .iter()
+            .filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_)))
+            .collect();
+        let mut groups = KeyGroups::default();
+        for (_, f) in &trace_fragments {
+            groups.join(std::iter::once(&f.trace_key).chain(&f.also_known_as));
+        }
+        let mut touched = BTreeSet::new();
+        for keys in groups.into_groups() {
+            touched.insert(assign_trace(&mut tx, project_id, &keys).await?);
+        }
+
+        for (agent, f) in &trace_fragments {
+            let payload =
+                serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO fragments (project_id, trace_key, kind, fragment_id, report_id, batch_id, agent, payload)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (project_id, trace_key, kind, fragment_id, report_id) DO UPDATE SET
+                   payload = excluded.payload, batch_id = excluded.batch_id, agent = excluded.agent",
+            )
+            .bind(project_id)
+            .bind(&f.trace_key)
+            .bind(f.body.kind())
+            .bind(&f.id)
+            .bind(&f.report_id)
+            .bind(batch_id)
+            .bind(agent)
+            .bind(payload)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        for trace_id in &touched {
+            recompute_trace(&mut tx, project_id, trace_id, fallback_user).await?;
+        }
+        tx.commit().await?;
+        Ok(touched.len())
+    }
+
+    pub async fn list_traces(
+        &self,
+        project_id: &str,
+        filter: &TraceFilter,
+    ) -> Result<Vec<TraceRow>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT summary FROM traces WHERE project_id = ");
+        q.push_bind(project_id);
+        let eq = [
+            ("session_id", &filter.session_id),
+            ("user_id", &filter.user_id),
+            ("device_id", &filter.device_id),
+            ("agent", &filter.agent),
+        ];
+        for (column, value) in eq {
+            if let Some(value) = value {
+                q.push(format!(" AND {column} = ")).push_bind(value.clone());
+            }
+        }
+        if let Some(from) = filter.from_ns {
+            q.push(" AND start_ns >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to_ns {
+            q.push(" AND start_ns < ").push_bind(to);
+        }
+        q.push(" ORDER BY start_ns DESC, id LIMIT ")
+            .push_bind(filter.limit)
+            .push(" OFFSET ")
+            .push_bind(filter.offset);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TraceRow {
+                    summary: parse_json(r.get("summary"))?,
+                    observations: None,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn get_trace(&self, project_id: &str, id: &str) -> Result<Option<TraceRow>> {
+        // A trace id that was merged away still resolves through its key.
+        let row = sqlx::query(
+            "SELECT t.summary, t.observations FROM traces t
+             WHERE t.project_id = ?1 AND t.id = COALESCE(
+               (SELECT trace_id FROM trace_keys WHERE project_id = ?1 AND key = ?2), ?2)",
+        )
+        .bind(project_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(TraceRow {
+                summary: parse_json(r.get("summary"))?,
+                observations: Some(parse_json(r.get("observations"))?),
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn list_sessions(
+        &self,
+        project_id: &str,
+        session: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<SessionRow>> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT session_id, MIN(agent) AS agent, MAX(user_id) AS user_id, MAX(device_id) AS device_id,
+                    MIN(start_ns) AS start_ns, MAX(end_ns) AS end_ns, COUNT(*) AS n,
+                    SUM(input_tokens) AS i, SUM(output_tokens) AS o, SUM(cache_read_tokens) AS cr,
+                    SUM(cache_creation_tokens) AS cc, SUM(reasoning_tokens) AS r, SUM(cost_usd) AS cost
+             FROM traces WHERE session_id IS NOT NULL AND project_id = ",
+        );
+        q.push_bind(project_id);
+        if let Some(session) = session {
+            q.push(" AND session_id = ").push_bind(session);
+        }
+        q.push(" GROUP BY session_id ORDER BY MAX(start_ns) DESC, session_id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SessionRow {
+                id: r.get("session_id"),
+                agent: r.get("agent"),
+                user_id: r.get("user_id"),
+                device_id: r.get("device_id"),
+                start_time: rfc3339(r.get("start_ns")),
+                end_time: rfc3339(r.get("end_ns")),
+                trace_count: r.get("n"),
+                input_tokens: r.get("i"),
+                output_tokens: r.get("o"),
+                cache_read_tokens: r.get("cr"),
+                cache_creation_tokens: r.get("cc"),
+                reasoning_tokens: r.get("r"),
+                cost_usd: r.get("cost"),
+            })
+            .collect())
+    }
+
+    pub async fn list_users(
+        &self,
+        project_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<UserRow>> {
+        let rows = sqlx::query(
+            "SELECT user_id, COUNT(*) AS n, COUNT(DISTINCT session_id) AS sessions,
+                    SUM(input_tokens) AS i, SUM(output_tokens) AS o, SUM(cache_read_tokens) AS cr,
+                    SUM(cache_creation_tokens) AS cc, SUM(reasoning_tokens) AS r, SUM(cost_usd) AS cost,
+                    MAX(COALESCE(end_ns, start_ns)) AS last_ns
+             FROM traces WHERE project_id = ? AND user_id IS NOT NULL
+             GROUP BY user_id ORDER BY last_ns DESC, user_id LIMIT ? OFFSET ?",
+        )
+        .bind(project_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut users: Vec<UserRow> = rows
+            .into_iter()
+            .map(|r| UserRow {
+                id: r.get("user_id"),
+                traces: r.get("n"),
+                sessions: r.get("sessions"),
+                input_tokens: r.get("i"),
+                output_tokens: r.get("o"),
+                cache_read_tokens: r.get("cr"),
+                cache_creation_tokens: r.get("cc"),
+                reasoning_tokens: r.get("r"),
+                cost_usd: r.get("cost"),
+                last_seen: rfc3339(r.get("last_ns")),
+                agents: BTreeMap::new(),
+            })
+            .collect();
+        for user in &mut users {
+            let rows = sqlx::query("SELECT agent, COUNT(*) AS n FROM traces WHERE project_id = ? AND user_id = ? GROUP BY agent")
+                .bind(project_id)
+                .bind(&user.id)
+                .fetch_all(&self.pool)
+                .await?;
+            user.agents = rows
+                .into_iter()
+                .map(|r| (r.get("agent"), r.get("n")))
+                .collect();
+        }
+        Ok(users)
+    }
+}
+
+fn parse_json(text: String) -> Result<serde_json::Value> {
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Union-find over the keys one batch names together.
+#[derive(Default)]
+struct KeyGroups {
+    parent: BTreeMap<String, String>,
+}
+
+impl KeyGroups {
+    fn root(&mut self, key: &str) -> String {
+        let mut current = key.to_owned();
+        while let Some(parent) = self.parent.get(&current).filter(|p| **p != current) {
+            current = parent.clone();
+        }
+        current
+    }
+
+    fn join<'a>(&mut self, keys: impl Iterator<Item = &'a String>) {
+        let mut first: Option<String> = None;
+        for key in keys {
+            self.parent
+                .entry(key.clone())
+                .or_insert_with(|| key.clone());
+            let root = self.root(key);
+            match &first {
+                None => first = Some(root),
+                Some(f) if *f != root => {
+                    let (keep, other) = if *f < root {
+                        (f.clone(), root)
+                    } else {
+                        (root, f.clone())
+                    };
+                    self.parent.insert(other, keep.clone());
+                    first = Some(keep);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn into_groups(mut self) -> Vec<Vec<String>> {
+        let keys: Vec<String> = self.parent.keys().cloned().collect();
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for key in keys {
+            let root = self.root(&key);
+            groups.entry(root).or_default().push(key);
+        }
+        groups.into_values().collect()
+    }
+}
+
+/// Map `keys` to one trace, merging the traces they already belong to. Returns its id.
+async fn assign_trace(
+    tx: &mut Transaction<'_, Sqlite>,
+    project_id: &str,
+    keys: &[String],
+) -> Result<String> {
+    let mut existing = BTreeSet::new();
+    for key in keys {
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT trace_id FROM trace_keys WHERE project_id = ? AND key = ?")
+                .bind(project_id)
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await?;
+        existing.extend(id);
+    }
+    let mut all_keys: BTreeSet<String> = keys.iter().cloned().collect();
+    for trace_id in &existing {
+        let more: Vec<String> =
+            sqlx::query_scalar("SELECT key FROM trace_keys WHERE project_id = ? AND trace_id = ?")
+                .bind(project_id)
+                .bind(trace_id)
+                .fetch_all(&mut **tx)
+                .await?;
+        all_keys.extend(more);
+    }
+    let Some(trace_id) = all_keys.first().cloned() else {
+        return Err(StoreError::Corrupt("a fragment without a trace key".into()));
+    };
+    for old in existing.iter().filter(|id| **id != trace_id) {
+        sqlx::query("DELETE FROM traces WHERE project_id = ? AND id = ?")
+            .bind(project_id)
+            .bind(old)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for key in &all_keys {
+        sqlx::query(
+            "INSERT INTO trace_keys (project_id, key, trace_id) VALUES (?, ?, ?)
+             ON CONFLICT (project_id, key) DO UPDATE SET trace_id = excluded.trace_id",
+        )
+        .bind(project_id)
+        .bind(key)
+        .bind(&trace_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(trace_id)
+}
+
+async fn recompute_trace(
+    tx: &mut Transaction<'_, Sqlite>,
+    project_id: &str,
+    trace_id: &str,
+    fallback_user: Option<&str>,
+) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT f.agent, f.payload FROM fragments f JOIN trace_keys k
+           ON k.project_id = f.project_id AND k.key = f.trace_key
+         WHERE k.project_id = ? AND k.trace_id = ?",
+    )
+    .bind(project_id)
+    .bind(trace_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut stored = Vec::with_capacity(rows.len());
+    for row in rows {
+        let payload: String = row.get("payload");
+        let fragment: Fragment =
+            serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        stored.push(Stored {
+            agent: row.get("agent"),
+            fragment,
+        });
+    }
+    if stored.is_empty() {
+        sqlx::query("DELETE FROM traces WHERE project_id = ? AND id = ?")
+            .bind(project_id)
+            .bind(trace_id)
+            .execute(&mut **tx)
+            .await?;
+        return Ok(());
+    }
+    let mut trace = merge::merge(stored);
+    if trace.user_id.is_none() {
+        trace.user_id = fallback_user.map(str::to_owned);
+    }
+    let summary = summary_json(project_id, trace_id, &trace);
+    let observations = serde_json::to_string(&observations_json(&trace))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let u = &trace.usage;
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
+            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (project_id, id) DO UPDATE SET
+            agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
+            device_id = excluded.device_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns,
+            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+            cache_read_tokens = excluded.cache_read_tokens, cache_creation_tokens = excluded.cache_creation_tokens,
+            reasoning_tokens = excluded.reasoning_tokens, cost_usd = excluded.cost_usd,
+            summary = excluded.summary, observations = excluded.observations",
+    )
+    .bind(project_id)
+    .bind(trace_id)
+    .bind(&trace.agent)
+    .bind(&trace.session_id)
+    .bind(&trace.user_id)
+    .bind(&trace.device_id)
+    .bind(ns(trace.start_unix_nano))
+    .bind(ns(trace.end_unix_nano))
+    .bind(int(u.input))
+    .bind(int(u.output))
+    .bind(int(u.cache_read))
+    .bind(int(u.cache_creation))
+    .bind(int(u.reasoning))
+    .bind(trace.cost_usd)
+    .bind(summary.to_string())
+    .bind(observations)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The trace object of the contract (without observations).
+fn summary_json(project_id: &str, id: &str, t: &Trace) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "project_id": project_id,
+        "agent": t.agent,
+        "session_id": t.session_id,
+        "user_id": t.user_id,
+        "device_id": t.device_id,
+        "start_time": rfc3339(ns(t.start_unix_nano)),
+        "end_time": rfc3339(ns(t.end_unix_nano)),
+        "models": t.models,
+        "input_tokens": t.usage.input,
+        "output_tokens": t.usage.output,
+        "cache_read_tokens": t.usage.cache_read,
+        "cache_creation_tokens": t.usage.cache_creation,
+        "reasoning_tokens": t.usage.reasoning,
+        "cost_usd": t.cost_usd,
+        "prompt": t.prompt,
+        "response": t.response,
+        "tool_calls": t.tool_calls,
+        "errors": t.errors,
+    })
+}
+
+fn observations_json(t: &Trace) -> serde_json::Value {
+    serde_json::Value::Array(
+        t.observations
+            .iter()
+            .map(|o| {
+                let mut value = serde_json::to_value(o).unwrap_or_default();
+                if let Some(map) = value.as_object_mut() {
+                    map.remove("start_unix_nano");
+                    map.remove("end_unix_nano");
+                    map.insert("start_time".into(), rfc3339(ns(o.start_unix_nano)).into());
+                    map.insert("end_time".into(), rfc3339(ns(o.end_unix_nano)).into());
+                }
+                value
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,420 @@
+//! Claude Code's telemetry as per-prompt traces.
+//!
+//! Claude Code sends log events (scope `com.anthropic.claude_code.events`), beta spans
+//! (`com.anthropic.claude_code.tracing`) and metrics (`com.anthropic.claude_code`). Every event
+//! of one prompt carries `prompt.id`; the spans of one prompt share the OTel trace id of the
+//! `claude_code.interaction` root span, and events recorded inside it carry that trace id too.
+//! So a trace is keyed `prompt-<prompt.id>` and also known as `otel-<trace id>`: logs alone,
+//! spans alone, and both meet in one trace.
+//!
+//! Each model call is reported twice (an `api_request` event and an `llm_request` span); the
+//! fragments say through which channel, and the host counts each call once.
+
+use antenna_sdk::{
+    AttrValue, Attribution, Attrs, Channel, Claims, Event, FragmentBody, Fragments, LogRecord,
+    MetricPoint, ModelCall, Parser, PluginInfo, Prompt, ResourceBatch, Span, StatusCode, ToolCall,
+    Usage, UsageMetric, attribution, not_captured,
+};
+
+/// The Claude Code parser.
+pub struct ClaudeCode;
+
+const REDACTED: &str = "<REDACTED>";
+
+impl Parser for ClaudeCode {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "claude-code".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            agent: "claude-code".into(),
+            claims: Claims {
+                scope_names: vec!["com.anthropic.claude_code*".into()],
+                event_names: vec!["claude_code.*".into()],
+                service_names: vec!["claude-code".into(), "claude-code-desktop".into()],
+            },
+        }
+    }
+
+    fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
+        let resource = Attrs::new(&batch.resource_attributes);
+        let mut out = Fragments::default();
+        for scope in &batch.scopes {
+            for log in &scope.logs {
+                normalize_event(&resource, log, &mut out);
+            }
+            for span in &scope.spans {
+                normalize_span(&resource, span, &scope.spans, &mut out);
+            }
+            for point in &scope.metrics {
+                normalize_metric(&resource, point, &mut out);
+            }
+        }
+        Ok(out.into_vec())
+    }
+}
+
+use antenna_sdk::Fragment;
+
+/// The event's short name: the `event.name` attribute, else the body or the LogRecord field
+/// without the `claude_code.` prefix.
+fn event_name(log: &LogRecord) -> Option<String> {
+    let attrs = Attrs::new(&log.attributes);
+    if let Some(name) = attrs.str("event.name") {
+        return Some(name.trim_start_matches("claude_code.").to_owned());
+    }
+    let from_body = match &log.body {
+        AttrValue::Text(s) if s.starts_with("claude_code.") => Some(s.as_str()),
+        _ => None,
+    };
+    from_body
+        .or((!log.event_name.is_empty()).then_some(log.event_name.as_str()))
+        .map(|s| s.trim_start_matches("claude_code.").to_owned())
+}
+
+/// Claude Code appends the context-window size to span models (`claude-opus-4-8[1m]`); the
+/// events say `claude-opus-4-8`. One model, one name.
+fn model_name(raw: &str) -> String {
+    match raw.find('[') {
+        Some(i) if raw.ends_with(']') => raw[..i].to_owned(),
+        _ => raw.to_owned(),
+    }
+}
+
+/// Text an operator may have redacted: the literal `<REDACTED>` becomes a placeholder.
+fn content(value: Option<String>, field: &str, flag: &str) -> Option<String> {
+    match value {
+        Some(v) if v == REDACTED => Some(not_captured(field, flag)),
+        other => other,
+    }
+}
+
+fn usage(attrs: &Attrs<'_>) -> Option<Usage> {
+    let input = attrs.uint("input_tokens");
+    let output = attrs.uint("output_tokens");
+    if input.is_none() && output.is_none() {
+        return None;
+    }
+    Some(Usage::anthropic(
+        input.unwrap_or(0),
+        output.unwrap_or(0),
+        attrs.uint("cache_read_tokens").unwrap_or(0),
+        attrs.uint("cache_creation_tokens").unwrap_or(0),
+    ))
+}
+
+fn otel_key(trace_id: &str) -> Option<String> {
+    (!trace_id.is_empty()).then(|| format!("otel-{trace_id}"))
+}
+
+fn session_key(who: &Attribution) -> String {
+    format!("session-{}", who.session_id.as_deref().unwrap_or("unknown"))
+}
+
+fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
+    let Some(name) = event_name(log) else { return };
+    let attrs = Attrs::new(&log.attributes);
+    let who = attribution(resource, &attrs);
+    let time = log.time_unix_nano.max(log.observed_time_unix_nano);
+    let otel = otel_key(&log.trace_id);
+    // Events outside any prompt (start-up, MCP connections, the session-title request before
+    // the prompt) belong to no trace; their raw batch stays stored.
+    let Some(trace_key) = attrs
+        .str("prompt.id")
+        .map(|p| format!("prompt-{p}"))
+        .or_else(|| otel.clone())
+    else {
+        return;
+    };
+    let seq = attrs
+        .string("event.sequence")
+        .unwrap_or_else(|| time.to_string());
+    // Report ids order the reports of one thing: the first present value wins per field.
+    // A tool_result outranks a tool_decision (it has the real input), logs outrank spans.
+    let report = format!("{}-log-{seq}", if name == "tool_result" { 0 } else { 1 });
+
+    let body = match name.as_str() {
+        "user_prompt" => FragmentBody::Prompt(Prompt {
+            text: content(attrs.string("prompt"), "prompt", "OTEL_LOG_USER_PROMPTS")
+                .or_else(|| Some(not_captured("prompt", "OTEL_LOG_USER_PROMPTS"))),
+            response: None,
+            start_unix_nano: Some(time),
+            end_unix_nano: None,
+        }),
+        // The answer to the user: side queries (session titles, ...) are not it.
+        "assistant_response" if is_main_query(&attrs) => FragmentBody::Prompt(Prompt {
+            text: None,
+            response: content(
+                attrs.string("response"),
+                "response",
+                "OTEL_LOG_ASSISTANT_RESPONSES",
+            ),
+            start_unix_nano: None,
+            end_unix_nano: Some(time),
+        }),
+        "api_request" | "api_error" => {
+            let duration = attrs.uint("duration_ms");
+            let error = (name == "api_error").then(|| {
+                let message = attrs.string("error").unwrap_or_else(|| "API error".into());
+                match attrs.string("status_code") {
+                    Some(code) => format!("{message} (status {code})"),
+                    None => message,
+                }
+            });
+            let call = ModelCall {
+                channel: Channel::Log,
+                model: attrs.str("model").map(model_name),
+                usage: usage(&attrs),
+                cost_usd: attrs
+                    .float("cost_usd")
+                    .or_else(|| attrs.float("cost_usd_micros").map(|m| m / 1e6))
+                    .filter(|c| *c >= 0.0),
+                start_unix_nano: duration.map(|d| time.saturating_sub(d * 1_000_000)),
+                end_unix_nano: Some(time),
+                duration_ms: duration,
+                error,
+            };
+            let id = attrs
+                .str("request_id")
+                .map_or_else(|| format!("log-{seq}"), |r| format!("req-{r}"));
+            let fragment = out.push(trace_key, id, report, who, FragmentBody::ModelCall(call));
+            fragment.also_known_as.extend(otel);
+            return;
+        }
+        "tool_decision" | "tool_result" => {
+            let decision =
+                attrs
+                    .str("decision")
+                    .or(attrs.str("decision_type"))
+                    .map(
+                        |d| match attrs.str("source").or(attrs.str("decision_source")) {
+                            Some(source) => format!("{d} ({source})"),
+                            None => d.to_owned(),
+                        },
+                    );
+            let is_result = name == "tool_result";
+            let args = attrs
+                .string("tool_input")
+                .or_else(|| attrs.string("tool_parameters"))
+                .or_else(|| Some(not_captured("args", "OTEL_LOG_TOOL_DETAILS")));
+            let call = ToolCall {
+                name: attrs.string("tool_name"),
+                args,
+                result: attrs.string("error").filter(|_| is_result),
+                duration_ms: attrs.uint("duration_ms").filter(|_| is_result),
+                success: attrs.bool("success").filter(|_| is_result),
+                decision: if is_result { None } else { decision },
+                start_unix_nano: None,
+            };
+            let id = attrs
+                .str("tool_use_id")
+                .map_or_else(|| format!("log-{seq}"), str::to_owned);
+            let fragment = out.push(trace_key, id, report, who, FragmentBody::ToolCall(call));
+            fragment.also_known_as.extend(otel);
+            return;
+        }
+        _ => {
+            let error = ["internal_error", "api_retries_exhausted", "api_refusal"]
+                .contains(&name.as_str())
+                .then(|| attrs.string("error").unwrap_or_else(|| name.clone()));
+            FragmentBody::Event(Event {
+                name: format!("claude_code.{name}"),
+                time_unix_nano: time,
+                attributes_json: attrs.to_json(&STANDARD_KEYS),
+                error,
+            })
+        }
+    };
+    let id = match &body {
+        FragmentBody::Prompt(_) => "prompt".to_owned(),
+        _ => format!("log-{seq}"),
+    };
+    let fragment = out.push(trace_key, id, report, who, body);
+    fragment.also_known_as.extend(otel);
+}
+
+/// Attributes every record repeats; not worth storing per event.
+const STANDARD_KEYS: [&str; 6] = [
+    "user.id",
+    "session.id",
+    "host.id",
+    "terminal.type",
+    "deployment.environment",
+    "event.timestamp",
+];
+
+fn is_main_query(attrs: &Attrs<'_>) -> bool {
+    matches!(
+        attrs.str("query_source"),
+        None | Some("sdk" | "main" | "repl_main_thread" | "subagent")
+    ) || attrs
+        .str("query_source")
+        .is_some_and(|q| q.starts_with("repl_main"))
+}
+
+fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mut Fragments) {
+    let attrs = Attrs::new(&span.attributes);
+    let who = attribution(resource, &attrs);
+    let Some(trace_key) = otel_key(&span.trace_id) else {
+        return;
+    };
+    let duration = attrs.uint("duration_ms").or_else(|| {
+        Some(
+            span.end_time_unix_nano
+                .saturating_sub(span.start_time_unix_nano)
+                / 1_000_000,
+        )
+        .filter(|_| span.end_time_unix_nano > 0)
+    });
+    let failed = span.status == StatusCode::Error || attrs.bool("success") == Some(false);
+    let error = failed.then(|| {
+        attrs
+            .string("error")
+            .or_else(|| (!span.status_message.is_empty()).then(|| span.status_message.clone()))
+            .unwrap_or_else(|| format!("{} failed", span.name))
+    });
+    let report = format!("2-span-{}", span.span_id);
+    let tool_id = |attrs: &Attrs<'_>| {
+        attrs
+            .first_str(&["tool_use_id", "gen_ai.tool.call.id"])
+            .map(str::to_owned)
+    };
+    match span.name.as_str() {
+        "claude_code.interaction" => {
+            let prompt = Prompt {
+                text: content(
+                    attrs.string("user_prompt"),
+                    "prompt",
+                    "OTEL_LOG_USER_PROMPTS",
+                )
+                .or_else(|| Some(not_captured("prompt", "OTEL_LOG_USER_PROMPTS"))),
+                response: None,
+                start_unix_nano: Some(span.start_time_unix_nano),
+                end_unix_nano: Some(span.end_time_unix_nano).filter(|t| *t > 0),
+            };
+            out.push(
+                trace_key,
+                "prompt",
+                report,
+                who,
+                FragmentBody::Prompt(prompt),
+            );
+        }
+        "claude_code.llm_request" => {
+            let call = ModelCall {
+                channel: Channel::Span,
+                model: attrs
+                    .first_str(&["model", "gen_ai.request.model"])
+                    .map(model_name),
+                usage: usage(&attrs),
+                cost_usd: None,
+                start_unix_nano: Some(span.start_time_unix_nano),
+                end_unix_nano: Some(span.end_time_unix_nano).filter(|t| *t > 0),
+                duration_ms: duration,
+                error,
+            };
+            let id = attrs
+                .str("request_id")
+                .map_or_else(|| format!("span-{}", span.span_id), |r| format!("req-{r}"));
+            out.push(trace_key, id, report, who, FragmentBody::ModelCall(call));
+        }
+        "claude_code.tool" => {
+            let output = span
+                .events
+                .iter()
+                .find(|e| e.name == "tool.output")
+                .map(|e| Attrs::new(&e.attributes));
+            let call = ToolCall {
+                name: attrs.string("tool_name"),
+                args: attrs
+                    .first_str(&["full_command", "file_path", "skill_name", "subagent_type"])
+                    .map(str::to_owned),
+                result: Some(
+                    output
+                        .and_then(|o| o.first_str(&["output", "result"]).map(str::to_owned))
+                        .unwrap_or_else(|| not_captured("result", "OTEL_LOG_TOOL_CONTENT")),
+                ),
+                duration_ms: duration,
+                success: None,
+                decision: None,
+                start_unix_nano: Some(span.start_time_unix_nano),
+            };
+            let id = tool_id(&attrs).unwrap_or_else(|| format!("span-{}", span.span_id));
+            out.push(trace_key, id, report, who, FragmentBody::ToolCall(call));
+        }
+        "claude_code.tool.execution" => {
+            let Some(id) = tool_id(&attrs) else { return };
+            let call = ToolCall {
+                name: None,
+                args: None,
+                result: error.clone(),
+                duration_ms: None,
+                success: Some(!failed),
+                decision: None,
+                start_unix_nano: None,
+            };
+            out.push(trace_key, id, report, who, FragmentBody::ToolCall(call));
+        }
+        "claude_code.tool.blocked_on_user" => {
+            // The decision belongs to the parent `claude_code.tool` span's call, when known.
+            let decision = attrs.str("decision").filter(|d| *d != "unknown");
+            let parent = siblings.iter().find(|s| s.span_id == span.parent_span_id);
+            let (Some(decision), Some(id)) = (
+                decision,
+                parent.and_then(|p| tool_id(&Attrs::new(&p.attributes))),
+            ) else {
+                return;
+            };
+            let decision = match attrs.str("source").filter(|s| *s != "unknown") {
+                Some(source) => format!("{decision} ({source})"),
+                None => decision.to_owned(),
+            };
+            let call = ToolCall {
+                name: None,
+                args: None,
+                result: None,
+                duration_ms: None,
+                success: None,
+                decision: Some(decision),
+                start_unix_nano: None,
+            };
+            out.push(trace_key, id, report, who, FragmentBody::ToolCall(call));
+        }
+        other => {
+            let event = Event {
+                name: other.to_owned(),
+                time_unix_nano: span.start_time_unix_nano,
+                attributes_json: attrs.to_json(&STANDARD_KEYS),
+                error,
+            };
+            out.push(
+                trace_key,
+                format!("span-{}", span.span_id),
+                report,
+                who,
+                FragmentBody::Event(event),
+            );
+        }
+    }
+}
+
+fn normalize_metric(resource: &Attrs<'_>, point: &MetricPoint, out: &mut Fragments) {
+    let attrs = Attrs::new(&point.attributes);
+    let who = attribution(resource, &attrs);
+    let metric = UsageMetric {
+        name: point.name.clone(),
+        unit: point.unit.clone(),
+        value: point.value,
+        time_unix_nano: point.time_unix_nano,
+        attributes_json: attrs.to_json(&STANDARD_KEYS),
+    };
+    let report = format!("{}-{}", point.time_unix_nano, metric.attributes_json);
+    out.push(
+        session_key(&who),
+        point.name.clone(),
+        report,
+        who,
+        FragmentBody::UsageMetric(metric),
+    );
+}
+
+antenna_sdk::export_parser!(ClaudeCode);

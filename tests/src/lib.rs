@@ -1,0 +1,234 @@
+//! The end-to-end harness: a real host (the `antenna` library's `start`) on an ephemeral
+//! port, a real SQLite file in a temporary directory, real HTTP through reqwest, and the
+//! captures in `fixtures/` replayed byte for byte.
+
+use std::path::{Path, PathBuf};
+
+use antenna::{Config, RunningServer};
+use base64::Engine as _;
+use serde_json::Value;
+
+pub const PUBLIC_KEY: &str = "pk-local";
+pub const SECRET_KEY: &str = "sk-local";
+
+/// A running host and a client for it.
+pub struct TestHost {
+    pub server: RunningServer,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestHost {
+    /// A host with the fixtures' bootstrap keys (`pk-local:sk-local`).
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A host whose config `adjust` may change first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut config = Config::local(format!(
+            "sqlite://{}",
+            dir.path().join("antenna.db").display()
+        ));
+        config.listen = "127.0.0.1:0".parse().expect("address");
+        config.bootstrap_keys = Some((PUBLIC_KEY.into(), SECRET_KEY.into()));
+        adjust(&mut config);
+        let server = antenna::start(config).await.expect("host starts");
+        let base = format!("http://{}", server.addr);
+        let host = TestHost {
+            server,
+            base,
+            client: reqwest::Client::new(),
+            dir,
+        };
+        host.wait_ready().await;
+        host
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("host never became ready");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POST a body with the default keys.
+    pub async fn post(&self, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+        self.post_as(Some((PUBLIC_KEY, SECRET_KEY)), path, content_type, body)
+            .await
+    }
+
+    pub async fn post_as(
+        &self,
+        keys: Option<(&str, &str)>,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some((pk, sk)) = keys {
+            request = request.header("authorization", basic(pk, sk));
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// GET JSON with the default keys, asserting 200.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get_json_as((PUBLIC_KEY, SECRET_KEY), path).await
+    }
+
+    pub async fn get_json_as(&self, keys: (&str, &str), path: &str) -> Value {
+        let response = self
+            .client
+            .get(self.url(path))
+            .header("authorization", basic(keys.0, keys.1))
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status();
+        let body: Value = response.json().await.expect("JSON body");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Post every request of a capture in its original order; each must get a 200.
+    pub async fn replay(&self, capture: &Capture) {
+        for request in &capture.requests {
+            let response = self
+                .post(&request.path, &request.content_type, request.body.clone())
+                .await;
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            assert_eq!(status, 200, "{} {}: {text}", request.file, request.path);
+        }
+    }
+
+    /// All traces of the default project.
+    pub async fn traces(&self) -> Vec<Value> {
+        let page = self.get_json("/api/public/traces?limit=500").await;
+        page["data"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// `Basic base64(pk:sk)`.
+pub fn basic(public: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{public}:{secret}"))
+    )
+}
+
+/// One captured request.
+#[derive(Clone, Debug)]
+pub struct CapturedRequest {
+    pub file: String,
+    pub path: String,
+    pub signal: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// A folder of captured requests (`NNNN-<signal>.bin|.json` + `.meta.json`), in order.
+#[derive(Clone, Debug)]
+pub struct Capture {
+    pub requests: Vec<CapturedRequest>,
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("fixtures")
+}
+
+impl Capture {
+    /// Load `fixtures/<relative>`.
+    pub fn load(relative: &str) -> Self {
+        let dir = fixtures_dir().join(relative);
+        let mut metas: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".meta.json"))
+            .collect();
+        metas.sort();
+        let requests = metas
+            .iter()
+            .map(|meta_path| {
+                let meta: Value = serde_json::from_slice(&std::fs::read(meta_path).expect("meta"))
+                    .expect("meta JSON");
+                let file = meta["body_file"].as_str().expect("body_file").to_owned();
+                CapturedRequest {
+                    body: std::fs::read(dir.join(&file)).expect("body"),
+                    path: meta["path"].as_str().expect("path").to_owned(),
+                    signal: meta["signal"].as_str().expect("signal").to_owned(),
+                    content_type: meta["content_type"]
+                        .as_str()
+                        .expect("content_type")
+                        .to_owned(),
+                    file,
+                }
+            })
+            .collect();
+        Capture { requests }
+    }
+
+    /// Only the requests of these signals, in order.
+    pub fn only(&self, signals: &[&str]) -> Capture {
+        Capture {
+            requests: self
+                .requests
+                .iter()
+                .filter(|r| signals.contains(&r.signal.as_str()))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The same requests in reverse order.
+    pub fn reversed(&self) -> Capture {
+        Capture {
+            requests: self.requests.iter().rev().cloned().collect(),
+        }
+    }
+
+    /// Rewrite each JSON body (the JSON captures only).
+    pub fn map_json(&self, f: impl Fn(&mut Value)) -> Capture {
+        Capture {
+            requests: self
+                .requests
+                .iter()
+                .map(|r| {
+                    let mut value: Value = serde_json::from_slice(&r.body).expect("a JSON capture");
+                    f(&mut value);
+                    CapturedRequest {
+                        body: serde_json::to_vec(&value).expect("JSON"),
+                        ..r.clone()
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The traces of a project whose agent is `agent`.
+pub fn of_agent<'a>(traces: &'a [Value], agent: &str) -> Vec<&'a Value> {
+    traces.iter().filter(|t| t["agent"] == agent).collect()
+}
