@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};
 
-const PLUGINS: &[&str] = &["claude-code"];
+const PLUGINS: &[&str] = &["claude-code", "codex", "copilot", "gemini", "cursor"];
 
 fn main() {
     let manifest =
