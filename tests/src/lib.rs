@@ -228,6 +228,68 @@ impl Capture {
     }
 }
 
+impl Capture {
+    /// Set the resource `service.name` of every request, whatever its encoding: the
+    /// "stale OTEL_SERVICE_NAME" case.
+    pub fn with_service_name(&self, name: &str) -> Capture {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use prost::Message;
+
+        fn rename(resource: &mut Option<Resource>, name: &str) {
+            let resource = resource.get_or_insert_with(Resource::default);
+            resource.attributes.retain(|kv| kv.key != "service.name");
+            resource.attributes.push(KeyValue {
+                key: "service.name".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(name.into())),
+                }),
+                ..Default::default()
+            });
+        }
+        let requests = self
+            .requests
+            .iter()
+            .map(|r| {
+                let body = if r.content_type.contains("json") {
+                    let mut value: Value = serde_json::from_slice(&r.body).expect("a JSON capture");
+                    for key in ["resourceSpans", "resourceLogs", "resourceMetrics"] {
+                        for resource in value[key].as_array_mut().into_iter().flatten() {
+                            let attrs = resource["resource"]["attributes"].as_array_mut().expect("attributes");
+                            attrs.retain(|a| a["key"] != "service.name");
+                            attrs.push(serde_json::json!({"key": "service.name", "value": {"stringValue": name}}));
+                        }
+                    }
+                    serde_json::to_vec(&value).expect("JSON")
+                } else {
+                    match r.signal.as_str() {
+                        "traces" => {
+                            let mut m = ExportTraceServiceRequest::decode(&r.body[..]).expect("protobuf");
+                            m.resource_spans.iter_mut().for_each(|x| rename(&mut x.resource, name));
+                            m.encode_to_vec()
+                        }
+                        "logs" => {
+                            let mut m = ExportLogsServiceRequest::decode(&r.body[..]).expect("protobuf");
+                            m.resource_logs.iter_mut().for_each(|x| rename(&mut x.resource, name));
+                            m.encode_to_vec()
+                        }
+                        _ => {
+                            let mut m = ExportMetricsServiceRequest::decode(&r.body[..]).expect("protobuf");
+                            m.resource_metrics.iter_mut().for_each(|x| rename(&mut x.resource, name));
+                            m.encode_to_vec()
+                        }
+                    }
+                };
+                CapturedRequest { body, ..r.clone() }
+            })
+            .collect();
+        Capture { requests }
+    }
+}
+
 /// The traces of a project whose agent is `agent`.
 pub fn of_agent<'a>(traces: &'a [Value], agent: &str) -> Vec<&'a Value> {
     traces.iter().filter(|t| t["agent"] == agent).collect()
