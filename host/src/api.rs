@@ -16,20 +16,13 @@ const MAX_LIMIT: i64 = 500;
 
 /// The project of the request's Basic keys, or a 401.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, Rejection> {
-    let unauthorized = |message: &str| Rejection {
-        status: StatusCode::UNAUTHORIZED,
-        message: message.into(),
-        encoding: None,
-    };
+    let unauthorized =
+        |message: &str| Rejection { status: StatusCode::UNAUTHORIZED, message: message.into(), encoding: None };
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorized(
-            "missing Authorization: send Basic base64(public_key:secret_key)",
-        ));
+        return Err(unauthorized("missing Authorization: send Basic base64(public_key:secret_key)"));
     };
     let Some((public, secret)) = value.to_str().ok().and_then(crate::auth::parse_basic) else {
-        return Err(unauthorized(
-            "malformed Authorization: send Basic base64(public_key:secret_key)",
-        ));
+        return Err(unauthorized("malformed Authorization: send Basic base64(public_key:secret_key)"));
     };
     match state.store.authenticate(&public, &secret).await {
         Ok(Some(project)) => Ok(project),
@@ -61,10 +54,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "query failed");
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage unavailable, retry later".into(),
-        )
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry later".into())
     }
 }
 
@@ -93,17 +83,11 @@ impl ListParams {
                 .parse::<i64>()
                 .ok()
                 .filter(|l| (1..=MAX_LIMIT).contains(l))
-                .ok_or_else(|| {
-                    bad_request(format!("limit must be a number from 1 to {MAX_LIMIT}"))
-                })?,
+                .ok_or_else(|| bad_request(format!("limit must be a number from 1 to {MAX_LIMIT}")))?,
         };
         let offset = match &self.cursor {
             None => 0,
-            Some(c) => c
-                .parse::<i64>()
-                .ok()
-                .filter(|o| *o >= 0)
-                .ok_or_else(|| bad_request("invalid cursor".into()))?,
+            Some(c) => c.parse::<i64>().ok().filter(|o| *o >= 0).ok_or_else(|| bad_request("invalid cursor".into()))?,
         };
         Ok((limit, offset))
     }
@@ -116,11 +100,7 @@ fn time_param(name: &str, value: &Option<String>) -> Result<Option<i64>, ApiErro
             chrono::DateTime::parse_from_rfc3339(v)
                 .ok()
                 .and_then(|t| t.timestamp_nanos_opt())
-                .ok_or_else(|| {
-                    bad_request(format!(
-                        "{name} must be an RFC 3339 time, e.g. 2026-11-24T18:00:00Z"
-                    ))
-                })
+                .ok_or_else(|| bad_request(format!("{name} must be an RFC 3339 time, e.g. 2026-11-24T18:00:00Z")))
         })
         .transpose()
 }
@@ -135,9 +115,7 @@ pub async fn list_traces(
     headers: HeaderMap,
     Query(params): Query<ListParams>,
 ) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers)
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
     let run = async {
         let (limit, offset) = params.page()?;
         let filter = TraceFilter {
@@ -151,9 +129,7 @@ pub async fn list_traces(
             offset,
         };
         let rows = state.store.list_traces(&project, &filter).await?;
-        Ok::<_, ApiError>(
-            page_of(rows.into_iter().map(|r| r.summary).collect(), limit, offset).into_response(),
-        )
+        Ok::<_, ApiError>(page_of(rows.into_iter().map(|r| r.summary).collect(), limit, offset).into_response())
     };
     run.await.map_err(IntoResponse::into_response)
 }
@@ -163,23 +139,14 @@ pub async fn get_trace(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers)
-        .await
-        .map_err(IntoResponse::into_response)?;
-    let row = state
-        .store
-        .get_trace(&project, &id)
-        .await
-        .map_err(|e| ApiError::from(e).into_response())?;
+    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
+    let row = state.store.get_trace(&project, &id).await.map_err(|e| ApiError::from(e).into_response())?;
     let Some(row) = row else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no trace {id:?}")).into_response());
     };
     let mut trace = row.summary;
     if let Some(map) = trace.as_object_mut() {
-        map.insert(
-            "observations".into(),
-            row.observations.unwrap_or(Value::Array(Vec::new())),
-        );
+        map.insert("observations".into(), row.observations.unwrap_or(Value::Array(Vec::new())));
     }
     Ok(Json(trace).into_response())
 }
@@ -189,19 +156,11 @@ pub async fn list_sessions(
     headers: HeaderMap,
     Query(params): Query<ListParams>,
 ) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers)
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
     let run = async {
         let (limit, offset) = params.page()?;
-        let rows = state
-            .store
-            .list_sessions(&project, None, limit, offset)
-            .await?;
-        let data = rows
-            .into_iter()
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
-            .collect();
+        let rows = state.store.list_sessions(&project, None, limit, offset).await?;
+        let data = rows.into_iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
         Ok::<_, ApiError>(page_of(data, limit, offset).into_response())
     };
     run.await.map_err(IntoResponse::into_response)
@@ -212,30 +171,15 @@ pub async fn get_session(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers)
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
     let run = async {
         let mut sessions = state.store.list_sessions(&project, Some(&id), 1, 0).await?;
         let Some(session) = sessions.pop() else {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no session {id:?}"),
-            ));
+            return Err(ApiError(StatusCode::NOT_FOUND, format!("no session {id:?}")));
         };
-        let filter = TraceFilter {
-            session_id: Some(id.clone()),
-            limit: MAX_LIMIT,
-            ..Default::default()
-        };
-        let traces: Vec<Value> = state
-            .store
-            .list_traces(&project, &filter)
-            .await?
-            .into_iter()
-            .rev()
-            .map(|r| r.summary)
-            .collect();
+        let filter = TraceFilter { session_id: Some(id.clone()), limit: MAX_LIMIT, ..Default::default() };
+        let traces: Vec<Value> =
+            state.store.list_traces(&project, &filter).await?.into_iter().rev().map(|r| r.summary).collect();
         let mut value = serde_json::to_value(session).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
             map.insert("traces".into(), Value::Array(traces));
@@ -250,16 +194,11 @@ pub async fn list_users(
     headers: HeaderMap,
     Query(params): Query<ListParams>,
 ) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers)
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
     let run = async {
         let (limit, offset) = params.page()?;
         let rows = state.store.list_users(&project, limit, offset).await?;
-        let data = rows
-            .into_iter()
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
-            .collect();
+        let data = rows.into_iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
         Ok::<_, ApiError>(page_of(data, limit, offset).into_response())
     };
     run.await.map_err(IntoResponse::into_response)
@@ -267,18 +206,9 @@ pub async fn list_users(
 
 /// `GET /api/public/batches`: stored batches that failed to normalize or that no plugin
 /// claimed, with their errors — nothing is dropped silently.
-pub async fn list_problem_batches(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers)
-        .await
-        .map_err(IntoResponse::into_response)?;
-    let rows = state
-        .store
-        .problem_batches(&project)
-        .await
-        .map_err(|e| ApiError::from(e).into_response())?;
+pub async fn list_problem_batches(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Response> {
+    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
+    let rows = state.store.problem_batches(&project).await.map_err(|e| ApiError::from(e).into_response())?;
     let data: Vec<Value> = rows
         .into_iter()
         .map(|b| {
@@ -289,5 +219,12 @@ pub async fn list_problem_batches(
             })
         })
         .collect();
+    Ok(Json(json!({ "data": data, "next_cursor": null })).into_response())
+}
+
+/// `GET /api/public/unclaimed`: resources no plugin claimed, per service.name and scope.
+pub async fn list_unclaimed(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Response> {
+    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
+    let data = state.store.unclaimed(&project).await.map_err(|e| ApiError::from(e).into_response())?;
     Ok(Json(json!({ "data": data, "next_cursor": null })).into_response())
 }

@@ -36,18 +36,12 @@ pub fn verify_secret(secret: &str, stored: &str) -> bool {
     let Some((salt, expected)) = stored.split_once('$') else {
         return false;
     };
-    digest(salt, secret)
-        .as_bytes()
-        .ct_eq(expected.as_bytes())
-        .into()
+    digest(salt, secret).as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
 /// A new key pair: (`pk-ant-...`, `sk-ant-...`).
 pub fn generate_key_pair() -> (String, String) {
-    (
-        format!("pk-ant-{}", random_hex(12)),
-        format!("sk-ant-{}", random_hex(24)),
-    )
+    (format!("pk-ant-{}", random_hex(12)), format!("sk-ant-{}", random_hex(24)))
 }
 
 /// `bytes` random bytes as hex, from the operating system.
@@ -64,10 +58,7 @@ mod tests {
 
     #[test]
     fn basic_header_round_trip_and_verification() {
-        assert_eq!(
-            parse_basic("Basic cGstbG9jYWw6c2stbG9jYWw="),
-            Some(("pk-local".into(), "sk-local".into()))
-        );
+        assert_eq!(parse_basic("Basic cGstbG9jYWw6c2stbG9jYWw="), Some(("pk-local".into(), "sk-local".into())));
         assert_eq!(parse_basic("Bearer abc"), None);
         assert_eq!(parse_basic("Basic !!!"), None);
         let stored = hash_secret("sk-local");

@@ -42,8 +42,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `sqlite://path` (created when missing).
     pub database_url: String,
-    /// Extra and replacement plugins (`*.wasm`).
+    /// Extra and replacement plugins (`*.wasm`), watched for changes.
     pub plugins_dir: Option<PathBuf>,
+    /// Compiled plugin code, reused across restarts (`None`: compile every start).
+    pub cache_dir: Option<PathBuf>,
+    /// Bearer token of the admin API (`/api/admin/...`); the admin API is off without one.
+    pub admin_token: Option<String>,
     /// Bootstrap key pair: a project with these keys exists after start.
     pub bootstrap_keys: Option<(String, String)>,
     /// The user of traces that carry no user at all.
@@ -58,6 +62,8 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
             database_url: database_url.into(),
             plugins_dir: None,
+            cache_dir: None,
+            admin_token: None,
             bootstrap_keys: None,
             fallback_user: None,
             limits: Limits::default(),

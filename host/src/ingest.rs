@@ -31,11 +31,7 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Rejection {
-            status,
-            message: message.into(),
-            encoding: None,
-        }
+        Rejection { status, message: message.into(), encoding: None }
     }
 }
 
@@ -52,29 +48,18 @@ impl IntoResponse for Rejection {
             Some(Encoding::Protobuf) => (
                 self.status,
                 [(header::CONTENT_TYPE, Encoding::Protobuf.content_type())],
-                RpcStatus {
-                    code,
-                    message: self.message.clone(),
-                }
-                .encode_to_vec(),
+                RpcStatus { code, message: self.message.clone() }.encode_to_vec(),
             )
                 .into_response(),
-            _ => (
-                self.status,
-                axum::Json(serde_json::json!({ "code": code, "message": self.message })),
-            )
-                .into_response(),
+            _ => {
+                (self.status, axum::Json(serde_json::json!({ "code": code, "message": self.message }))).into_response()
+            }
         };
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"antenna\""),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"antenna\""));
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE
-            || self.status == StatusCode::TOO_MANY_REQUESTS
-        {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
@@ -97,12 +82,7 @@ pub async fn export(
     }
 }
 
-async fn handle(
-    state: &AppState,
-    signal: &str,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Response, Rejection> {
+async fn handle(state: &AppState, signal: &str, headers: &HeaderMap, body: Body) -> Result<Response, Rejection> {
     let Some(signal) = Signal::parse(signal) else {
         return Err(Rejection::new(
             StatusCode::NOT_FOUND,
@@ -111,58 +91,32 @@ async fn handle(
     };
     let project_id = crate::api::authenticate(state, headers).await?;
 
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(encoding) = Encoding::from_content_type(content_type) else {
         return Err(Rejection::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "unsupported Content-Type {content_type:?}: send application/x-protobuf or application/json"
-            ),
+            format!("unsupported Content-Type {content_type:?}: send application/x-protobuf or application/json"),
         ));
     };
-    let reject = |status, message: String| Rejection {
-        status,
-        message,
-        encoding: Some(encoding),
-    };
+    let reject = |status, message: String| Rejection { status, message, encoding: Some(encoding) };
 
     let limits = &state.config.limits;
-    let wire = read_limited(body, limits.max_body_bytes)
-        .await
-        .map_err(|e| match e {
-            ReadError::TooLarge => reject(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body larger than {} bytes", limits.max_body_bytes),
-            ),
-            ReadError::Io(message) => reject(
-                StatusCode::BAD_REQUEST,
-                format!("could not read the body: {message}"),
-            ),
-        })?;
-    let encoding_header = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity");
+    let wire = read_limited(body, limits.max_body_bytes).await.map_err(|e| match e {
+        ReadError::TooLarge => {
+            reject(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than {} bytes", limits.max_body_bytes))
+        }
+        ReadError::Io(message) => reject(StatusCode::BAD_REQUEST, format!("could not read the body: {message}")),
+    })?;
+    let encoding_header = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
     let decoded = match encoding_header.trim().to_ascii_lowercase().as_str() {
         "" | "identity" => wire.to_vec(),
-        "gzip" | "x-gzip" => {
-            gunzip_limited(&wire, limits.max_decoded_bytes).map_err(|e| match e {
-                ReadError::TooLarge => reject(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "body larger than {} bytes after decompression",
-                        limits.max_decoded_bytes
-                    ),
-                ),
-                ReadError::Io(message) => reject(
-                    StatusCode::BAD_REQUEST,
-                    format!("malformed gzip body: {message}"),
-                ),
-            })?
-        }
+        "gzip" | "x-gzip" => gunzip_limited(&wire, limits.max_decoded_bytes).map_err(|e| match e {
+            ReadError::TooLarge => reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {} bytes after decompression", limits.max_decoded_bytes),
+            ),
+            ReadError::Io(message) => reject(StatusCode::BAD_REQUEST, format!("malformed gzip body: {message}")),
+        })?,
         other => {
             return Err(reject(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -172,25 +126,15 @@ async fn handle(
     };
 
     // Decode once up front so that a malformed body is refused, not stored.
-    otlp::decode(signal, encoding, &decoded)
-        .map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+    otlp::decode(signal, encoding, &decoded).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
 
-    let batch_id = state
-        .store
-        .insert_batch(
-            &project_id,
-            signal.as_str(),
-            encoding.content_type(),
-            &decoded,
-        )
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not store a batch");
-            reject(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage unavailable, retry later".into(),
-            )
-        })?;
+    let batch_id =
+        state.store.insert_batch(&project_id, signal.as_str(), encoding.content_type(), &decoded).await.map_err(
+            |e| {
+                tracing::error!(error = %e, "could not store a batch");
+                reject(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry later".into())
+            },
+        )?;
     // Stored: from here on the client's data is safe. Normalize before answering so that a
     // 200 also means "queryable"; a normalization failure stays on the batch, not the client.
     let batch = crate::store::Batch {
@@ -204,20 +148,10 @@ async fn handle(
         agents: None,
         error: None,
     };
-    crate::pipeline::process(
-        &state.store,
-        &state.registry,
-        limits,
-        state.config.fallback_user.as_deref(),
-        &batch,
-    )
-    .await;
+    crate::pipeline::process(&state.store, &state.registry, limits, state.config.fallback_user.as_deref(), &batch)
+        .await;
 
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, encoding.content_type())],
-        otlp::success_response(signal, encoding),
-    )
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], otlp::success_response(signal, encoding))
         .into_response())
 }
 

@@ -4,14 +4,17 @@
 //! (decode) -> [`store`] (raw batch, durably) -> [`pipeline`] (detect, run the plugin in the
 //! [`runtime`] sandbox, validate) -> [`merge`] (fragments into traces) -> [`api`] (query).
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dryrun;
 pub mod ingest;
 pub mod merge;
 pub mod model;
 pub mod otlp;
 pub mod pipeline;
+pub mod plugins;
 pub mod runtime;
 pub mod server;
 pub mod store;

@@ -1,17 +1,13 @@
-//! The `antenna` binary: `serve`, and `project create`.
+//! The `antenna` binary: `serve`, `project create`, `plugins list`, `replay`, `normalize`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "antenna",
-    version,
-    about = "Ingest host for AI coding-agent telemetry"
-)]
+#[command(name = "antenna", version, about = "Ingest host for AI coding-agent telemetry")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,16 +20,26 @@ enum Command {
     /// Manage projects and their keys.
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// Inspect the plugins of a running host.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Re-normalize stored batches through the plugins a running host has loaded now.
+    Replay(ReplayArgs),
+    /// Print what a plugin makes of a capture (a file or a folder), as JSON; no server needed.
+    Normalize {
+        /// The plugin component (*.wasm).
+        #[arg(long)]
+        plugin: PathBuf,
+        /// A request body (`*-traces.bin`, `*-logs.json`, ...) or a folder of them.
+        #[arg(long)]
+        input: PathBuf,
+    },
 }
 
 #[derive(Args)]
 struct DatabaseArgs {
     /// sqlite://PATH (created when missing).
-    #[arg(
-        long,
-        env = "ANTENNA_DATABASE_URL",
-        default_value = "sqlite://antenna-data/antenna.db"
-    )]
+    #[arg(long, env = "ANTENNA_DATABASE_URL", default_value = "sqlite://antenna-data/antenna.db")]
     database_url: String,
 }
 
@@ -44,23 +50,33 @@ struct ServeArgs {
     listen: SocketAddr,
     #[command(flatten)]
     database: DatabaseArgs,
-    /// Directory of extra and replacement plugins (*.wasm).
+    /// Directory of extra and replacement plugins (*.wasm), watched for changes.
     #[arg(long, env = "ANTENNA_PLUGINS_DIR")]
     plugins_dir: Option<PathBuf>,
+    /// Compiled plugin code, reused across restarts.
+    #[arg(long, env = "ANTENNA_CACHE_DIR", default_value = "antenna-data/compiled")]
+    cache_dir: PathBuf,
     /// Bootstrap public key: a project with this key pair exists after start.
     #[arg(long, env = "ANTENNA_PUBLIC_KEY", requires = "secret_key")]
     public_key: Option<String>,
     /// Bootstrap secret key (stored only as a hash).
-    #[arg(
-        long,
-        env = "ANTENNA_SECRET_KEY",
-        requires = "public_key",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "ANTENNA_SECRET_KEY", requires = "public_key", hide_env_values = true)]
     secret_key: Option<String>,
     /// User for traces that carry no user at all.
     #[arg(long, env = "OTEL_CLI_AGENT_FALLBACK_USER")]
     fallback_user: Option<String>,
+    /// Bearer token for the admin API (/api/admin/...); without it the admin API is off.
+    #[arg(long, env = "ANTENNA_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+#[derive(Args)]
+struct AdminArgs {
+    /// The running host.
+    #[arg(long, env = "ANTENNA_URL", default_value = "http://127.0.0.1:4318")]
+    url: String,
+    #[arg(long, env = "ANTENNA_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +89,36 @@ enum ProjectCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Every plugin: name, version, WIT version, source, claims, batches, failures, last error.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// Only this agent's batches.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Only this project's batches.
+    #[arg(long)]
+    project: Option<String>,
+    /// Batches received at or after this RFC 3339 time.
+    #[arg(long)]
+    from: Option<String>,
+    /// Batches received before this RFC 3339 time.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only batches that failed or that no plugin claimed.
+    #[arg(long)]
+    failed_only: bool,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -80,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn,wasmtime=warn".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
@@ -94,13 +141,54 @@ async fn main() -> anyhow::Result<()> {
             println!("agents send: Authorization: Basic <base64 of {public}:{secret}>");
             Ok(())
         }
+        Command::Plugins(PluginsCommand::List { admin }) => {
+            let response = admin_request(&admin, reqwest::Method::GET, "/api/admin/plugins", None).await?;
+            println!("{}", serde_json::to_string_pretty(&response)?);
+            Ok(())
+        }
+        Command::Replay(args) => {
+            let body = serde_json::json!({
+                "agent": args.agent, "project_id": args.project, "from": args.from, "to": args.to,
+                "failed_only": args.failed_only,
+            });
+            let response = admin_request(&args.admin, reqwest::Method::POST, "/api/admin/replay", Some(body)).await?;
+            println!("{}", serde_json::to_string_pretty(&response)?);
+            Ok(())
+        }
+        Command::Normalize { plugin, input } => {
+            let output = tokio::task::spawn_blocking(move || antenna::dryrun::normalize(&plugin, &input)).await??;
+            println!("{}", serde_json::to_string_pretty(&output)?);
+            Ok(())
+        }
     }
+}
+
+async fn admin_request(
+    admin: &AdminArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}{path}", admin.url.trim_end_matches('/'));
+    let mut request = reqwest::Client::new().request(method, &url).bearer_auth(&admin.admin_token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.with_context(|| format!("calling {url}"))?;
+    let status = response.status();
+    let value: serde_json::Value = response.json().await.with_context(|| format!("reading the answer of {url}"))?;
+    if !status.is_success() {
+        bail!("{url}: {status}: {}", value["error"].as_str().unwrap_or("no reason given"));
+    }
+    Ok(value)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = antenna::Config::local(args.database.database_url);
     config.listen = args.listen;
     config.plugins_dir = args.plugins_dir;
+    config.cache_dir = Some(args.cache_dir);
+    config.admin_token = args.admin_token.filter(|t| !t.is_empty());
     config.fallback_user = args.fallback_user;
     config.bootstrap_keys = args.public_key.zip(args.secret_key);
     if config.bootstrap_keys.is_none() {
@@ -111,9 +199,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = antenna::start(config).await?;
     let addr = server.addr;
     tracing::info!("OTLP endpoint: http://{addr}/api/public/otel (or http://{addr}/v1/...)");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     tracing::info!("shutting down");
     server.shutdown().await
 }

@@ -91,9 +91,7 @@ pub fn is_placeholder(value: &str) -> bool {
 fn take_text(slot: &mut Option<String>, value: &Option<String>) {
     match (slot.as_deref(), value.as_deref()) {
         (None, Some(_)) => *slot = value.clone(),
-        (Some(current), Some(new)) if is_placeholder(current) && !is_placeholder(new) => {
-            *slot = value.clone()
-        }
+        (Some(current), Some(new)) if is_placeholder(current) && !is_placeholder(new) => *slot = value.clone(),
         _ => {}
     }
 }
@@ -108,16 +106,11 @@ fn take<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
 pub fn merge(mut fragments: Vec<Stored>) -> Trace {
     // Deterministic order whatever the arrival order.
     fragments.sort_by(|a, b| {
-        (
-            a.fragment.body.kind(),
-            &a.fragment.id,
-            &a.fragment.report_id,
-        )
-            .cmp(&(
-                b.fragment.body.kind(),
-                &b.fragment.id,
-                &b.fragment.report_id,
-            ))
+        (a.fragment.body.kind(), &a.fragment.id, &a.fragment.report_id).cmp(&(
+            b.fragment.body.kind(),
+            &b.fragment.id,
+            &b.fragment.report_id,
+        ))
     });
 
     let mut trace = Trace::default();
@@ -154,9 +147,7 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
                 prompt.end_unix_nano = prompt.end_unix_nano.max(p.end_unix_nano);
             }
             Body::ModelCall(c) => {
-                let (merged, via) = calls
-                    .entry(&f.id)
-                    .or_insert_with(|| (c.clone(), Vec::new()));
+                let (merged, via) = calls.entry(&f.id).or_insert_with(|| (c.clone(), Vec::new()));
                 if !via.contains(&c.channel) {
                     via.push(c.channel);
                 }
@@ -187,11 +178,7 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
     let end_of = |c: &ModelCall| c.end_unix_nano.or(c.start_unix_nano).unwrap_or(0);
     let mut by_channel: BTreeMap<Vec<Channel>, Vec<(&str, &ModelCall)>> = BTreeMap::new();
     for (id, (call, via)) in &calls {
-        let key = if via.len() == 1 {
-            via.clone()
-        } else {
-            Vec::new()
-        };
+        let key = if via.len() == 1 { via.clone() } else { Vec::new() };
         by_channel.entry(key).or_default().push((id, call));
     }
     for list in by_channel.values_mut() {
@@ -200,10 +187,8 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
     let both = by_channel.remove(&Vec::new()).unwrap_or_default();
     let logs = by_channel.remove(&vec![Channel::Log]).unwrap_or_default();
     let spans = by_channel.remove(&vec![Channel::Span]).unwrap_or_default();
-    let mut counted: Vec<(&str, ModelCall, Vec<Channel>)> = both
-        .into_iter()
-        .map(|(id, c)| (id, c.clone(), vec![Channel::Log, Channel::Span]))
-        .collect();
+    let mut counted: Vec<(&str, ModelCall, Vec<Channel>)> =
+        both.into_iter().map(|(id, c)| (id, c.clone(), vec![Channel::Log, Channel::Span])).collect();
     for i in 0..logs.len().max(spans.len()) {
         match (logs.get(i), spans.get(i)) {
             (Some((id, log)), Some((_, span))) => {
@@ -260,10 +245,7 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
             id: (*id).to_owned(),
             name: tool.name.clone().unwrap_or_else(|| "tool".into()),
             start_unix_nano: tool.start_unix_nano,
-            end_unix_nano: tool
-                .start_unix_nano
-                .zip(tool.duration_ms)
-                .map(|(s, d)| s + d * 1_000_000),
+            end_unix_nano: tool.start_unix_nano.zip(tool.duration_ms).map(|(s, d)| s + d * 1_000_000),
             model: None,
             usage: None,
             cost_usd: None,
@@ -282,9 +264,7 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
             start_unix_nano: tool.start_unix_nano,
         });
     }
-    trace
-        .tool_calls
-        .sort_by_key(|t| (t.start_unix_nano.unwrap_or(u64::MAX), t.id.clone()));
+    trace.tool_calls.sort_by_key(|t| (t.start_unix_nano.unwrap_or(u64::MAX), t.id.clone()));
 
     for (id, event) in events {
         if let Some(error) = &event.error {
@@ -312,10 +292,7 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
         ))
     });
 
-    let times = observations
-        .iter()
-        .flat_map(|o| [o.start_unix_nano, o.end_unix_nano])
-        .flatten();
+    let times = observations.iter().flat_map(|o| [o.start_unix_nano, o.end_unix_nano]).flatten();
     trace.start_unix_nano = prompt.start_unix_nano.or_else(|| times.clone().min());
     trace.end_unix_nano = prompt.end_unix_nano.max(times.max());
     trace.prompt = prompt.text;
@@ -332,5 +309,49 @@ fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, None) => x,
         (None, y) => y,
+    }
+}
+
+/// Union-find over trace keys: keys named together (a fragment's key and its
+/// `also_known_as`) end in one group, i.e. one trace.
+#[derive(Default)]
+pub struct KeyGroups {
+    parent: BTreeMap<String, String>,
+}
+
+impl KeyGroups {
+    fn root(&mut self, key: &str) -> String {
+        let mut current = key.to_owned();
+        while let Some(parent) = self.parent.get(&current).filter(|p| **p != current) {
+            current = parent.clone();
+        }
+        current
+    }
+
+    pub fn join<'a>(&mut self, keys: impl Iterator<Item = &'a String>) {
+        let mut first: Option<String> = None;
+        for key in keys {
+            self.parent.entry(key.clone()).or_insert_with(|| key.clone());
+            let root = self.root(key);
+            match &first {
+                None => first = Some(root),
+                Some(f) if *f != root => {
+                    let (keep, other) = if *f < root { (f.clone(), root) } else { (root, f.clone()) };
+                    self.parent.insert(other, keep.clone());
+                    first = Some(keep);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub fn into_groups(mut self) -> Vec<Vec<String>> {
+        let keys: Vec<String> = self.parent.keys().cloned().collect();
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for key in keys {
+            let root = self.root(&key);
+            groups.entry(root).or_default().push(key);
+        }
+        groups.into_values().collect()
     }
 }

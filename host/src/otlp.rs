@@ -1,15 +1,9 @@
 //! OTLP bodies: decoding (protobuf or JSON, once, in the host), the response in the request's
 //! encoding, and the conversion of one resource into the plugin's typed input.
 
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use prost::Message;
@@ -54,12 +48,7 @@ impl Encoding {
     /// `application/x-protobuf` / `application/protobuf` or `application/json` (parameters
     /// such as `; charset=utf-8` ignored).
     pub fn from_content_type(content_type: &str) -> Option<Self> {
-        let mime = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match mime.as_str() {
             "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
             "application/json" => Some(Encoding::Json),
@@ -108,13 +97,9 @@ pub fn decode(signal: Signal, encoding: Encoding, body: &[u8]) -> Result<Export,
 /// The OTLP success response for `signal`, in `encoding`.
 pub fn success_response(signal: Signal, encoding: Encoding) -> Vec<u8> {
     match (signal, encoding) {
-        (Signal::Traces, Encoding::Protobuf) => {
-            ExportTraceServiceResponse::default().encode_to_vec()
-        }
+        (Signal::Traces, Encoding::Protobuf) => ExportTraceServiceResponse::default().encode_to_vec(),
         (Signal::Logs, Encoding::Protobuf) => ExportLogsServiceResponse::default().encode_to_vec(),
-        (Signal::Metrics, Encoding::Protobuf) => {
-            ExportMetricsServiceResponse::default().encode_to_vec()
-        }
+        (Signal::Metrics, Encoding::Protobuf) => ExportMetricsServiceResponse::default().encode_to_vec(),
         (_, Encoding::Json) => b"{}".to_vec(),
     }
 }
@@ -128,9 +113,7 @@ impl Export {
                 .into_iter()
                 .map(|rs| wit::ResourceBatch {
                     signal: wit::Signal::Traces,
-                    resource_attributes: attributes(
-                        rs.resource.map(|r| r.attributes).unwrap_or_default(),
-                    ),
+                    resource_attributes: attributes(rs.resource.map(|r| r.attributes).unwrap_or_default()),
                     scopes: rs
                         .scope_spans
                         .into_iter()
@@ -148,9 +131,7 @@ impl Export {
                 .into_iter()
                 .map(|rl| wit::ResourceBatch {
                     signal: wit::Signal::Logs,
-                    resource_attributes: attributes(
-                        rl.resource.map(|r| r.attributes).unwrap_or_default(),
-                    ),
+                    resource_attributes: attributes(rl.resource.map(|r| r.attributes).unwrap_or_default()),
                     scopes: rl
                         .scope_logs
                         .into_iter()
@@ -168,9 +149,7 @@ impl Export {
                 .into_iter()
                 .map(|rm| wit::ResourceBatch {
                     signal: wit::Signal::Metrics,
-                    resource_attributes: attributes(
-                        rm.resource.map(|r| r.attributes).unwrap_or_default(),
-                    ),
+                    resource_attributes: attributes(rm.resource.map(|r| r.attributes).unwrap_or_default()),
                     scopes: rm
                         .scope_metrics
                         .into_iter()
@@ -189,44 +168,22 @@ impl Export {
     /// How many spans, log records or data points the request carries.
     pub fn record_count(&self) -> usize {
         match self {
-            Export::Traces(r) => r
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .map(|s| s.spans.len())
-                .sum(),
-            Export::Logs(r) => r
-                .resource_logs
-                .iter()
-                .flat_map(|r| &r.scope_logs)
-                .map(|s| s.log_records.len())
-                .sum(),
-            Export::Metrics(r) => r
-                .resource_metrics
-                .iter()
-                .flat_map(|r| &r.scope_metrics)
-                .map(|s| s.metrics.len())
-                .sum(),
+            Export::Traces(r) => r.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum(),
+            Export::Logs(r) => r.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len()).sum(),
+            Export::Metrics(r) => {
+                r.resource_metrics.iter().flat_map(|r| &r.scope_metrics).map(|s| s.metrics.len()).sum()
+            }
         }
     }
 }
 
 fn scope(scope: Option<InstrumentationScope>) -> wit::Scope {
     let scope = scope.unwrap_or_default();
-    wit::Scope {
-        name: scope.name,
-        version: scope.version,
-        attributes: attributes(scope.attributes),
-    }
+    wit::Scope { name: scope.name, version: scope.version, attributes: attributes(scope.attributes) }
 }
 
 fn attributes(list: Vec<KeyValue>) -> Vec<wit::KeyValue> {
-    list.into_iter()
-        .map(|kv| wit::KeyValue {
-            key: kv.key,
-            value: value(kv.value),
-        })
-        .collect()
+    list.into_iter().map(|kv| wit::KeyValue { key: kv.key, value: value(kv.value) }).collect()
 }
 
 fn value(v: Option<AnyValue>) -> wit::AttrValue {
@@ -252,27 +209,16 @@ fn json_of(v: &any_value::Value) -> serde_json::Value {
         any_value::Value::StringValue(s) => Value::String(s.clone()),
         any_value::Value::BoolValue(b) => Value::Bool(*b),
         any_value::Value::IntValue(i) => Value::from(*i),
-        any_value::Value::DoubleValue(d) => {
-            serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number)
-        }
+        any_value::Value::DoubleValue(d) => serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number),
         any_value::Value::BytesValue(b) => Value::String(hex::encode(b)),
-        any_value::Value::ArrayValue(a) => Value::Array(
-            a.values
-                .iter()
-                .map(|v| v.value.as_ref().map_or(Value::Null, json_of))
-                .collect(),
-        ),
+        any_value::Value::ArrayValue(a) => {
+            Value::Array(a.values.iter().map(|v| v.value.as_ref().map_or(Value::Null, json_of)).collect())
+        }
         any_value::Value::KvlistValue(kv) => Value::Object(
             kv.values
                 .iter()
                 .map(|kv| {
-                    (
-                        kv.key.clone(),
-                        kv.value
-                            .as_ref()
-                            .and_then(|v| v.value.as_ref())
-                            .map_or(Value::Null, json_of),
-                    )
+                    (kv.key.clone(), kv.value.as_ref().and_then(|v| v.value.as_ref()).map_or(Value::Null, json_of))
                 })
                 .collect(),
         ),
@@ -427,13 +373,10 @@ pub struct Signature<'a> {
 impl<'a> Signature<'a> {
     pub fn of(batch: &'a wit::ResourceBatch) -> Self {
         let text = |attrs: &'a [wit::KeyValue], key: &str| {
-            attrs
-                .iter()
-                .find(|kv| kv.key == key)
-                .and_then(|kv| match &kv.value {
-                    wit::AttrValue::Text(s) => Some(s.as_str()),
-                    _ => None,
-                })
+            attrs.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
+                wit::AttrValue::Text(s) => Some(s.as_str()),
+                _ => None,
+            })
         };
         let mut event_names = Vec::new();
         for scope in &batch.scopes {

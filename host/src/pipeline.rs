@@ -1,104 +1,12 @@
 //! The flow of one stored batch: decode -> split by resource -> detect the agent -> run its
 //! plugin in the sandbox -> validate what it returned -> store fragments and recompute traces.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-
 use crate::config::Limits;
 use crate::model::{self, Attribution, Body, Fragment};
 use crate::otlp::{self, Encoding, Signal, Signature};
-use crate::runtime::{Plugin, wit};
+use crate::plugins::{Registry, detect};
+use crate::runtime::wit;
 use crate::store::{Batch, Store};
-
-/// Where a plugin came from.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    BuiltIn,
-    File(std::path::PathBuf),
-}
-
-/// A plugin with its provenance and counters.
-pub struct Loaded {
-    pub plugin: Plugin,
-    pub source: Source,
-    pub batches: AtomicU64,
-    pub failures: AtomicU64,
-    pub last_error: RwLock<Option<String>>,
-}
-
-/// The plugins serving now. Readers take a snapshot; a swap replaces the whole list, so a
-/// batch in flight finishes on the plugin it started with.
-#[derive(Default)]
-pub struct Registry {
-    plugins: RwLock<Arc<Vec<Arc<Loaded>>>>,
-}
-
-impl Registry {
-    pub fn snapshot(&self) -> Arc<Vec<Arc<Loaded>>> {
-        self.plugins.read().map(|p| p.clone()).unwrap_or_default()
-    }
-
-    pub fn add(&self, plugin: Plugin, source: Source) {
-        let loaded = Arc::new(Loaded {
-            plugin,
-            source,
-            batches: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            last_error: RwLock::new(None),
-        });
-        if let Ok(mut guard) = self.plugins.write() {
-            let mut list: Vec<Arc<Loaded>> = guard
-                .iter()
-                .filter(|p| p.plugin.info.name != loaded.plugin.info.name)
-                .cloned()
-                .collect();
-            list.push(loaded);
-            *guard = Arc::new(list);
-        }
-    }
-}
-
-fn matches(patterns: &[String], value: &str) -> bool {
-    patterns.iter().any(|p| match p.strip_suffix('*') {
-        Some(prefix) => value.starts_with(prefix),
-        None => p == value,
-    })
-}
-
-/// The plugin for one resource: a scope or event/span name claim beats a `service.name`
-/// claim (a stale `OTEL_SERVICE_NAME` must not decide); ties go to the earlier plugin.
-pub fn detect(plugins: &[Arc<Loaded>], signature: &Signature<'_>) -> Option<Arc<Loaded>> {
-    let score = |p: &Loaded| {
-        let claims = &p.plugin.info.claims;
-        if signature
-            .scope_names
-            .iter()
-            .any(|s| matches(&claims.scope_names, s))
-            || signature
-                .event_names
-                .iter()
-                .any(|e| matches(&claims.event_names, e))
-        {
-            2
-        } else if signature
-            .service_name
-            .is_some_and(|s| matches(&claims.service_names, s))
-        {
-            1
-        } else {
-            0
-        }
-    };
-    let mut best: Option<(u8, &Arc<Loaded>)> = None;
-    for plugin in plugins {
-        let s = score(plugin);
-        if s > 0 && best.is_none_or(|(b, _)| s > b) {
-            best = Some((s, plugin));
-        }
-    }
-    best.map(|(_, p)| p.clone())
-}
 
 /// What became of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,15 +29,7 @@ pub async fn process(
     if let Some(error) = &outcome.error {
         tracing::warn!(batch = batch.id, status = outcome.status, %error, "batch not fully normalized");
     }
-    if let Err(e) = store
-        .finish_batch(
-            batch.id,
-            outcome.status,
-            &outcome.agents,
-            outcome.error.as_deref(),
-        )
-        .await
-    {
+    if let Err(e) = store.finish_batch(batch.id, outcome.status, &outcome.agents, outcome.error.as_deref()).await {
         tracing::error!(batch = batch.id, error = %e, "could not record the batch outcome");
     }
     outcome
@@ -142,22 +42,10 @@ async fn run(
     fallback_user: Option<&str>,
     batch: &Batch,
 ) -> Outcome {
-    let failed = |agents, error: String| Outcome {
-        status: "failed",
-        agents,
-        error: Some(error),
-    };
-    let (Some(signal), Some(encoding)) = (
-        Signal::parse(&batch.signal),
-        Encoding::from_content_type(&batch.encoding),
-    ) else {
-        return failed(
-            Vec::new(),
-            format!(
-                "unknown signal {:?} or encoding {:?}",
-                batch.signal, batch.encoding
-            ),
-        );
+    let failed = |agents, error: String| Outcome { status: "failed", agents, error: Some(error) };
+    let (Some(signal), Some(encoding)) = (Signal::parse(&batch.signal), Encoding::from_content_type(&batch.encoding))
+    else {
+        return failed(Vec::new(), format!("unknown signal {:?} or encoding {:?}", batch.signal, batch.encoding));
     };
     let export = match otlp::decode(signal, encoding, &batch.body) {
         Ok(export) => export,
@@ -171,11 +59,7 @@ async fn run(
     let mut output: Vec<(String, Fragment)> = Vec::new();
 
     for resource in resources {
-        if resource
-            .scopes
-            .iter()
-            .all(|s| s.spans.is_empty() && s.logs.is_empty() && s.metrics.is_empty())
-        {
+        if resource.scopes.iter().all(|s| s.spans.is_empty() && s.logs.is_empty() && s.metrics.is_empty()) {
             continue;
         }
         let signature = Signature::of(&resource);
@@ -187,13 +71,20 @@ async fn run(
                 scopes = ?signature.scope_names,
                 "no plugin claims this resource; kept for replay"
             );
+            if let Err(e) = store.count_unclaimed(&batch.project_id, &signature).await {
+                tracing::error!(error = %e, "could not count an unclaimed resource");
+            }
             continue;
         };
         let agent = loaded.plugin.info.agent.clone();
         if !agents.contains(&agent) {
             agents.push(agent.clone());
         }
-        loaded.batches.fetch_add(1, Ordering::Relaxed);
+        if loaded.is_put_aside() {
+            errors
+                .push(format!("plugin {} is put aside after repeated failures; batch kept for replay", loaded.label()));
+            continue;
+        }
         let worker = loaded.clone();
         let limits_for_call = limits.clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -206,22 +97,20 @@ async fn run(
         .await
         .unwrap_or_else(|e| Err(format!("plugin call panicked: {e}")));
         match result {
-            Ok(fragments) => output.extend(fragments.into_iter().map(|f| (agent.clone(), f))),
+            Ok(fragments) => {
+                loaded.record_success();
+                output.extend(fragments.into_iter().map(|f| (agent.clone(), f)));
+            }
             Err(error) => {
-                loaded.failures.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut last) = loaded.last_error.write() {
-                    *last = Some(error.clone());
-                }
+                let error = format!("{}: {error}", loaded.label());
+                loaded.record_failure(&error);
                 errors.push(error);
             }
         }
     }
 
-    if !output.is_empty()
-        && let Err(e) = store
-            .apply_fragments(&batch.project_id, batch.id, &output, fallback_user)
-            .await
-    {
+    // Always applied, even when empty: a replay replaces what earlier versions produced.
+    if let Err(e) = store.apply_fragments(&batch.project_id, batch.id, &output, fallback_user).await {
         errors.push(format!("storing fragments: {e}"));
     }
     if !errors.is_empty() {
@@ -229,21 +118,9 @@ async fn run(
     }
     if unclaimed > 0 {
         let error = format!("{unclaimed} resource(s) claimed by no plugin");
-        return Outcome {
-            status: if agents.is_empty() {
-                "unclaimed"
-            } else {
-                "done"
-            },
-            agents,
-            error: Some(error),
-        };
+        return Outcome { status: if agents.is_empty() { "unclaimed" } else { "done" }, agents, error: Some(error) };
     }
-    Outcome {
-        status: "done",
-        agents,
-        error: None,
-    }
+    Outcome { status: "done", agents, error: None }
 }
 
 /// Plugin output is untrusted: bound it, and convert it to the host's model.
@@ -322,11 +199,7 @@ pub fn validate(fragments: Vec<wit::Fragment>, limits: &Limits) -> Result<Vec<Fr
         };
         out.push(Fragment {
             trace_key: id("trace key", f.trace_key)?,
-            also_known_as: f
-                .also_known_as
-                .into_iter()
-                .map(|k| id("trace key", k))
-                .collect::<Result<_, _>>()?,
+            also_known_as: f.also_known_as.into_iter().map(|k| id("trace key", k)).collect::<Result<_, _>>()?,
             id: id("fragment id", f.id)?,
             report_id: id("report id", f.report_id)?,
             attribution: Attribution {

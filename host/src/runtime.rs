@@ -6,6 +6,7 @@
 //! into an `InstancePre`; a fresh [`Store`] per call, so nothing one batch leaves in guest
 //! memory can reach the next; a CPU deadline (epoch ticks) and a memory cap per call.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,10 +37,7 @@ pub enum RuntimeError {
     #[error("not a valid component: {0}")]
     Compile(String),
     #[error("built against antenna:normalizer@{found}, this host supports {supported:?}")]
-    WitVersion {
-        found: String,
-        supported: &'static [&'static str],
-    },
+    WitVersion { found: String, supported: &'static [&'static str] },
     #[error("does not export the antenna:normalizer world: {0}")]
     Exports(String),
     #[error("failed its self-check: {0}")]
@@ -61,10 +59,7 @@ struct GuestState {
 
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -95,39 +90,58 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         // The ticker holds only a weak reference: it stops when the engine is dropped.
         let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("antenna-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })?;
-        Ok(Runtime {
-            engine,
-            linker: Arc::new(linker),
-            limits,
-        })
+        std::thread::Builder::new().name("antenna-epoch".into()).spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+        Ok(Runtime { engine, linker: Arc::new(linker), limits })
+    }
+
+    /// Check, compile, pre-link and self-check a component.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Check, compile, pre-link and self-check a component.
     pub fn load(&self, bytes: &[u8]) -> Result<Plugin, RuntimeError> {
+        self.load_inner(bytes, None)
+    }
+
+    /// [`Runtime::load`], reusing (or writing) compiled code at `cache_path`.
+    pub(crate) fn load_with_cache(&self, bytes: &[u8], cache_path: &Path) -> Result<Plugin, RuntimeError> {
+        self.load_inner(bytes, Some(cache_path))
+    }
+
+    fn load_inner(&self, bytes: &[u8], cache_path: Option<&Path>) -> Result<Plugin, RuntimeError> {
+        // The WIT version is checked before anything is compiled.
         let wit_version = wit_version(bytes)?;
         if !SUPPORTED_WIT.contains(&wit_version.as_str()) {
-            return Err(RuntimeError::WitVersion {
-                found: wit_version,
-                supported: SUPPORTED_WIT,
-            });
+            return Err(RuntimeError::WitVersion { found: wit_version, supported: SUPPORTED_WIT });
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| RuntimeError::Exports(format!("{e:#}")))?;
-        let pre = bindings::NormalizerPre::new(instance_pre)
-            .map_err(|e| RuntimeError::Exports(format!("{e:#}")))?;
+        let cached = cache_path.filter(|p| p.exists()).and_then(|path| {
+            // SAFETY: the cache directory is the host's own; its entries are written only by
+            // `Component::serialize` below, under a key that covers the bytes and the engine.
+            unsafe { Component::deserialize_file(&self.engine, path) }
+                .inspect_err(|e| tracing::warn!(cache = %path.display(), error = %e, "ignoring an unusable compiled-code cache entry"))
+                .ok()
+        });
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component =
+                    Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+                if let Some(path) = cache_path {
+                    write_cache(&component, path);
+                }
+                component
+            }
+        };
+        let instance_pre =
+            self.linker.instantiate_pre(&component).map_err(|e| RuntimeError::Exports(format!("{e:#}")))?;
+        let pre = bindings::NormalizerPre::new(instance_pre).map_err(|e| RuntimeError::Exports(format!("{e:#}")))?;
         let mut plugin = Plugin {
             info: PluginInfo {
                 name: "(loading)".into(),
@@ -140,17 +154,9 @@ impl Runtime {
             pre,
             runtime: self.clone(),
         };
-        let info = plugin
-            .describe()
-            .map_err(|e| RuntimeError::SelfCheck(e.to_string()))?;
-        if info.name.is_empty()
-            || info.agent.is_empty()
-            || info.name.len() > 64
-            || info.agent.len() > 64
-        {
-            return Err(RuntimeError::SelfCheck(
-                "describe() must give a name and an agent of 1-64 characters".into(),
-            ));
+        let info = plugin.describe().map_err(|e| RuntimeError::SelfCheck(e.to_string()))?;
+        if info.name.is_empty() || info.agent.is_empty() || info.name.len() > 64 || info.agent.len() > 64 {
+            return Err(RuntimeError::SelfCheck("describe() must give a name and an agent of 1-64 characters".into()));
         }
         plugin.info = info;
         Ok(plugin)
@@ -164,18 +170,10 @@ impl Runtime {
             .memories(16)
             .trap_on_grow_failure(true)
             .build();
-        let state = GuestState {
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-            limits,
-        };
+        let state = GuestState { wasi: WasiCtx::builder().build(), table: ResourceTable::new(), limits };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let ticks = self
-            .limits
-            .plugin_timeout_ms
-            .div_ceil(EPOCH_TICK.as_millis() as u64)
-            .max(1);
+        let ticks = self.limits.plugin_timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         store
@@ -185,33 +183,19 @@ impl Runtime {
 impl Plugin {
     fn trap(&self, error: wasmtime::Error, started: Instant) -> RuntimeError {
         let plugin = format!("{}@{}", self.info.name, self.info.version);
-        if matches!(
-            error.downcast_ref::<wasmtime::Trap>(),
-            Some(wasmtime::Trap::Interrupt)
-        ) {
+        if matches!(error.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
             let _ = started;
-            return RuntimeError::Timeout {
-                plugin,
-                timeout_ms: self.runtime.limits.plugin_timeout_ms,
-            };
+            return RuntimeError::Timeout { plugin, timeout_ms: self.runtime.limits.plugin_timeout_ms };
         }
-        RuntimeError::Trap {
-            plugin,
-            message: format!("{error:#}"),
-        }
+        RuntimeError::Trap { plugin, message: format!("{error:#}") }
     }
 
     /// Call `describe` in a fresh instance.
     pub fn describe(&self) -> Result<PluginInfo, RuntimeError> {
         let started = Instant::now();
         let mut store = self.runtime.store();
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.trap(e, started))?;
-        let info = instance
-            .call_describe(&mut store)
-            .map_err(|e| self.trap(e, started))?;
+        let instance = self.pre.instantiate(&mut store).map_err(|e| self.trap(e, started))?;
+        let info = instance.call_describe(&mut store).map_err(|e| self.trap(e, started))?;
         Ok(PluginInfo {
             name: info.name,
             version: info.version,
@@ -226,23 +210,31 @@ impl Plugin {
 
     /// Normalize one resource batch in a fresh instance. The output is untrusted: the caller
     /// validates it (see `pipeline::validate`).
-    pub fn normalize(
-        &self,
-        batch: &wit::ResourceBatch,
-    ) -> Result<Vec<wit::Fragment>, RuntimeError> {
+    pub fn normalize(&self, batch: &wit::ResourceBatch) -> Result<Vec<wit::Fragment>, RuntimeError> {
         let started = Instant::now();
         let mut store = self.runtime.store();
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.trap(e, started))?;
-        instance
-            .call_normalize(&mut store, batch)
-            .map_err(|e| self.trap(e, started))?
-            .map_err(|message| RuntimeError::Rejected {
+        let instance = self.pre.instantiate(&mut store).map_err(|e| self.trap(e, started))?;
+        instance.call_normalize(&mut store, batch).map_err(|e| self.trap(e, started))?.map_err(|message| {
+            RuntimeError::Rejected {
                 plugin: format!("{}@{}", self.info.name, self.info.version),
                 message: truncate(message, 500),
-            })
+            }
+        })
+    }
+}
+
+/// Write compiled code atomically (temporary file, then rename); a failure only costs a
+/// recompile next time.
+fn write_cache(component: &Component, path: &Path) {
+    let result = component.serialize().map_err(|e| e.to_string()).and_then(|bytes| {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| e.to_string())
+    });
+    if let Err(e) = result {
+        tracing::warn!(cache = %path.display(), error = %e, "could not write the compiled-code cache");
     }
 }
 
@@ -274,6 +266,5 @@ pub fn wit_version(bytes: &[u8]) -> Result<String, RuntimeError> {
             }
         }
     }
-    found
-        .ok_or_else(|| RuntimeError::Exports("it does not use the antenna:normalizer types".into()))
+    found.ok_or_else(|| RuntimeError::Exports("it does not use the antenna:normalizer types".into()))
 }

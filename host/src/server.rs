@@ -14,10 +14,10 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::pipeline::{Registry, Source};
+use crate::plugins::{self, Registry};
 use crate::runtime::Runtime;
 use crate::store::Store;
-use crate::{api, builtin, ingest};
+use crate::{admin, api, builtin, ingest};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -26,6 +26,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub config: Arc<Config>,
     pub ready: Arc<AtomicBool>,
+    /// Keeps the plugins-directory watcher alive as long as the server.
+    _watcher: Option<Arc<notify::RecommendedWatcher>>,
 }
 
 /// A host serving on `addr` until `shutdown` is called or it is dropped.
@@ -57,23 +59,19 @@ impl RunningServer {
 /// batches stored but not normalized before a crash, and listen.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let started = Instant::now();
-    let store = Store::connect(&config.database_url)
-        .await
-        .with_context(|| format!("opening {}", config.database_url))?;
+    let store =
+        Store::connect(&config.database_url).await.with_context(|| format!("opening {}", config.database_url))?;
     if let Some((public, secret)) = &config.bootstrap_keys {
-        store
-            .ensure_project("default", public, secret)
-            .await
-            .context("creating the bootstrap project")?;
+        store.ensure_project("default", public, secret).await.context("creating the bootstrap project")?;
         tracing::info!(public_key = %public, "bootstrap project ready");
     }
 
-    let registry = Arc::new(Registry::default());
     let runtime = Runtime::new(config.limits.clone()).context("starting the plugin runtime")?;
+    let registry = Arc::new(Registry::new(runtime, config.cache_dir.clone()));
     for (file, bytes) in builtin::PLUGINS {
         let loaded = Instant::now();
-        let runtime = runtime.clone();
-        let plugin = tokio::task::spawn_blocking(move || runtime.load(bytes))
+        let loader = registry.clone();
+        let plugin = tokio::task::spawn_blocking(move || loader.compile(bytes))
             .await
             .context("loading a built-in plugin")?
             .with_context(|| format!("built-in plugin {file}"))?;
@@ -81,18 +79,33 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             plugin = %plugin.info.name, version = %plugin.info.version, wit = %plugin.wit_version,
             ms = loaded.elapsed().as_millis() as u64, "built-in plugin loaded"
         );
-        registry.add(plugin, Source::BuiltIn);
+        registry.add_builtin(plugin);
     }
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    // When the plugins change, batches that no plugin claimed get another chance.
+    let plugins_changed = Arc::new(tokio::sync::Notify::new());
+    let watcher = match &config.plugins_dir {
+        Some(dir) => {
+            let registry = registry.clone();
+            let dir = dir.clone();
+            let notify = plugins_changed.clone();
+            let watcher =
+                tokio::task::spawn_blocking(move || plugins::watch_dir(registry, dir, move || notify.notify_one()))
+                    .await
+                    .context("watching the plugins directory")??;
+            Some(Arc::new(watcher))
+        }
+        None => None,
+    };
+
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let state = AppState {
         store,
         registry,
         config: Arc::new(config),
         ready: Arc::new(AtomicBool::new(false)),
+        _watcher: watcher,
     };
 
     // Recover what a crash left stored but not normalized, then report ready.
@@ -101,10 +114,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         match recovery.store.pending_batches().await {
             Ok(pending) => {
                 if !pending.is_empty() {
-                    tracing::info!(
-                        count = pending.len(),
-                        "normalizing batches stored before a restart"
-                    );
+                    tracing::info!(count = pending.len(), "normalizing batches stored before a restart");
                 }
                 let c = &recovery.config;
                 for batch in &pending {
@@ -121,6 +131,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             Err(e) => tracing::error!(error = %e, "could not list pending batches"),
         }
         recovery.ready.store(true, Ordering::SeqCst);
+        // Pending work done: from now on, retry unclaimed batches whenever plugins change.
+        loop {
+            plugins_changed.notified().await;
+            let _ = crate::admin::reprocess_unclaimed(&recovery).await;
+        }
     });
 
     let app = router(state.clone());
@@ -133,12 +148,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .await
     });
     tracing::info!(%addr, ms = started.elapsed().as_millis() as u64, "antenna listening");
-    Ok(RunningServer {
-        addr,
-        state,
-        shutdown: Some(tx),
-        task,
-    })
+    Ok(RunningServer { addr, state, shutdown: Some(tx), task })
 }
 
 pub fn router(state: AppState) -> Router {
@@ -151,14 +161,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/public/sessions/{id}", get(api::get_session))
         .route("/api/public/users", get(api::list_users))
         .route("/api/public/batches", get(api::list_problem_batches))
+        .route("/api/public/unclaimed", get(api::list_unclaimed))
+        .route("/api/admin/plugins", get(admin::list_plugins))
+        .route("/api/admin/replay", post(admin::replay))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(serde_json::json!({ "error": "not found" })),
-            )
-        })
+        .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "not found" }))) })
         .with_state(state)
 }
 

@@ -16,7 +16,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use tokio::sync::Mutex;
 
 use crate::auth;
-use crate::merge::{self, Stored, Trace};
+use crate::merge::{self, KeyGroups, Stored, Trace};
 use crate::model::{Body, Fragment};
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,17 @@ pub struct TraceFilter {
     pub offset: i64,
 }
 
+/// Which stored batches `replay` re-normalizes.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct ReplayFilter {
+    pub project_id: Option<String>,
+    pub agent: Option<String>,
+    pub from_ns: Option<i64>,
+    pub to_ns: Option<i64>,
+    #[serde(default)]
+    pub failed_only: bool,
+}
+
 /// A trace row: the summary JSON (contract field names) and, on demand, its observations.
 pub struct TraceRow {
     pub summary: serde_json::Value,
@@ -113,10 +124,7 @@ pub struct UserRow {
 }
 
 pub fn rfc3339(ns: Option<i64>) -> Option<String> {
-    ns.map(|n| {
-        chrono::DateTime::from_timestamp_nanos(n)
-            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-    })
+    ns.map(|n| chrono::DateTime::from_timestamp_nanos(n).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 /// The database.
@@ -130,10 +138,7 @@ pub struct Store {
 impl Store {
     /// Open (and create, and migrate) the database at `url` (`sqlite://PATH` or `sqlite::memory:`).
     pub async fn connect(url: &str) -> Result<Self> {
-        let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        else {
+        let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
             return Err(StoreError::Url(url.to_owned()));
         };
         if let Some(parent) = Path::new(path).parent()
@@ -147,15 +152,9 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store {
-            pool,
-            writer: Default::default(),
-        })
+        Ok(Store { pool, writer: Default::default() })
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -225,13 +224,7 @@ impl Store {
 
     /// Store a body durably. The same body posted again (an OTLP retry) returns the batch
     /// already stored instead of a copy.
-    pub async fn insert_batch(
-        &self,
-        project_id: &str,
-        signal: &str,
-        encoding: &str,
-        body: &[u8],
-    ) -> Result<i64> {
+    pub async fn insert_batch(&self, project_id: &str, signal: &str, encoding: &str, body: &[u8]) -> Result<i64> {
         let digest = sha256_hex(body);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO batches (project_id, signal, encoding, body, body_sha256, received_at, status)
@@ -250,23 +243,15 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn finish_batch(
-        &self,
-        id: i64,
-        status: &str,
-        agents: &[String],
-        error: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE batches SET status = ?, agents = ?, error = ?, processed_at = ? WHERE id = ?",
-        )
-        .bind(status)
-        .bind((!agents.is_empty()).then(|| agents.join(",")))
-        .bind(error)
-        .bind(now_ns())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+    pub async fn finish_batch(&self, id: i64, status: &str, agents: &[String], error: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE batches SET status = ?, agents = ?, error = ?, processed_at = ? WHERE id = ?")
+            .bind(status)
+            .bind((!agents.is_empty()).then(|| agents.join(",")))
+            .bind(error)
+            .bind(now_ns())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -277,8 +262,7 @@ impl Store {
 
     /// A project's batches that failed to normalize or that no plugin claimed.
     pub async fn problem_batches(&self, project_id: &str) -> Result<Vec<Batch>> {
-        self.batches_where("status IN ('failed', 'unclaimed')", Some(project_id))
-            .await
+        self.batches_where("status IN ('failed', 'unclaimed')", Some(project_id)).await
     }
 
     async fn batches_where(&self, condition: &str, project: Option<&str>) -> Result<Vec<Batch>> {
@@ -291,20 +275,7 @@ impl Store {
         }
         q.push(" ORDER BY id");
         let rows = q.build().fetch_all(&self.pool).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Batch {
-                id: r.get("id"),
-                project_id: r.get("project_id"),
-                signal: r.get("signal"),
-                encoding: r.get("encoding"),
-                body: r.get("body"),
-                received_at: r.get("received_at"),
-                status: r.get("status"),
-                agents: r.get("agents"),
-                error: r.get("error"),
-            })
-            .collect())
+        Ok(rows.into_iter().map(batch_of_row).collect())
     }
 
     // ---- fragments and traces -------------------------------------------------------------
@@ -320,6 +291,29 @@ impl Store {
     ) -> Result<usize> {
         let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
+
+        // What an earlier run of this batch produced is replaced, not added to (replay).
+        let mut touched: BTreeSet<String> = sqlx::query_scalar(
+            "SELECT DISTINCT k.trace_id FROM fragments f JOIN trace_keys k
+               ON k.project_id = f.project_id AND k.key = f.trace_key
+             WHERE f.project_id = ? AND f.batch_id = ?",
+        )
+        .bind(project_id)
+        .bind(batch_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        sqlx::query("DELETE FROM fragments WHERE project_id = ? AND batch_id = ?")
+            .bind(project_id)
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM usage_metrics WHERE project_id = ? AND batch_id = ?")
+            .bind(project_id)
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
 
         // Usage metrics go to their own table, never into traces.
         for (agent, f) in fragments {
@@ -348,22 +342,18 @@ impl Store {
 
         // Join keys into traces: keys named together belong to one trace, whose id is the
         // smallest key of all.
-        let trace_fragments: Vec<&(String, Fragment)> = fragments
-            .iter()
-            .filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_)))
-            .collect();
+        let trace_fragments: Vec<&(String, Fragment)> =
+            fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
         let mut groups = KeyGroups::default();
         for (_, f) in &trace_fragments {
             groups.join(std::iter::once(&f.trace_key).chain(&f.also_known_as));
         }
-        let mut touched = BTreeSet::new();
         for keys in groups.into_groups() {
             touched.insert(assign_trace(&mut tx, project_id, &keys).await?);
         }
 
         for (agent, f) in &trace_fragments {
-            let payload =
-                serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let payload = serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             sqlx::query(
                 "INSERT INTO fragments (project_id, trace_key, kind, fragment_id, report_id, batch_id, agent, payload)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -389,11 +379,79 @@ impl Store {
         Ok(touched.len())
     }
 
-    pub async fn list_traces(
-        &self,
-        project_id: &str,
-        filter: &TraceFilter,
-    ) -> Result<Vec<TraceRow>> {
+    /// Count one resource that no plugin claimed.
+    pub async fn count_unclaimed(&self, project_id: &str, signature: &crate::otlp::Signature<'_>) -> Result<()> {
+        let service = signature.service_name.unwrap_or("");
+        let scopes = if signature.scope_names.is_empty() { vec![""] } else { signature.scope_names.clone() };
+        for scope in scopes {
+            sqlx::query(
+                "INSERT INTO unclaimed (project_id, service_name, scope_name, resources, last_seen) VALUES (?, ?, ?, 1, ?)
+                 ON CONFLICT (project_id, service_name, scope_name) DO UPDATE SET
+                   resources = resources + 1, last_seen = excluded.last_seen",
+            )
+            .bind(project_id)
+            .bind(service)
+            .bind(scope)
+            .bind(now_ns())
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Unclaimed resources per service.name and scope.
+    pub async fn unclaimed(&self, project_id: &str) -> Result<Vec<serde_json::Value>> {
+        let rows = sqlx::query(
+            "SELECT service_name, scope_name, resources, last_seen FROM unclaimed WHERE project_id = ?
+             ORDER BY last_seen DESC, service_name, scope_name",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                serde_json::json!({
+                    "service_name": r.get::<String, _>("service_name"),
+                    "scope_name": r.get::<String, _>("scope_name"),
+                    "resources": r.get::<i64, _>("resources"),
+                    "last_seen": rfc3339(r.get("last_seen")),
+                })
+            })
+            .collect())
+    }
+
+    /// Batches that no plugin claimed when they arrived (any project), oldest first.
+    pub async fn unclaimed_batches(&self) -> Result<Vec<Batch>> {
+        self.batches_where("status = 'unclaimed'", None).await
+    }
+
+    /// Batches to re-normalize: by project, agent, time received, or failed only.
+    pub async fn batches_for_replay(&self, filter: &ReplayFilter) -> Result<Vec<Batch>> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, project_id, signal, encoding, body, received_at, status, agents, error FROM batches WHERE 1 = 1",
+        );
+        if let Some(project) = &filter.project_id {
+            q.push(" AND project_id = ").push_bind(project.clone());
+        }
+        if let Some(agent) = &filter.agent {
+            q.push(" AND (',' || COALESCE(agents, '') || ',') LIKE ").push_bind(format!("%,{agent},%"));
+        }
+        if let Some(from) = filter.from_ns {
+            q.push(" AND received_at >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to_ns {
+            q.push(" AND received_at < ").push_bind(to);
+        }
+        if filter.failed_only {
+            q.push(" AND status IN ('failed', 'unclaimed')");
+        }
+        q.push(" ORDER BY id");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(batch_of_row).collect())
+    }
+
+    pub async fn list_traces(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<TraceRow>> {
         let mut q = QueryBuilder::<Sqlite>::new("SELECT summary FROM traces WHERE project_id = ");
         q.push_bind(project_id);
         let eq = [
@@ -413,19 +471,9 @@ impl Store {
         if let Some(to) = filter.to_ns {
             q.push(" AND start_ns < ").push_bind(to);
         }
-        q.push(" ORDER BY start_ns DESC, id LIMIT ")
-            .push_bind(filter.limit)
-            .push(" OFFSET ")
-            .push_bind(filter.offset);
+        q.push(" ORDER BY start_ns DESC, id LIMIT ").push_bind(filter.limit).push(" OFFSET ").push_bind(filter.offset);
         let rows = q.build().fetch_all(&self.pool).await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(TraceRow {
-                    summary: parse_json(r.get("summary"))?,
-                    observations: None,
-                })
-            })
-            .collect()
+        rows.into_iter().map(|r| Ok(TraceRow { summary: parse_json(r.get("summary"))?, observations: None })).collect()
     }
 
     pub async fn get_trace(&self, project_id: &str, id: &str) -> Result<Option<TraceRow>> {
@@ -491,12 +539,7 @@ impl Store {
             .collect())
     }
 
-    pub async fn list_users(
-        &self,
-        project_id: &str,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<UserRow>> {
+    pub async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>> {
         let rows = sqlx::query(
             "SELECT user_id, COUNT(*) AS n, COUNT(DISTINCT session_id) AS sessions,
                     SUM(input_tokens) AS i, SUM(output_tokens) AS o, SUM(cache_read_tokens) AS cr,
@@ -527,17 +570,30 @@ impl Store {
             })
             .collect();
         for user in &mut users {
-            let rows = sqlx::query("SELECT agent, COUNT(*) AS n FROM traces WHERE project_id = ? AND user_id = ? GROUP BY agent")
-                .bind(project_id)
-                .bind(&user.id)
-                .fetch_all(&self.pool)
-                .await?;
-            user.agents = rows
-                .into_iter()
-                .map(|r| (r.get("agent"), r.get("n")))
-                .collect();
+            let rows = sqlx::query(
+                "SELECT agent, COUNT(*) AS n FROM traces WHERE project_id = ? AND user_id = ? GROUP BY agent",
+            )
+            .bind(project_id)
+            .bind(&user.id)
+            .fetch_all(&self.pool)
+            .await?;
+            user.agents = rows.into_iter().map(|r| (r.get("agent"), r.get("n"))).collect();
         }
         Ok(users)
+    }
+}
+
+fn batch_of_row(r: sqlx::sqlite::SqliteRow) -> Batch {
+    Batch {
+        id: r.get("id"),
+        project_id: r.get("project_id"),
+        signal: r.get("signal"),
+        encoding: r.get("encoding"),
+        body: r.get("body"),
+        received_at: r.get("received_at"),
+        status: r.get("status"),
+        agents: r.get("agents"),
+        error: r.get("error"),
     }
 }
 
@@ -545,79 +601,24 @@ fn parse_json(text: String) -> Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Union-find over the keys one batch names together.
-#[derive(Default)]
-struct KeyGroups {
-    parent: BTreeMap<String, String>,
-}
-
-impl KeyGroups {
-    fn root(&mut self, key: &str) -> String {
-        let mut current = key.to_owned();
-        while let Some(parent) = self.parent.get(&current).filter(|p| **p != current) {
-            current = parent.clone();
-        }
-        current
-    }
-
-    fn join<'a>(&mut self, keys: impl Iterator<Item = &'a String>) {
-        let mut first: Option<String> = None;
-        for key in keys {
-            self.parent
-                .entry(key.clone())
-                .or_insert_with(|| key.clone());
-            let root = self.root(key);
-            match &first {
-                None => first = Some(root),
-                Some(f) if *f != root => {
-                    let (keep, other) = if *f < root {
-                        (f.clone(), root)
-                    } else {
-                        (root, f.clone())
-                    };
-                    self.parent.insert(other, keep.clone());
-                    first = Some(keep);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn into_groups(mut self) -> Vec<Vec<String>> {
-        let keys: Vec<String> = self.parent.keys().cloned().collect();
-        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for key in keys {
-            let root = self.root(&key);
-            groups.entry(root).or_default().push(key);
-        }
-        groups.into_values().collect()
-    }
-}
-
 /// Map `keys` to one trace, merging the traces they already belong to. Returns its id.
-async fn assign_trace(
-    tx: &mut Transaction<'_, Sqlite>,
-    project_id: &str,
-    keys: &[String],
-) -> Result<String> {
+async fn assign_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, keys: &[String]) -> Result<String> {
     let mut existing = BTreeSet::new();
     for key in keys {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT trace_id FROM trace_keys WHERE project_id = ? AND key = ?")
-                .bind(project_id)
-                .bind(key)
-                .fetch_optional(&mut **tx)
-                .await?;
+        let id: Option<String> = sqlx::query_scalar("SELECT trace_id FROM trace_keys WHERE project_id = ? AND key = ?")
+            .bind(project_id)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?;
         existing.extend(id);
     }
     let mut all_keys: BTreeSet<String> = keys.iter().cloned().collect();
     for trace_id in &existing {
-        let more: Vec<String> =
-            sqlx::query_scalar("SELECT key FROM trace_keys WHERE project_id = ? AND trace_id = ?")
-                .bind(project_id)
-                .bind(trace_id)
-                .fetch_all(&mut **tx)
-                .await?;
+        let more: Vec<String> = sqlx::query_scalar("SELECT key FROM trace_keys WHERE project_id = ? AND trace_id = ?")
+            .bind(project_id)
+            .bind(trace_id)
+            .fetch_all(&mut **tx)
+            .await?;
         all_keys.extend(more);
     }
     let Some(trace_id) = all_keys.first().cloned() else {
@@ -662,12 +663,8 @@ async fn recompute_trace(
     let mut stored = Vec::with_capacity(rows.len());
     for row in rows {
         let payload: String = row.get("payload");
-        let fragment: Fragment =
-            serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        stored.push(Stored {
-            agent: row.get("agent"),
-            fragment,
-        });
+        let fragment: Fragment = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        stored.push(Stored { agent: row.get("agent"), fragment });
     }
     if stored.is_empty() {
         sqlx::query("DELETE FROM traces WHERE project_id = ? AND id = ?")
@@ -682,8 +679,8 @@ async fn recompute_trace(
         trace.user_id = fallback_user.map(str::to_owned);
     }
     let summary = summary_json(project_id, trace_id, &trace);
-    let observations = serde_json::to_string(&observations_json(&trace))
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let observations =
+        serde_json::to_string(&observations_json(&trace)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let u = &trace.usage;
     let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     sqlx::query(

@@ -31,23 +31,13 @@ mod tests {
     use crate::{AttrValue, KeyValue};
 
     fn kvs(pairs: &[(&str, &str)]) -> Vec<KeyValue> {
-        pairs
-            .iter()
-            .map(|(k, v)| KeyValue {
-                key: (*k).into(),
-                value: AttrValue::Text((*v).into()),
-            })
-            .collect()
+        pairs.iter().map(|(k, v)| KeyValue { key: (*k).into(), value: AttrValue::Text((*v).into()) }).collect()
     }
 
     #[test]
     fn resource_user_id_wins_over_record_login_and_hash() {
         let resource = kvs(&[("user.id", "dev@example.com"), ("host.id", "device-1")]);
-        let record = kvs(&[
-            ("user.id", "82da2b"),
-            ("user.email", "login@example.com"),
-            ("session.id", "s1"),
-        ]);
+        let record = kvs(&[("user.id", "82da2b"), ("user.email", "login@example.com"), ("session.id", "s1")]);
         let a = attribution(&Attrs::new(&resource), &Attrs::new(&record));
         assert_eq!(a.user_id.as_deref(), Some("dev@example.com"));
         assert_eq!(a.device_id.as_deref(), Some("device-1"));

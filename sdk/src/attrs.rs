@@ -16,11 +16,7 @@ impl<'a> Attrs<'a> {
 
     /// The raw value of `key` (the last one wins if a key repeats, as in OTLP).
     pub fn get(&self, key: &str) -> Option<&'a AttrValue> {
-        self.0
-            .iter()
-            .rev()
-            .find(|kv| kv.key == key)
-            .map(|kv| &kv.value)
+        self.0.iter().rev().find(|kv| kv.key == key).map(|kv| &kv.value)
     }
 
     /// A non-empty string value (numbers and booleans are not converted to text).
@@ -44,12 +40,9 @@ impl<'a> Attrs<'a> {
             AttrValue::Double(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i64),
             AttrValue::Text(s) => {
                 let s = s.trim();
-                s.parse::<i64>().ok().or_else(|| {
-                    s.parse::<f64>()
-                        .ok()
-                        .filter(|d| d.fract() == 0.0 && d.is_finite())
-                        .map(|d| d as i64)
-                })
+                s.parse::<i64>()
+                    .ok()
+                    .or_else(|| s.parse::<f64>().ok().filter(|d| d.fract() == 0.0 && d.is_finite()).map(|d| d as i64))
             }
             _ => None,
         }
@@ -90,11 +83,7 @@ impl<'a> Attrs<'a> {
     /// All attributes as one JSON object, skipping the keys in `except`.
     pub fn to_json(&self, except: &[&str]) -> String {
         let mut map = serde_json::Map::new();
-        for kv in self
-            .0
-            .iter()
-            .filter(|kv| !except.contains(&kv.key.as_str()))
-        {
+        for kv in self.0.iter().filter(|kv| !except.contains(&kv.key.as_str())) {
             map.insert(kv.key.clone(), to_json_value(&kv.value));
         }
         serde_json::Value::Object(map).to_string()
@@ -135,10 +124,7 @@ mod tests {
     use super::*;
 
     fn kv(key: &str, value: AttrValue) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value,
-        }
+        KeyValue { key: key.into(), value }
     }
 
     #[test]

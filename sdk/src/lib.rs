@@ -63,9 +63,9 @@ pub mod __bindings {
 }
 
 pub use __bindings::antenna::normalizer::types::{
-    AttrValue, Attribution, Channel, Claims, Event, Fragment, FragmentBody, KeyValue, LogRecord,
-    MetricKind, MetricPoint, ModelCall, PluginInfo, Prompt, ResourceBatch, Scope, ScopeRecords,
-    Signal, Span, SpanEvent, StatusCode, ToolCall, Usage, UsageMetric,
+    AttrValue, Attribution, Channel, Claims, Event, Fragment, FragmentBody, KeyValue, LogRecord, MetricKind,
+    MetricPoint, ModelCall, PluginInfo, Prompt, ResourceBatch, Scope, ScopeRecords, Signal, Span, SpanEvent,
+    StatusCode, ToolCall, Usage, UsageMetric,
 };
 pub use attribution::attribution;
 pub use attrs::Attrs;
@@ -113,13 +113,7 @@ macro_rules! export_parser {
 impl Usage {
     /// Anthropic's convention: `input` excludes the cache reads and writes.
     pub fn anthropic(input: u64, output: u64, cache_read: u64, cache_creation: u64) -> Self {
-        Usage {
-            input,
-            output,
-            cache_read,
-            cache_creation,
-            reasoning: 0,
-        }
+        Usage { input, output, cache_read, cache_creation, reasoning: 0 }
     }
 
     /// OpenAI's convention: `input` includes the cached tokens and `output` includes reasoning.
@@ -157,15 +151,7 @@ mod tests {
     #[test]
     fn token_conventions_count_every_token_once() {
         let openai = Usage::openai(1234, 200, 56, 10);
-        assert_eq!(
-            (
-                openai.input,
-                openai.cache_read,
-                openai.output,
-                openai.reasoning
-            ),
-            (1034, 200, 46, 10)
-        );
+        assert_eq!((openai.input, openai.cache_read, openai.output, openai.reasoning), (1034, 200, 46, 10));
         assert_eq!(openai.total(), 1234 + 56);
         let gemini = Usage::gemini(1234, 200, 56, 10);
         assert_eq!(gemini.total(), 1234 + 56 + 10);

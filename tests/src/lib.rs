@@ -28,32 +28,20 @@ impl TestHost {
     /// A host whose config `adjust` may change first.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut config = Config::local(format!(
-            "sqlite://{}",
-            dir.path().join("antenna.db").display()
-        ));
+        let mut config = Config::local(format!("sqlite://{}", dir.path().join("antenna.db").display()));
         config.listen = "127.0.0.1:0".parse().expect("address");
         config.bootstrap_keys = Some((PUBLIC_KEY.into(), SECRET_KEY.into()));
         adjust(&mut config);
         let server = antenna::start(config).await.expect("host starts");
         let base = format!("http://{}", server.addr);
-        let host = TestHost {
-            server,
-            base,
-            client: reqwest::Client::new(),
-            dir,
-        };
+        let host = TestHost { server, base, client: reqwest::Client::new(), dir };
         host.wait_ready().await;
         host
     }
 
     async fn wait_ready(&self) {
         for _ in 0..200 {
-            if let Ok(r) = self
-                .client
-                .get(format!("{}/readyz", self.base))
-                .send()
-                .await
+            if let Ok(r) = self.client.get(format!("{}/readyz", self.base)).send().await
                 && r.status() == 200
             {
                 return;
@@ -69,8 +57,7 @@ impl TestHost {
 
     /// POST a body with the default keys.
     pub async fn post(&self, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
-        self.post_as(Some((PUBLIC_KEY, SECRET_KEY)), path, content_type, body)
-            .await
+        self.post_as(Some((PUBLIC_KEY, SECRET_KEY)), path, content_type, body).await
     }
 
     pub async fn post_as(
@@ -80,11 +67,7 @@ impl TestHost {
         content_type: &str,
         body: Vec<u8>,
     ) -> reqwest::Response {
-        let mut request = self
-            .client
-            .post(self.url(path))
-            .header("content-type", content_type)
-            .body(body);
+        let mut request = self.client.post(self.url(path)).header("content-type", content_type).body(body);
         if let Some((pk, sk)) = keys {
             request = request.header("authorization", basic(pk, sk));
         }
@@ -97,13 +80,8 @@ impl TestHost {
     }
 
     pub async fn get_json_as(&self, keys: (&str, &str), path: &str) -> Value {
-        let response = self
-            .client
-            .get(self.url(path))
-            .header("authorization", basic(keys.0, keys.1))
-            .send()
-            .await
-            .expect("GET");
+        let response =
+            self.client.get(self.url(path)).header("authorization", basic(keys.0, keys.1)).send().await.expect("GET");
         let status = response.status();
         let body: Value = response.json().await.expect("JSON body");
         assert_eq!(status, 200, "GET {path}: {body}");
@@ -113,9 +91,7 @@ impl TestHost {
     /// Post every request of a capture in its original order; each must get a 200.
     pub async fn replay(&self, capture: &Capture) {
         for request in &capture.requests {
-            let response = self
-                .post(&request.path, &request.content_type, request.body.clone())
-                .await;
+            let response = self.post(&request.path, &request.content_type, request.body.clone()).await;
             let status = response.status();
             let text = response.text().await.unwrap_or_default();
             assert_eq!(status, 200, "{} {}: {text}", request.file, request.path);
@@ -131,10 +107,7 @@ impl TestHost {
 
 /// `Basic base64(pk:sk)`.
 pub fn basic(public: &str, secret: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{public}:{secret}"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{public}:{secret}")))
 }
 
 /// One captured request.
@@ -154,9 +127,7 @@ pub struct Capture {
 }
 
 pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures")
 }
 
 impl Capture {
@@ -172,17 +143,13 @@ impl Capture {
         let requests = metas
             .iter()
             .map(|meta_path| {
-                let meta: Value = serde_json::from_slice(&std::fs::read(meta_path).expect("meta"))
-                    .expect("meta JSON");
+                let meta: Value = serde_json::from_slice(&std::fs::read(meta_path).expect("meta")).expect("meta JSON");
                 let file = meta["body_file"].as_str().expect("body_file").to_owned();
                 CapturedRequest {
                     body: std::fs::read(dir.join(&file)).expect("body"),
                     path: meta["path"].as_str().expect("path").to_owned(),
                     signal: meta["signal"].as_str().expect("signal").to_owned(),
-                    content_type: meta["content_type"]
-                        .as_str()
-                        .expect("content_type")
-                        .to_owned(),
+                    content_type: meta["content_type"].as_str().expect("content_type").to_owned(),
                     file,
                 }
             })
@@ -192,21 +159,12 @@ impl Capture {
 
     /// Only the requests of these signals, in order.
     pub fn only(&self, signals: &[&str]) -> Capture {
-        Capture {
-            requests: self
-                .requests
-                .iter()
-                .filter(|r| signals.contains(&r.signal.as_str()))
-                .cloned()
-                .collect(),
-        }
+        Capture { requests: self.requests.iter().filter(|r| signals.contains(&r.signal.as_str())).cloned().collect() }
     }
 
     /// The same requests in reverse order.
     pub fn reversed(&self) -> Capture {
-        Capture {
-            requests: self.requests.iter().rev().cloned().collect(),
-        }
+        Capture { requests: self.requests.iter().rev().cloned().collect() }
     }
 
     /// Rewrite each JSON body (the JSON captures only).
@@ -218,10 +176,7 @@ impl Capture {
                 .map(|r| {
                     let mut value: Value = serde_json::from_slice(&r.body).expect("a JSON capture");
                     f(&mut value);
-                    CapturedRequest {
-                        body: serde_json::to_vec(&value).expect("JSON"),
-                        ..r.clone()
-                    }
+                    CapturedRequest { body: serde_json::to_vec(&value).expect("JSON"), ..r.clone() }
                 })
                 .collect(),
         }
@@ -244,9 +199,7 @@ impl Capture {
             resource.attributes.retain(|kv| kv.key != "service.name");
             resource.attributes.push(KeyValue {
                 key: "service.name".into(),
-                value: Some(AnyValue {
-                    value: Some(any_value::Value::StringValue(name.into())),
-                }),
+                value: Some(AnyValue { value: Some(any_value::Value::StringValue(name.into())) }),
                 ..Default::default()
             });
         }

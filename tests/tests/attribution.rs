@@ -89,17 +89,11 @@ async fn the_installation_hash_is_never_the_user_and_the_fallback_applies() {
         resource_attributes(body, &|attrs| remove(attrs, "user.id"));
     });
     assert_eq!(user_of(&capture, |_| {}).await, Value::Null);
-    let fallback = user_of(&capture, |c| {
-        c.fallback_user = Some("fallback@example.com".into())
-    })
-    .await;
+    let fallback = user_of(&capture, |c| c.fallback_user = Some("fallback@example.com".into())).await;
     assert_eq!(fallback, "fallback@example.com");
     // The fallback never overrides a real user.
     let original = Capture::load(CONTENT_OFF);
-    let kept = user_of(&original, |c| {
-        c.fallback_user = Some("fallback@example.com".into())
-    })
-    .await;
+    let kept = user_of(&original, |c| c.fallback_user = Some("fallback@example.com".into())).await;
     assert_eq!(kept, "dev@example.com");
 }
 
@@ -110,47 +104,26 @@ async fn host_id_is_the_device() {
     });
     let host = TestHost::start().await;
     host.replay(&capture).await;
-    let traces = host
-        .get_json("/api/public/traces?device_id=laptop-42")
-        .await;
+    let traces = host.get_json("/api/public/traces?device_id=laptop-42").await;
     assert_eq!(traces["data"][0]["device_id"], "laptop-42");
 }
 
 #[tokio::test]
 async fn a_project_never_reads_another_projects_data() {
     let host = TestHost::start().await;
-    host.replay(&Capture::load("claude-code/protobuf-content-on"))
-        .await;
+    host.replay(&Capture::load("claude-code/protobuf-content-on")).await;
     let ours = host.traces().await;
     assert_eq!(ours.len(), 1);
     let trace_id = ours[0]["id"].as_str().expect("id").to_owned();
     let session_id = ours[0]["session_id"].as_str().expect("session").to_owned();
 
-    let (_, other_pk, other_sk) = host
-        .server
-        .state
-        .store
-        .create_project("other")
-        .await
-        .expect("project");
+    let (_, other_pk, other_sk) = host.server.state.store.create_project("other").await.expect("project");
     let other = (other_pk.as_str(), other_sk.as_str());
-    for path in [
-        "/api/public/traces",
-        "/api/public/sessions",
-        "/api/public/users",
-        "/api/public/batches",
-    ] {
+    for path in ["/api/public/traces", "/api/public/sessions", "/api/public/users", "/api/public/batches"] {
         let page = host.get_json_as(other, path).await;
-        assert_eq!(
-            page["data"],
-            json!([]),
-            "{path} leaks another project's data"
-        );
+        assert_eq!(page["data"], json!([]), "{path} leaks another project's data");
     }
-    for path in [
-        format!("/api/public/traces/{trace_id}"),
-        format!("/api/public/sessions/{session_id}"),
-    ] {
+    for path in [format!("/api/public/traces/{trace_id}"), format!("/api/public/sessions/{session_id}")] {
         let response = host
             .client
             .get(host.url(&path))
@@ -163,25 +136,9 @@ async fn a_project_never_reads_another_projects_data() {
 
     // The same batches posted by the other project make its own trace; ours is unchanged.
     for request in &Capture::load("claude-code/protobuf-content-on").requests {
-        let response = host
-            .post_as(
-                Some(other),
-                &request.path,
-                &request.content_type,
-                request.body.clone(),
-            )
-            .await;
+        let response = host.post_as(Some(other), &request.path, &request.content_type, request.body.clone()).await;
         assert_eq!(response.status(), 200);
     }
-    assert_eq!(
-        host.get_json_as(other, "/api/public/traces").await["data"]
-            .as_array()
-            .map(Vec::len),
-        Some(1)
-    );
-    assert_eq!(
-        host.get_json_as((PUBLIC_KEY, SECRET_KEY), "/api/public/traces")
-            .await["data"][0],
-        ours[0]
-    );
+    assert_eq!(host.get_json_as(other, "/api/public/traces").await["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(host.get_json_as((PUBLIC_KEY, SECRET_KEY), "/api/public/traces").await["data"][0], ours[0]);
 }

@@ -23,10 +23,7 @@ fn assert_totals(trace: &Value, with_cost: bool) {
     } else {
         assert_eq!(trace["cost_usd"], Value::Null, "spans carry no cost");
     }
-    assert_eq!(
-        trace["user_id"], "dev@example.com",
-        "the resource user.id, not the installation hash"
-    );
+    assert_eq!(trace["user_id"], "dev@example.com", "the resource user.id, not the installation hash");
     assert_eq!(trace["device_id"], "device-1234");
 }
 
@@ -43,63 +40,29 @@ async fn content_on_capture_gives_one_exact_trace() {
     let trace = only_trace(&host).await;
     assert_totals(&trace, true);
     assert_eq!(trace["session_id"], "e4157771-01a7-45ad-824c-7791773150ef");
-    assert_eq!(
-        trace["prompt"],
-        "List the files in the current directory using the Bash tool, then summarize."
-    );
-    assert_eq!(
-        trace["response"],
-        "Done. The directory listing shows the files in the current working directory."
-    );
+    assert_eq!(trace["prompt"], "List the files in the current directory using the Bash tool, then summarize.");
+    assert_eq!(trace["response"], "Done. The directory listing shows the files in the current working directory.");
     let tools = trace["tool_calls"].as_array().expect("tool_calls");
     assert_eq!(tools.len(), 1);
     let bash = &tools[0];
     assert_eq!(bash["name"], "Bash");
-    assert_eq!(
-        bash["args"],
-        r#"{"command":"ls","description":"List files in current directory"}"#
-    );
+    assert_eq!(bash["args"], r#"{"command":"ls","description":"List files in current directory"}"#);
     assert_eq!(bash["result"], "README.md\nmain.py");
     assert_eq!(bash["success"], true);
     assert_eq!(bash["decision"], "accept (config)");
     assert_eq!(bash["duration_ms"], 123);
-    assert!(
-        trace["start_time"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("2026-11-24T18:41:26"))
-    );
+    assert!(trace["start_time"].as_str().is_some_and(|t| t.starts_with("2026-11-24T18:41:26")));
 
     // The detail view: observations in time order, each model call once, reported both ways.
     let id = trace["id"].as_str().expect("id");
     let detail = host.get_json(&format!("/api/public/traces/{id}")).await;
     let observations = detail["observations"].as_array().expect("observations");
-    let llm: Vec<&Value> = observations
-        .iter()
-        .filter(|o| o["type"] == "llm_call")
-        .collect();
+    let llm: Vec<&Value> = observations.iter().filter(|o| o["type"] == "llm_call").collect();
     assert_eq!(llm.len(), 3);
-    assert!(
-        llm.iter()
-            .all(|o| o["reported_via"] == serde_json::json!(["log", "span"])),
-        "{llm:#?}"
-    );
-    assert_eq!(
-        observations
-            .iter()
-            .filter(|o| o["type"] == "tool_call")
-            .count(),
-        1
-    );
-    assert!(
-        observations
-            .iter()
-            .any(|o| o["name"] == "claude_code.api_request_body"),
-        "other events are kept"
-    );
-    let times: Vec<&str> = observations
-        .iter()
-        .filter_map(|o| o["start_time"].as_str())
-        .collect();
+    assert!(llm.iter().all(|o| o["reported_via"] == serde_json::json!(["log", "span"])), "{llm:#?}");
+    assert_eq!(observations.iter().filter(|o| o["type"] == "tool_call").count(), 1);
+    assert!(observations.iter().any(|o| o["name"] == "claude_code.api_request_body"), "other events are kept");
+    let times: Vec<&str> = observations.iter().filter_map(|o| o["start_time"].as_str()).collect();
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted, "observations in time order");
@@ -111,24 +74,12 @@ async fn content_off_capture_gives_placeholders_and_the_same_totals() {
     host.replay(&Capture::load(CONTENT_OFF)).await;
     let trace = only_trace(&host).await;
     assert_totals(&trace, true);
-    assert_eq!(
-        trace["prompt"],
-        "[prompt not captured: OTEL_LOG_USER_PROMPTS is off]"
-    );
-    assert_eq!(
-        trace["response"],
-        "[response not captured: OTEL_LOG_ASSISTANT_RESPONSES is off]"
-    );
+    assert_eq!(trace["prompt"], "[prompt not captured: OTEL_LOG_USER_PROMPTS is off]");
+    assert_eq!(trace["response"], "[response not captured: OTEL_LOG_ASSISTANT_RESPONSES is off]");
     let bash = &trace["tool_calls"][0];
     assert_eq!(bash["name"], "Bash");
-    assert_eq!(
-        bash["result"],
-        "[result not captured: OTEL_LOG_TOOL_CONTENT is off]"
-    );
-    assert_eq!(
-        bash["args"],
-        "[args not captured: OTEL_LOG_TOOL_DETAILS is off]"
-    );
+    assert_eq!(bash["result"], "[result not captured: OTEL_LOG_TOOL_CONTENT is off]");
+    assert_eq!(bash["args"], "[args not captured: OTEL_LOG_TOOL_DETAILS is off]");
     assert_eq!(bash["success"], true);
 }
 
@@ -157,19 +108,8 @@ async fn logs_alone_spans_alone_and_any_order_agree() {
         let host = TestHost::start().await;
         host.replay(&full).await;
         let in_order = only_trace(&host).await;
-        for field in [
-            "id",
-            "prompt",
-            "response",
-            "tool_calls",
-            "start_time",
-            "end_time",
-            "session_id",
-        ] {
-            assert_eq!(
-                reversed[field], in_order[field],
-                "{capture}: {field} depends on arrival order"
-            );
+        for field in ["id", "prompt", "response", "tool_calls", "start_time", "end_time", "session_id"] {
+            assert_eq!(reversed[field], in_order[field], "{capture}: {field} depends on arrival order");
         }
     }
 }
@@ -194,10 +134,7 @@ async fn metrics_are_kept_but_never_added_into_prompt_totals() {
     let host = TestHost::start().await;
     let capture = Capture::load(CONTENT_ON);
     host.replay(&capture.only(&["metrics"])).await;
-    assert!(
-        host.traces().await.is_empty(),
-        "metrics alone make no prompt trace"
-    );
+    assert!(host.traces().await.is_empty(), "metrics alone make no prompt trace");
     host.replay(&capture).await;
     assert_totals(&only_trace(&host).await, true);
 }
@@ -212,9 +149,7 @@ async fn sessions_and_users_group_the_traces() {
     let sessions = host.get_json("/api/public/sessions").await;
     let sessions = sessions["data"].as_array().expect("data");
     assert_eq!(sessions.len(), 2);
-    let session = host
-        .get_json("/api/public/sessions/e4157771-01a7-45ad-824c-7791773150ef")
-        .await;
+    let session = host.get_json("/api/public/sessions/e4157771-01a7-45ad-824c-7791773150ef").await;
     assert_eq!(session["trace_count"], 1);
     assert_eq!(session["input_tokens"], 3 * 1234);
     assert_eq!(session["traces"].as_array().map(Vec::len), Some(1));
@@ -227,25 +162,15 @@ async fn sessions_and_users_group_the_traces() {
     assert_eq!(user["input_tokens"], 6 * 1234);
     assert_eq!(user["agents"]["claude-code"], 2);
 
-    let filtered = host
-        .get_json("/api/public/traces?session_id=e4157771-01a7-45ad-824c-7791773150ef")
-        .await;
+    let filtered = host.get_json("/api/public/traces?session_id=e4157771-01a7-45ad-824c-7791773150ef").await;
     assert_eq!(filtered["data"].as_array().map(Vec::len), Some(1));
     let none = host.get_json("/api/public/traces?agent=codex").await;
     assert_eq!(none["data"].as_array().map(Vec::len), Some(0));
     let page = host.get_json("/api/public/traces?limit=1").await;
     assert_eq!(page["data"].as_array().map(Vec::len), Some(1));
     let cursor = page["next_cursor"].as_str().expect("a next page");
-    let next = host
-        .get_json(&format!("/api/public/traces?limit=1&cursor={cursor}"))
-        .await;
+    let next = host.get_json(&format!("/api/public/traces?limit=1&cursor={cursor}")).await;
     assert_ne!(next["data"][0]["id"], page["data"][0]["id"]);
-    let later = host
-        .get_json("/api/public/traces?from=2026-11-24T18:41:50Z")
-        .await;
-    assert_eq!(
-        later["data"].as_array().map(Vec::len),
-        Some(1),
-        "from filters by start time"
-    );
+    let later = host.get_json("/api/public/traces?from=2026-11-24T18:41:50Z").await;
+    assert_eq!(later["data"].as_array().map(Vec::len), Some(1), "from filters by start time");
 }

@@ -8,9 +8,7 @@ use prost::Message;
 const LOGS_JSON: &str = "claude-code/json-content-off";
 
 fn logs_json() -> Vec<u8> {
-    Capture::load(LOGS_JSON).only(&["logs"]).requests[0]
-        .body
-        .clone()
+    Capture::load(LOGS_JSON).only(&["logs"]).requests[0].body.clone()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -21,11 +19,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 async fn reason(response: reqwest::Response) -> String {
     let body: serde_json::Value = response.json().await.expect("a JSON error body");
-    let message = body["message"]
-        .as_str()
-        .or(body["error"].as_str())
-        .expect("a reason")
-        .to_owned();
+    let message = body["message"].as_str().or(body["error"].as_str()).expect("a reason").to_owned();
     assert!(!message.contains('\n'), "one line: {message}");
     message
 }
@@ -35,21 +29,13 @@ async fn both_paths_accept_protobuf_and_json_and_answer_in_kind() {
     let host = TestHost::start().await;
     let capture = Capture::load("claude-code/protobuf-content-on");
     let traces = &capture.only(&["traces"]).requests[0];
-    let response = host
-        .post(
-            "/api/public/otel/v1/traces",
-            "application/x-protobuf",
-            traces.body.clone(),
-        )
-        .await;
+    let response = host.post("/api/public/otel/v1/traces", "application/x-protobuf", traces.body.clone()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/x-protobuf");
     let body = response.bytes().await.expect("body");
     opentelemetry_proto_response(&body);
 
-    let response = host
-        .post("/v1/logs", "application/json; charset=utf-8", logs_json())
-        .await;
+    let response = host.post("/v1/logs", "application/json; charset=utf-8", logs_json()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let body: serde_json::Value = response.json().await.expect("JSON response");
@@ -83,11 +69,8 @@ async fn gzip_and_chunked_bodies_are_accepted() {
 
     // A streamed body has no Content-Length: it goes out chunked, as Claude Code sends it.
     let capture = Capture::load("claude-code/protobuf-content-on").only(&["traces"]);
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = capture.requests[0]
-        .body
-        .chunks(512)
-        .map(|c| Ok(c.to_vec()))
-        .collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        capture.requests[0].body.chunks(512).map(|c| Ok(c.to_vec())).collect();
     let response = host
         .client
         .post(host.url("/v1/traces"))
@@ -137,33 +120,12 @@ async fn integers_as_strings_or_numbers_and_hex_ids_decode() {
            {"key": "cache_read_tokens", "value": {"stringValue": "2"}},
            {"key": "cache_creation_tokens", "value": {"doubleValue": 1}},
            {"key": "event.sequence", "value": {"intValue": 1}}]}]}]}]});
-    let response = host
-        .post(
-            "/v1/logs",
-            "application/json",
-            serde_json::to_vec(&body).expect("json"),
-        )
-        .await;
+    let response = host.post("/v1/logs", "application/json", serde_json::to_vec(&body).expect("json")).await;
     assert_eq!(response.status(), 200);
     let trace = &host.traces().await[0];
-    assert_eq!(
-        (
-            trace["input_tokens"].as_u64(),
-            trace["output_tokens"].as_u64()
-        ),
-        (Some(10), Some(5))
-    );
-    assert_eq!(
-        (
-            trace["cache_read_tokens"].as_u64(),
-            trace["cache_creation_tokens"].as_u64()
-        ),
-        (Some(2), Some(1))
-    );
-    assert_eq!(
-        trace["id"], "otel-b141b9b87d9c7ccdfba025f4185d793f",
-        "hex ids, case-insensitive"
-    );
+    assert_eq!((trace["input_tokens"].as_u64(), trace["output_tokens"].as_u64()), (Some(10), Some(5)));
+    assert_eq!((trace["cache_read_tokens"].as_u64(), trace["cache_creation_tokens"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(trace["id"], "otel-b141b9b87d9c7ccdfba025f4185d793f", "hex ids, case-insensitive");
 }
 
 #[tokio::test]
@@ -178,20 +140,14 @@ async fn missing_or_wrong_keys_get_401_with_a_challenge() {
     ];
     for auth in cases {
         for path in ["/v1/logs", "/api/public/otel/v1/traces"] {
-            let mut request = host
-                .client
-                .post(host.url(path))
-                .header("content-type", "application/json")
-                .body(logs_json());
+            let mut request =
+                host.client.post(host.url(path)).header("content-type", "application/json").body(logs_json());
             if let Some(auth) = &auth {
                 request = request.header("authorization", auth);
             }
             let response = request.send().await.expect("send");
             assert_eq!(response.status(), 401, "{auth:?} {path}");
-            assert_eq!(
-                response.headers()["www-authenticate"],
-                "Basic realm=\"antenna\""
-            );
+            assert_eq!(response.headers()["www-authenticate"], "Basic realm=\"antenna\"");
             reason(response).await;
         }
         let mut request = host.client.get(host.url("/api/public/traces"));
@@ -200,30 +156,17 @@ async fn missing_or_wrong_keys_get_401_with_a_challenge() {
         }
         assert_eq!(request.send().await.expect("send").status(), 401);
     }
-    assert!(
-        host.traces().await.is_empty(),
-        "nothing unauthenticated was stored"
-    );
+    assert!(host.traces().await.is_empty(), "nothing unauthenticated was stored");
 }
 
 #[tokio::test]
 async fn unknown_paths_get_404() {
     let host = TestHost::start().await;
-    for path in [
-        "/v1/profiles",
-        "/v2/traces",
-        "/api/public/otel/v1/spans",
-        "/nothing",
-    ] {
+    for path in ["/v1/profiles", "/v2/traces", "/api/public/otel/v1/spans", "/nothing"] {
         let response = host.post(path, "application/json", b"{}".to_vec()).await;
         assert_eq!(response.status(), 404, "{path}");
     }
-    let response = host
-        .client
-        .get(host.url("/api/public/nothing"))
-        .send()
-        .await
-        .expect("send");
+    let response = host.client.get(host.url("/api/public/nothing")).send().await.expect("send");
     assert_eq!(response.status(), 404);
     let response = host
         .client
@@ -263,9 +206,7 @@ async fn oversized_bodies_get_413_before_and_after_decompression() {
         c.limits.max_decoded_bytes = 256 * 1024;
     })
     .await;
-    let response = host
-        .post("/v1/logs", "application/json", vec![b' '; 100 * 1024])
-        .await;
+    let response = host.post("/v1/logs", "application/json", vec![b' '; 100 * 1024]).await;
     assert_eq!(response.status(), 413);
     reason(response).await;
 
@@ -292,25 +233,12 @@ async fn malformed_bodies_get_400_and_nothing_is_lost() {
     host.replay(&Capture::load(LOGS_JSON)).await;
     let before = host.traces().await;
 
-    let protobuf = Capture::load("claude-code/protobuf-content-on")
-        .only(&["logs"])
-        .requests[0]
-        .body
-        .clone();
+    let protobuf = Capture::load("claude-code/protobuf-content-on").only(&["logs"]).requests[0].body.clone();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("application/json", b"{not json".to_vec()),
-        (
-            "application/json",
-            br#"{"resourceLogs": "wrong type"}"#.to_vec(),
-        ),
-        (
-            "application/json",
-            br#"{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "zz"}]}]}]}"#.to_vec(),
-        ),
-        (
-            "application/x-protobuf",
-            protobuf[..protobuf.len() / 2].to_vec(),
-        ),
+        ("application/json", br#"{"resourceLogs": "wrong type"}"#.to_vec()),
+        ("application/json", br#"{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "zz"}]}]}]}"#.to_vec()),
+        ("application/x-protobuf", protobuf[..protobuf.len() / 2].to_vec()),
         ("application/x-protobuf", vec![0xff; 32]),
     ];
     for (content_type, body) in cases {
@@ -319,11 +247,7 @@ async fn malformed_bodies_get_400_and_nothing_is_lost() {
         if content_type == "application/json" {
             assert!(reason(response).await.starts_with("malformed OTLP JSON"));
         } else {
-            assert_eq!(
-                response.headers()["content-type"],
-                "application/x-protobuf",
-                "a google.rpc.Status in kind"
-            );
+            assert_eq!(response.headers()["content-type"], "application/x-protobuf", "a google.rpc.Status in kind");
         }
     }
     let bad_gzip = host
@@ -337,25 +261,11 @@ async fn malformed_bodies_get_400_and_nothing_is_lost() {
         .await
         .expect("send");
     assert_eq!(bad_gzip.status(), 400);
-    assert_eq!(
-        host.traces().await,
-        before,
-        "bad input changes nothing already accepted"
-    );
+    assert_eq!(host.traces().await, before, "bad input changes nothing already accepted");
 
     // An empty request is a valid (empty) export.
-    assert_eq!(
-        host.post("/v1/logs", "application/json", b"{}".to_vec())
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        host.post("/v1/traces", "application/x-protobuf", Vec::new())
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(host.post("/v1/logs", "application/json", b"{}".to_vec()).await.status(), 200);
+    assert_eq!(host.post("/v1/traces", "application/x-protobuf", Vec::new()).await.status(), 200);
 }
 
 #[tokio::test]

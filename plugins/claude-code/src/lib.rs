@@ -11,9 +11,9 @@
 //! fragments say through which channel, and the host counts each call once.
 
 use antenna_sdk::{
-    AttrValue, Attribution, Attrs, Channel, Claims, Event, FragmentBody, Fragments, LogRecord,
-    MetricPoint, ModelCall, Parser, PluginInfo, Prompt, ResourceBatch, Span, StatusCode, ToolCall,
-    Usage, UsageMetric, attribution, not_captured,
+    AttrValue, Attribution, Attrs, Channel, Claims, Event, FragmentBody, Fragments, LogRecord, MetricPoint, ModelCall,
+    Parser, PluginInfo, Prompt, ResourceBatch, Span, StatusCode, ToolCall, Usage, UsageMetric, attribution,
+    not_captured,
 };
 
 /// The Claude Code parser.
@@ -118,16 +118,10 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
     let otel = otel_key(&log.trace_id);
     // Events outside any prompt (start-up, MCP connections, the session-title request before
     // the prompt) belong to no trace; their raw batch stays stored.
-    let Some(trace_key) = attrs
-        .str("prompt.id")
-        .map(|p| format!("prompt-{p}"))
-        .or_else(|| otel.clone())
-    else {
+    let Some(trace_key) = attrs.str("prompt.id").map(|p| format!("prompt-{p}")).or_else(|| otel.clone()) else {
         return;
     };
-    let seq = attrs
-        .string("event.sequence")
-        .unwrap_or_else(|| time.to_string());
+    let seq = attrs.string("event.sequence").unwrap_or_else(|| time.to_string());
     // Report ids order the reports of one thing: the first present value wins per field.
     // A tool_result outranks a tool_decision (it has the real input), logs outrank spans.
     let report = format!("{}-log-{seq}", if name == "tool_result" { 0 } else { 1 });
@@ -143,11 +137,7 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
         // The answer to the user: side queries (session titles, ...) are not it.
         "assistant_response" if is_main_query(&attrs) => FragmentBody::Prompt(Prompt {
             text: None,
-            response: content(
-                attrs.string("response"),
-                "response",
-                "OTEL_LOG_ASSISTANT_RESPONSES",
-            ),
+            response: content(attrs.string("response"), "response", "OTEL_LOG_ASSISTANT_RESPONSES"),
             start_unix_nano: None,
             end_unix_nano: Some(time),
         }),
@@ -173,24 +163,18 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
                 duration_ms: duration,
                 error,
             };
-            let id = attrs
-                .str("request_id")
-                .map_or_else(|| format!("log-{seq}"), |r| format!("req-{r}"));
+            let id = attrs.str("request_id").map_or_else(|| format!("log-{seq}"), |r| format!("req-{r}"));
             let fragment = out.push(trace_key, id, report, who, FragmentBody::ModelCall(call));
             fragment.also_known_as.extend(otel);
             return;
         }
         "tool_decision" | "tool_result" => {
-            let decision =
-                attrs
-                    .str("decision")
-                    .or(attrs.str("decision_type"))
-                    .map(
-                        |d| match attrs.str("source").or(attrs.str("decision_source")) {
-                            Some(source) => format!("{d} ({source})"),
-                            None => d.to_owned(),
-                        },
-                    );
+            let decision = attrs.str("decision").or(attrs.str("decision_type")).map(|d| {
+                match attrs.str("source").or(attrs.str("decision_source")) {
+                    Some(source) => format!("{d} ({source})"),
+                    None => d.to_owned(),
+                }
+            });
             let is_result = name == "tool_result";
             let args = attrs
                 .string("tool_input")
@@ -205,9 +189,7 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
                 decision: if is_result { None } else { decision },
                 start_unix_nano: None,
             };
-            let id = attrs
-                .str("tool_use_id")
-                .map_or_else(|| format!("log-{seq}"), str::to_owned);
+            let id = attrs.str("tool_use_id").map_or_else(|| format!("log-{seq}"), str::to_owned);
             let fragment = out.push(trace_key, id, report, who, FragmentBody::ToolCall(call));
             fragment.also_known_as.extend(otel);
             return;
@@ -233,22 +215,12 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
 }
 
 /// Attributes every record repeats; not worth storing per event.
-const STANDARD_KEYS: [&str; 6] = [
-    "user.id",
-    "session.id",
-    "host.id",
-    "terminal.type",
-    "deployment.environment",
-    "event.timestamp",
-];
+const STANDARD_KEYS: [&str; 6] =
+    ["user.id", "session.id", "host.id", "terminal.type", "deployment.environment", "event.timestamp"];
 
 fn is_main_query(attrs: &Attrs<'_>) -> bool {
-    matches!(
-        attrs.str("query_source"),
-        None | Some("sdk" | "main" | "repl_main_thread" | "subagent")
-    ) || attrs
-        .str("query_source")
-        .is_some_and(|q| q.starts_with("repl_main"))
+    matches!(attrs.str("query_source"), None | Some("sdk" | "main" | "repl_main_thread" | "subagent"))
+        || attrs.str("query_source").is_some_and(|q| q.starts_with("repl_main"))
 }
 
 fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mut Fragments) {
@@ -258,12 +230,8 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mu
         return;
     };
     let duration = attrs.uint("duration_ms").or_else(|| {
-        Some(
-            span.end_time_unix_nano
-                .saturating_sub(span.start_time_unix_nano)
-                / 1_000_000,
-        )
-        .filter(|_| span.end_time_unix_nano > 0)
+        Some(span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) / 1_000_000)
+            .filter(|_| span.end_time_unix_nano > 0)
     });
     let failed = span.status == StatusCode::Error || attrs.bool("success") == Some(false);
     let error = failed.then(|| {
@@ -273,38 +241,22 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mu
             .unwrap_or_else(|| format!("{} failed", span.name))
     });
     let report = format!("2-span-{}", span.span_id);
-    let tool_id = |attrs: &Attrs<'_>| {
-        attrs
-            .first_str(&["tool_use_id", "gen_ai.tool.call.id"])
-            .map(str::to_owned)
-    };
+    let tool_id = |attrs: &Attrs<'_>| attrs.first_str(&["tool_use_id", "gen_ai.tool.call.id"]).map(str::to_owned);
     match span.name.as_str() {
         "claude_code.interaction" => {
             let prompt = Prompt {
-                text: content(
-                    attrs.string("user_prompt"),
-                    "prompt",
-                    "OTEL_LOG_USER_PROMPTS",
-                )
-                .or_else(|| Some(not_captured("prompt", "OTEL_LOG_USER_PROMPTS"))),
+                text: content(attrs.string("user_prompt"), "prompt", "OTEL_LOG_USER_PROMPTS")
+                    .or_else(|| Some(not_captured("prompt", "OTEL_LOG_USER_PROMPTS"))),
                 response: None,
                 start_unix_nano: Some(span.start_time_unix_nano),
                 end_unix_nano: Some(span.end_time_unix_nano).filter(|t| *t > 0),
             };
-            out.push(
-                trace_key,
-                "prompt",
-                report,
-                who,
-                FragmentBody::Prompt(prompt),
-            );
+            out.push(trace_key, "prompt", report, who, FragmentBody::Prompt(prompt));
         }
         "claude_code.llm_request" => {
             let call = ModelCall {
                 channel: Channel::Span,
-                model: attrs
-                    .first_str(&["model", "gen_ai.request.model"])
-                    .map(model_name),
+                model: attrs.first_str(&["model", "gen_ai.request.model"]).map(model_name),
                 usage: usage(&attrs),
                 cost_usd: None,
                 start_unix_nano: Some(span.start_time_unix_nano),
@@ -312,22 +264,14 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mu
                 duration_ms: duration,
                 error,
             };
-            let id = attrs
-                .str("request_id")
-                .map_or_else(|| format!("span-{}", span.span_id), |r| format!("req-{r}"));
+            let id = attrs.str("request_id").map_or_else(|| format!("span-{}", span.span_id), |r| format!("req-{r}"));
             out.push(trace_key, id, report, who, FragmentBody::ModelCall(call));
         }
         "claude_code.tool" => {
-            let output = span
-                .events
-                .iter()
-                .find(|e| e.name == "tool.output")
-                .map(|e| Attrs::new(&e.attributes));
+            let output = span.events.iter().find(|e| e.name == "tool.output").map(|e| Attrs::new(&e.attributes));
             let call = ToolCall {
                 name: attrs.string("tool_name"),
-                args: attrs
-                    .first_str(&["full_command", "file_path", "skill_name", "subagent_type"])
-                    .map(str::to_owned),
+                args: attrs.first_str(&["full_command", "file_path", "skill_name", "subagent_type"]).map(str::to_owned),
                 result: Some(
                     output
                         .and_then(|o| o.first_str(&["output", "result"]).map(str::to_owned))
@@ -358,10 +302,8 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mu
             // The decision belongs to the parent `claude_code.tool` span's call, when known.
             let decision = attrs.str("decision").filter(|d| *d != "unknown");
             let parent = siblings.iter().find(|s| s.span_id == span.parent_span_id);
-            let (Some(decision), Some(id)) = (
-                decision,
-                parent.and_then(|p| tool_id(&Attrs::new(&p.attributes))),
-            ) else {
+            let (Some(decision), Some(id)) = (decision, parent.and_then(|p| tool_id(&Attrs::new(&p.attributes))))
+            else {
                 return;
             };
             let decision = match attrs.str("source").filter(|s| *s != "unknown") {
@@ -386,13 +328,7 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mu
                 attributes_json: attrs.to_json(&STANDARD_KEYS),
                 error,
             };
-            out.push(
-                trace_key,
-                format!("span-{}", span.span_id),
-                report,
-                who,
-                FragmentBody::Event(event),
-            );
+            out.push(trace_key, format!("span-{}", span.span_id), report, who, FragmentBody::Event(event));
         }
     }
 }
@@ -408,13 +344,7 @@ fn normalize_metric(resource: &Attrs<'_>, point: &MetricPoint, out: &mut Fragmen
         attributes_json: attrs.to_json(&STANDARD_KEYS),
     };
     let report = format!("{}-{}", point.time_unix_nano, metric.attributes_json);
-    out.push(
-        session_key(&who),
-        point.name.clone(),
-        report,
-        who,
-        FragmentBody::UsageMetric(metric),
-    );
+    out.push(session_key(&who), point.name.clone(), report, who, FragmentBody::UsageMetric(metric));
 }
 
 antenna_sdk::export_parser!(ClaudeCode);

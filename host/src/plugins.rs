@@ -1,0 +1,382 @@
+//! The plugins serving now: built-in ones from the binary, and `*.wasm` files in the plugins
+//! directory, which is watched so that a new or fixed parser goes live without a restart.
+//!
+//! - Precedence: for one plugin name, a directory plugin replaces the built-in one; removing the
+//!   file falls back to the built-in. Between different plugins whose claims overlap, detection
+//!   prefers a directory plugin, then the higher version, then the name (and a warning is logged).
+//! - Swaps are atomic: readers take a snapshot (`Arc<Vec<..>>`), so a batch in flight finishes
+//!   on the version it started with, and new batches use the new one.
+//! - A component that fails to load (not a component, wrong WIT version, wrong exports, failed
+//!   self-check) is refused with one log line naming the file and the reason; the version
+//!   already serving keeps serving.
+//! - Compiled code is cached on disk, keyed by the component's SHA-256 and the engine's
+//!   compatibility hash, so a restart does not recompile.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::otlp::Signature;
+use crate::runtime::{Plugin, Runtime, RuntimeError};
+
+/// Consecutive failures after which a plugin is put aside for [`BREAKER_COOL_DOWN`].
+pub const BREAKER_THRESHOLD: u32 = 5;
+pub const BREAKER_COOL_DOWN: Duration = Duration::from_secs(30);
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "path", rename_all = "snake_case")]
+pub enum Source {
+    BuiltIn,
+    File(PathBuf),
+}
+
+/// A plugin with its provenance and counters.
+pub struct Loaded {
+    pub plugin: Plugin,
+    pub source: Source,
+    pub batches: AtomicU64,
+    pub failures: AtomicU64,
+    consecutive_failures: AtomicU32,
+    open_until: Mutex<Option<Instant>>,
+    pub last_error: RwLock<Option<String>>,
+}
+
+impl Loaded {
+    fn new(plugin: Plugin, source: Source) -> Arc<Self> {
+        Arc::new(Loaded {
+            plugin,
+            source,
+            batches: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            open_until: Mutex::new(None),
+            last_error: RwLock::new(None),
+        })
+    }
+
+    /// `name@version`.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.plugin.info.name, self.plugin.info.version)
+    }
+
+    pub fn record_success(&self) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+    }
+
+    /// Count a failure; after [`BREAKER_THRESHOLD`] in a row the plugin is put aside.
+    pub fn record_failure(&self, error: &str) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_error.write() {
+            *last = Some(error.to_owned());
+        }
+        if self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1 >= BREAKER_THRESHOLD
+            && let Ok(mut open) = self.open_until.lock()
+        {
+            if open.is_none() {
+                tracing::warn!(plugin = %self.label(), "plugin keeps failing: put aside; its batches are kept for replay");
+            }
+            *open = Some(Instant::now() + BREAKER_COOL_DOWN);
+        }
+    }
+
+    /// Whether the circuit breaker has put this plugin aside right now.
+    pub fn is_put_aside(&self) -> bool {
+        self.open_until.lock().map(|open| open.is_some_and(|until| Instant::now() < until)).unwrap_or(false)
+    }
+
+    fn precedence(&self) -> (u8, Version, String) {
+        let from_dir = u8::from(matches!(self.source, Source::File(_)));
+        (from_dir, Version::parse(&self.plugin.info.version), self.plugin.info.name.clone())
+    }
+}
+
+/// A semver-ish version for ordering (`1.10.0` > `1.9.3`); text that is not a number sorts low.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Version(Vec<u64>);
+
+impl Version {
+    fn parse(text: &str) -> Self {
+        Version(text.split(['.', '-', '+']).map_while(|p| p.parse().ok()).collect())
+    }
+}
+
+/// What `GET /api/admin/plugins` shows of a plugin.
+#[derive(Debug, Serialize)]
+pub struct PluginStatus {
+    pub name: String,
+    pub version: String,
+    pub agent: String,
+    pub wit_version: String,
+    pub source: Source,
+    pub sha256: String,
+    pub active: bool,
+    pub claims: crate::model::Claims,
+    pub batches: u64,
+    pub failures: u64,
+    pub put_aside: bool,
+    pub last_error: Option<String>,
+}
+
+/// The plugins serving now.
+pub struct Registry {
+    runtime: Runtime,
+    cache_dir: Option<PathBuf>,
+    builtin: RwLock<BTreeMap<String, Arc<Loaded>>>,
+    files: RwLock<BTreeMap<PathBuf, Arc<Loaded>>>,
+    active: RwLock<Arc<Vec<Arc<Loaded>>>>,
+}
+
+impl Registry {
+    pub fn new(runtime: Runtime, cache_dir: Option<PathBuf>) -> Self {
+        Registry {
+            runtime,
+            cache_dir,
+            builtin: Default::default(),
+            files: Default::default(),
+            active: Default::default(),
+        }
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The active plugins, in detection precedence order.
+    pub fn snapshot(&self) -> Arc<Vec<Arc<Loaded>>> {
+        self.active.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Load a component's bytes, through the compiled-code cache. Blocking (compiles).
+    pub fn compile(&self, bytes: &[u8]) -> Result<Plugin, RuntimeError> {
+        self.runtime.load_cached(bytes, self.cache_dir.as_deref())
+    }
+
+    pub fn add_builtin(&self, plugin: Plugin) {
+        if let Ok(mut builtin) = self.builtin.write() {
+            builtin.insert(plugin.info.name.clone(), Loaded::new(plugin, Source::BuiltIn));
+        }
+        self.rebuild();
+    }
+
+    /// Install (or replace) the plugin loaded from `path`.
+    pub fn set_file(&self, path: &Path, plugin: Plugin) {
+        let loaded = Loaded::new(plugin, Source::File(path.to_owned()));
+        tracing::info!(
+            plugin = %loaded.label(), file = %path.display(), wit = %loaded.plugin.wit_version,
+            "plugin loaded from the plugins directory"
+        );
+        if let Ok(mut files) = self.files.write() {
+            files.insert(path.to_owned(), loaded);
+        }
+        self.rebuild();
+    }
+
+    /// Forget the plugin loaded from `path` (a built-in of the same name takes over again).
+    pub fn remove_file(&self, path: &Path) -> bool {
+        let removed = self.files.write().map(|mut files| files.remove(path)).ok().flatten();
+        if let Some(removed) = &removed {
+            tracing::info!(plugin = %removed.label(), file = %path.display(), "plugin removed");
+            self.rebuild();
+        }
+        removed.is_some()
+    }
+
+    /// The digest of the component loaded from `path`, if any.
+    pub fn file_digest(&self, path: &Path) -> Option<String> {
+        self.files.read().ok()?.get(path).map(|l| l.plugin.digest.clone())
+    }
+
+    pub fn file_paths(&self) -> Vec<PathBuf> {
+        self.files.read().map(|f| f.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Recompute the active list: per name a directory plugin over the built-in, then sort by
+    /// precedence, and warn about overlapping claims.
+    fn rebuild(&self) {
+        let mut by_name: BTreeMap<String, Arc<Loaded>> = self.builtin.read().map(|b| b.clone()).unwrap_or_default();
+        if let Ok(files) = self.files.read() {
+            for loaded in files.values() {
+                let name = loaded.plugin.info.name.clone();
+                let replace = by_name.get(&name).is_none_or(|current| loaded.precedence() > current.precedence());
+                if replace {
+                    by_name.insert(name, loaded.clone());
+                }
+            }
+        }
+        let mut list: Vec<Arc<Loaded>> = by_name.into_values().collect();
+        list.sort_by_key(|l| std::cmp::Reverse(l.precedence()));
+        for (i, a) in list.iter().enumerate() {
+            for b in &list[i + 1..] {
+                let (ca, cb) = (&a.plugin.info.claims, &b.plugin.info.claims);
+                let overlap =
+                    ca.scope_names.iter().chain(&ca.event_names).chain(&ca.service_names).find(|c| {
+                        cb.scope_names.contains(c) || cb.event_names.contains(c) || cb.service_names.contains(c)
+                    });
+                if let Some(claim) = overlap {
+                    tracing::warn!(
+                        winner = %a.label(), other = %b.label(), %claim,
+                        "two plugins claim the same name: the first wins (directory over built-in, then higher version)"
+                    );
+                }
+            }
+        }
+        if let Ok(mut active) = self.active.write() {
+            *active = Arc::new(list);
+        }
+    }
+
+    /// Every plugin, active or shadowed, for the admin API.
+    pub fn status(&self) -> Vec<PluginStatus> {
+        let active = self.snapshot();
+        let mut all: Vec<Arc<Loaded>> = self.builtin.read().map(|b| b.values().cloned().collect()).unwrap_or_default();
+        all.extend(self.files.read().map(|f| f.values().cloned().collect::<Vec<_>>()).unwrap_or_default());
+        all.iter()
+            .map(|l| PluginStatus {
+                name: l.plugin.info.name.clone(),
+                version: l.plugin.info.version.clone(),
+                agent: l.plugin.info.agent.clone(),
+                wit_version: l.plugin.wit_version.clone(),
+                source: l.source.clone(),
+                sha256: l.plugin.digest.clone(),
+                active: active.iter().any(|a| Arc::ptr_eq(a, l)),
+                claims: l.plugin.info.claims.clone(),
+                batches: l.batches.load(Ordering::Relaxed),
+                failures: l.failures.load(Ordering::Relaxed),
+                put_aside: l.is_put_aside(),
+                last_error: l.last_error.read().ok().and_then(|e| e.clone()),
+            })
+            .collect()
+    }
+}
+
+fn matches(patterns: &[String], value: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => value.starts_with(prefix),
+        None => p == value,
+    })
+}
+
+/// The plugin for one resource: a scope or event/span name claim beats a `service.name`
+/// claim (a stale `OTEL_SERVICE_NAME` must not decide); ties go to the earlier plugin in
+/// precedence order.
+pub fn detect(plugins: &[Arc<Loaded>], signature: &Signature<'_>) -> Option<Arc<Loaded>> {
+    let score = |p: &Loaded| {
+        let claims = &p.plugin.info.claims;
+        if signature.scope_names.iter().any(|s| matches(&claims.scope_names, s))
+            || signature.event_names.iter().any(|e| matches(&claims.event_names, e))
+        {
+            2
+        } else if signature.service_name.is_some_and(|s| matches(&claims.service_names, s)) {
+            1
+        } else {
+            0
+        }
+    };
+    let mut best: Option<(u8, &Arc<Loaded>)> = None;
+    for plugin in plugins {
+        let s = score(plugin);
+        if s > 0 && best.is_none_or(|(b, _)| s > b) {
+            best = Some((s, plugin));
+        }
+    }
+    best.map(|(_, p)| p.clone())
+}
+
+impl Runtime {
+    /// [`Runtime::load`] through an on-disk cache of compiled code. The cache key covers the
+    /// component bytes and the engine's settings and version, so a stale entry is never used.
+    pub fn load_cached(&self, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Plugin, RuntimeError> {
+        let Some(dir) = cache_dir else { return self.load(bytes) };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine().precompile_compatibility_hash().hash(&mut hasher);
+        let key = format!("{}-{:016x}.cwasm", crate::store::sha256_hex(bytes), hasher.finish());
+        let path = dir.join(key);
+        self.load_with_cache(bytes, &path)
+    }
+}
+
+/// Watch `dir`: load what is there now, then rescan whenever it changes. Each rescan compares
+/// file digests with what is loaded, so duplicate or partial-write events are harmless: a half
+/// written file is refused, and loaded once its last write lands.
+pub fn watch_dir(
+    registry: Arc<Registry>,
+    dir: PathBuf,
+    on_change: impl Fn() + Send + Sync + 'static,
+) -> anyhow::Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    std::fs::create_dir_all(&dir)?;
+    rescan(&registry, &dir);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
+    std::thread::Builder::new().name("antenna-plugins-dir".into()).spawn(move || {
+        while rx.recv().is_ok() {
+            // Let a burst of events (create, write, close, rename) settle into one rescan.
+            std::thread::sleep(Duration::from_millis(100));
+            while rx.try_recv().is_ok() {}
+            if rescan(&registry, &dir) {
+                on_change();
+            }
+        }
+    })?;
+    Ok(watcher)
+}
+
+/// Bring the registry in line with the `*.wasm` files in `dir`. Returns whether anything
+/// changed.
+pub fn rescan(registry: &Registry, dir: &Path) -> bool {
+    let mut changed = false;
+    let mut present = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot read the plugins directory");
+            return false;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "wasm") || !path.is_file() {
+            continue;
+        }
+        present.push(path.clone());
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "refused plugin: cannot read it");
+                continue;
+            }
+        };
+        let digest = crate::store::sha256_hex(&bytes);
+        if registry.file_digest(&path).as_deref() == Some(digest.as_str()) {
+            continue;
+        }
+        match registry.compile(&bytes) {
+            Ok(plugin) => {
+                registry.set_file(&path, plugin);
+                changed = true;
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), reason = %e, "refused plugin; the version already serving keeps serving")
+            }
+        }
+    }
+    for path in registry.file_paths() {
+        if !present.contains(&path) {
+            changed |= registry.remove_file(&path);
+        }
+    }
+    changed
+}
