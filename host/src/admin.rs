@@ -16,9 +16,22 @@ fn deny(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// Why an admin request was turned away.
+struct Denied(StatusCode, &'static str);
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        let mut response = deny(self.0, self.1);
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Denied> {
     let Some(expected) = state.config.admin_token.as_deref() else {
-        return Err(deny(StatusCode::FORBIDDEN, "the admin API is off: start the host with ANTENNA_ADMIN_TOKEN"));
+        return Err(Denied(StatusCode::FORBIDDEN, "the admin API is off: start the host with ANTENNA_ADMIN_TOKEN"));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -28,18 +41,18 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
         Ok(())
     } else {
-        let mut response = deny(StatusCode::UNAUTHORIZED, "send Authorization: Bearer <ANTENNA_ADMIN_TOKEN>");
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-        Err(response)
+        Err(Denied(StatusCode::UNAUTHORIZED, "send Authorization: Bearer <ANTENNA_ADMIN_TOKEN>"))
     }
 }
 
 /// `GET /api/admin/plugins`: every plugin, active or shadowed, with its counters.
 pub async fn list_plugins(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(denied) = authorize(&state, &headers) {
-        return denied;
+        return denied.into_response();
     }
-    Json(json!({ "data": state.registry.status() })).into_response()
+    let refused: Vec<_> =
+        state.registry.refused().into_iter().map(|(file, reason)| json!({ "file": file, "reason": reason })).collect();
+    Json(json!({ "data": state.registry.status(), "refused": refused })).into_response()
 }
 
 /// The body of `POST /api/admin/replay`.
@@ -69,7 +82,7 @@ pub struct ReplayReport {
 /// output is replaced, never added to.
 pub async fn replay(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     if let Err(denied) = authorize(&state, &headers) {
-        return denied;
+        return denied.into_response();
     }
     let request: ReplayRequest = if body.is_empty() {
         ReplayRequest::default()
@@ -79,14 +92,14 @@ pub async fn replay(State(state): State<AppState>, headers: HeaderMap, body: axu
             Err(e) => return deny(StatusCode::BAD_REQUEST, &format!("invalid replay request: {e}")),
         }
     };
-    let time = |name: &str, value: &Option<String>| -> Result<Option<i64>, Response> {
+    let time = |name: &str, value: &Option<String>| -> Result<Option<i64>, String> {
         value
             .as_deref()
             .map(|v| {
                 chrono::DateTime::parse_from_rfc3339(v)
                     .ok()
                     .and_then(|t| t.timestamp_nanos_opt())
-                    .ok_or_else(|| deny(StatusCode::BAD_REQUEST, &format!("{name} must be an RFC 3339 time")))
+                    .ok_or_else(|| format!("{name} must be an RFC 3339 time"))
             })
             .transpose()
     };
@@ -98,7 +111,7 @@ pub async fn replay(State(state): State<AppState>, headers: HeaderMap, body: axu
             to_ns,
             failed_only: request.failed_only,
         },
-        (Err(e), _) | (_, Err(e)) => return e,
+        (Err(e), _) | (_, Err(e)) => return deny(StatusCode::BAD_REQUEST, &e),
     };
     match state.store.batches_for_replay(&filter).await {
         Ok(batches) => {

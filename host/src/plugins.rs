@@ -131,6 +131,8 @@ pub struct Registry {
     cache_dir: Option<PathBuf>,
     builtin: RwLock<BTreeMap<String, Arc<Loaded>>>,
     files: RwLock<BTreeMap<PathBuf, Arc<Loaded>>>,
+    /// Files in the plugins directory that were refused, with the reason.
+    refused: RwLock<BTreeMap<PathBuf, String>>,
     active: RwLock<Arc<Vec<Arc<Loaded>>>>,
 }
 
@@ -141,6 +143,7 @@ impl Registry {
             cache_dir,
             builtin: Default::default(),
             files: Default::default(),
+            refused: Default::default(),
             active: Default::default(),
         }
     }
@@ -177,6 +180,21 @@ impl Registry {
             files.insert(path.to_owned(), loaded);
         }
         self.rebuild();
+    }
+
+    /// Record that the file at `path` was refused, and why (shown by the admin API).
+    pub fn set_refused(&self, path: &Path, reason: Option<String>) {
+        if let Ok(mut refused) = self.refused.write() {
+            match reason {
+                Some(reason) => refused.insert(path.to_owned(), reason),
+                None => refused.remove(path),
+            };
+        }
+    }
+
+    /// Files refused from the plugins directory: (path, reason).
+    pub fn refused(&self) -> Vec<(PathBuf, String)> {
+        self.refused.read().map(|r| r.iter().map(|(p, e)| (p.clone(), e.clone())).collect()).unwrap_or_default()
     }
 
     /// Forget the plugin loaded from `path` (a built-in of the same name takes over again).
@@ -365,12 +383,19 @@ pub fn rescan(registry: &Registry, dir: &Path) -> bool {
         }
         match registry.compile(&bytes) {
             Ok(plugin) => {
+                registry.set_refused(&path, None);
                 registry.set_file(&path, plugin);
                 changed = true;
             }
             Err(e) => {
-                tracing::error!(file = %path.display(), reason = %e, "refused plugin; the version already serving keeps serving")
+                tracing::error!(file = %path.display(), reason = %e, "refused plugin; the version already serving keeps serving");
+                registry.set_refused(&path, Some(e.to_string()));
             }
+        }
+    }
+    for (path, _) in registry.refused() {
+        if !present.contains(&path) {
+            registry.set_refused(&path, None);
         }
     }
     for path in registry.file_paths() {

@@ -27,11 +27,15 @@ impl TestHost {
 
     /// A host whose config `adjust` may change first.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
+        Self::start_in(tempfile::tempdir().expect("temporary directory"), |config, _| adjust(config)).await
+    }
+
+    /// A host with its files in `dir`; `adjust` gets the config and the directory.
+    pub async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config, &Path)) -> Self {
         let mut config = Config::local(format!("sqlite://{}", dir.path().join("antenna.db").display()));
         config.listen = "127.0.0.1:0".parse().expect("address");
         config.bootstrap_keys = Some((PUBLIC_KEY.into(), SECRET_KEY.into()));
-        adjust(&mut config);
+        adjust(&mut config, dir.path());
         let server = antenna::start(config).await.expect("host starts");
         let base = format!("http://{}", server.addr);
         let host = TestHost { server, base, client: reqwest::Client::new(), dir };
@@ -246,4 +250,79 @@ impl Capture {
 /// The traces of a project whose agent is `agent`.
 pub fn of_agent<'a>(traces: &'a [Value], agent: &str) -> Vec<&'a Value> {
     traces.iter().filter(|t| t["agent"] == agent).collect()
+}
+
+/// Paths of the test plugins built from `tests/plugins/` (see build.rs).
+pub mod components {
+    include!(concat!(env!("OUT_DIR"), "/components.rs"));
+}
+
+/// The admin token of test hosts started with [`TestHost::with_plugins_dir`].
+pub const ADMIN_TOKEN: &str = "admin-test-token";
+
+impl TestHost {
+    /// A host watching a fresh plugins directory (`host.dir/plugins`), with the admin API on
+    /// and a compiled-code cache in `host.dir/cache`.
+    pub async fn with_plugins_dir() -> Self {
+        Self::start_in(tempfile::tempdir().expect("temporary directory"), |config, dir| {
+            let plugins = dir.join("plugins");
+            std::fs::create_dir_all(&plugins).expect("plugins dir");
+            config.plugins_dir = Some(plugins);
+            config.cache_dir = Some(dir.join("cache"));
+            config.admin_token = Some(ADMIN_TOKEN.into());
+        })
+        .await
+    }
+
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// Put a component into the plugins directory atomically (write aside, then rename), as
+    /// the docs tell operators to.
+    pub fn install_plugin(&self, component: &str, file_name: &str) {
+        let tmp = self.dir.path().join(format!("{file_name}.partial"));
+        std::fs::copy(component, &tmp).expect("copy component");
+        std::fs::rename(&tmp, self.plugins_dir().join(file_name)).expect("rename into the plugins dir");
+    }
+
+    /// `GET /api/admin/plugins`.
+    pub async fn admin_plugins(&self) -> Value {
+        let response =
+            self.client.get(self.url("/api/admin/plugins")).bearer_auth(ADMIN_TOKEN).send().await.expect("GET plugins");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("JSON")
+    }
+
+    /// The active plugin named `name`, if any.
+    pub async fn active_plugin(&self, name: &str) -> Option<Value> {
+        let plugins = self.admin_plugins().await;
+        plugins["data"].as_array()?.iter().find(|p| p["name"] == name && p["active"] == true).cloned()
+    }
+
+    /// Wait (up to 30 s) until `check` holds for the admin plugin list.
+    pub async fn wait_for_plugins(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..300 {
+            let plugins = self.admin_plugins().await;
+            if check(&plugins) {
+                return plugins;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for: {what}; plugins: {:#}", self.admin_plugins().await);
+    }
+
+    /// `POST /api/admin/replay` with `filter`.
+    pub async fn replay_batches(&self, filter: Value) -> Value {
+        let response = self
+            .client
+            .post(self.url("/api/admin/replay"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&filter)
+            .send()
+            .await
+            .expect("POST replay");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("JSON")
+    }
 }

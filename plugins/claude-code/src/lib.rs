@@ -347,4 +347,5 @@ fn normalize_metric(resource: &Attrs<'_>, point: &MetricPoint, out: &mut Fragmen
     out.push(session_key(&who), point.name.clone(), report, who, FragmentBody::UsageMetric(metric));
 }
 
+#[cfg(feature = "component")]
 antenna_sdk::export_parser!(ClaudeCode);

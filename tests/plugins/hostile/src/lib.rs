@@ -1,0 +1,89 @@
+//! A hostile parser for the test suite. It claims scope `antenna.test.hostile`, and what it
+//! does is chosen by the resource attribute `hostile.behavior`:
+//!
+//! - `ok`: one prompt fragment (trace key from `hostile.trace`), as a well-behaved plugin;
+//! - `loop`: spins forever (the host's epoch deadline must stop it);
+//! - `memory`: allocates without end (the host's memory cap must stop it);
+//! - `trap`: panics (a trap);
+//! - `huge`: returns more fragments than the host accepts;
+//! - `long-id`: returns an id longer than the host accepts;
+//! - `bad-utf8`: returns a string that is not UTF-8;
+//! - `reject`: returns an error;
+//! - `count`: returns how many times this instance's `normalize` ran (always 1 with a fresh
+//!   instance per call: no state leaks from one batch to the next).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use antenna_sdk::{
+    Attribution, Attrs, Claims, Fragment, FragmentBody, Fragments, Parser, PluginInfo, Prompt, ResourceBatch,
+};
+
+pub struct Hostile;
+
+static CALLS: AtomicU32 = AtomicU32::new(0);
+
+fn prompt(text: String) -> FragmentBody {
+    FragmentBody::Prompt(Prompt { text: Some(text), response: None, start_unix_nano: Some(1), end_unix_nano: None })
+}
+
+impl Parser for Hostile {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "hostile".into(),
+            version: "1.0.0".into(),
+            agent: "hostile".into(),
+            claims: Claims {
+                scope_names: vec!["antenna.test.hostile".into()],
+                event_names: vec![],
+                service_names: vec!["hostile".into()],
+            },
+        }
+    }
+
+    fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
+        let calls = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+        let resource = Attrs::new(&batch.resource_attributes);
+        let trace = resource.str("hostile.trace").unwrap_or("t").to_owned();
+        let who = Attribution { session_id: Some("s".into()), user_id: resource.string("user.id"), device_id: None };
+        let mut out = Fragments::default();
+        match resource.str("hostile.behavior").unwrap_or("ok") {
+            "loop" => {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 16 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "trap" => panic!("hostile plugin trapped on purpose"),
+            "huge" => {
+                for i in 0..200_000u32 {
+                    out.push(trace.clone(), format!("e{i}"), "r", who.clone(), prompt(String::new()));
+                }
+            }
+            "long-id" => {
+                out.push(trace, "x".repeat(100_000), "r", who, prompt("long".into()));
+            }
+            "bad-utf8" => {
+                // SAFETY: deliberately not UTF-8; the host must refuse it when lifting the string.
+                let text = unsafe { String::from_utf8_unchecked(vec![0xff, 0xfe, 0x41]) };
+                out.push(trace, "p", "r", who, prompt(text));
+            }
+            "reject" => return Err("hostile plugin rejects this batch".into()),
+            "count" => {
+                out.push(trace, "prompt", "r", who, prompt(calls.to_string()));
+            }
+            _ => {
+                out.push(trace, "prompt", "r", who, prompt("hello from a well-behaved batch".into()));
+            }
+        }
+        Ok(out.into_vec())
+    }
+}
+
+antenna_sdk::export_parser!(Hostile);
