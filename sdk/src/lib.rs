@@ -106,6 +106,8 @@ macro_rules! export_parser {
                 <$parser as $crate::Parser>::normalize(&batch)
             }
         }
+        // Component exports exist only in the Wasm build; natively the parser is a plain crate.
+        #[cfg(target_arch = "wasm32")]
         $crate::__bindings::__export_normalizer!(__AntennaComponent with_types_in $crate::__bindings);
     };
 }

@@ -1,9 +1,50 @@
-//! Cursor's telemetry as per-prompt traces. (Skeleton: claims only, normalizes nothing yet.)
+//! Cursor's agent hooks as per-prompt traces.
+//!
+//! Cursor exports no OTLP. Its hooks (`hooks.json`) run `antenna-cursor-hook`, which posts each
+//! hook invocation as one OTLP log record: scope `antenna.cursor-hook`, event name
+//! `cursor.<hook_event_name>`, the hook's JSON fields as attributes. Every agent hook carries
+//! `conversation_id` (the session) and `generation_id` (one user prompt and the agent's turn on
+//! it), so a trace is keyed `prompt-<generation_id>`.
+//!
+//! Hook payloads carry no ids for shell commands or MCP calls and no timestamps: the before and
+//! after reports of one call are paired by what they share (the command, or the MCP tool and
+//! its input), and every fragment id comes from content, so a record sent twice (the hook's
+//! spool retries) changes nothing. The price: one command run twice with the same text in one
+//! turn shows as one tool call with the last result.
+//!
+//! Cursor reports no tokens and no cost: token fields stay 0 and cost null. The records'
+//! `model` names the model, through one model-call fragment without usage per model and prompt.
 
-use antenna_sdk::{Claims, Fragment, Parser, PluginInfo, ResourceBatch};
+use std::borrow::Cow;
+
+use antenna_sdk::{
+    AttrValue, Attribution, Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments, LogRecord, ModelCall,
+    Parser, PluginInfo, Prompt, ResourceBatch, ToolCall, attribution, not_exported,
+};
 
 /// The Cursor parser.
 pub struct Cursor;
+
+/// How placeholders name the agent: `[response not exported by Cursor]`.
+const AGENT: &str = "Cursor";
+
+/// Hooks that belong to no prompt (session lifecycle, Tab completions): their raw batches stay
+/// stored, but they make no trace.
+const NO_PROMPT: [&str; 5] = ["sessionStart", "sessionEnd", "workspaceOpen", "beforeTabFileRead", "afterTabFileEdit"];
+
+/// Fields every hook repeats; the trace already holds what they say.
+const COMMON_KEYS: [&str; 10] = [
+    "conversation_id",
+    "generation_id",
+    "hook_event_name",
+    "cursor_version",
+    "workspace_roots",
+    "user_email",
+    "transcript_path",
+    "model",
+    "model_id",
+    "model_params",
+];
 
 impl Parser for Cursor {
     fn describe() -> PluginInfo {
@@ -19,9 +60,547 @@ impl Parser for Cursor {
         }
     }
 
-    fn normalize(_batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
-        Ok(Vec::new())
+    fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
+        let resource = Attrs::new(&batch.resource_attributes);
+        let mut out = Fragments::default();
+        for log in batch.scopes.iter().flat_map(|s| &s.logs) {
+            normalize_hook(&resource, log, &mut out);
+        }
+        Ok(out.into_vec())
     }
 }
 
+/// One hook invocation, with what every fragment of it needs.
+struct Record<'a> {
+    hook: &'a str,
+    attrs: Attrs<'a>,
+    time: u64,
+    generation: &'a str,
+    trace_key: String,
+    who: Attribution,
+    /// Identifies the record by content, for ids of things that have no id of their own.
+    digest: String,
+}
+
+impl Record<'_> {
+    fn push(&self, id: String, report: String, body: FragmentBody, out: &mut Fragments) {
+        out.push(self.trace_key.clone(), id, report, self.who.clone(), body);
+    }
+
+    /// When a call started: the before-hook's time. An after-hook's time minus the duration
+    /// would say about the same, but the host keeps the earliest start, and hook and process
+    /// start-up make that guess run early.
+    fn start(&self, after: bool) -> Option<u64> {
+        (!after).then_some(self.time)
+    }
+}
+
+/// The hook's name: the event name without `cursor.`, else the payload's `hook_event_name`.
+fn hook_name(log: &LogRecord) -> Option<&str> {
+    let attrs = Attrs::new(&log.attributes);
+    let body = match &log.body {
+        AttrValue::Text(s) => Some(s.as_str()),
+        _ => None,
+    };
+    [Some(log.event_name.as_str()), attrs.str("event.name"), body]
+        .into_iter()
+        .flatten()
+        .find_map(|name| name.strip_prefix("cursor."))
+        .filter(|name| !name.is_empty())
+        .or_else(|| attrs.str("hook_event_name"))
+}
+
+/// Who: the SDK's rules, with Cursor's `conversation_id` as the session and Cursor's own login
+/// (`user_email`) ahead of a resource-level `user.email`, which the SDK takes only as a last
+/// resort. A resource `user.id` (the hook's environment) still wins.
+fn who(resource: &Attrs<'_>, record: &Attrs<'_>) -> Attribution {
+    let mut who = attribution(resource, record);
+    let resource_user = resource.first_str(&["user.id", "enduser.id", "user.account_id"]);
+    let record_login = record.first_str(&["user.email", "user.account_id"]);
+    if resource_user.is_none()
+        && record_login.is_none()
+        && let Some(email) = record.str("user_email")
+    {
+        who.user_id = Some(email.to_owned());
+    }
+    if let Some(session) = record.first_str(&["conversation_id", "session_id"]) {
+        who.session_id = Some(session.to_owned());
+    }
+    who
+}
+
+fn normalize_hook(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
+    let Some(hook) = hook_name(log) else { return };
+    if NO_PROMPT.contains(&hook) {
+        return;
+    }
+    let attrs = Attrs::new(&log.attributes);
+    let Some(generation) = attrs.first_str(&["generation_id", "prompt.id"]) else {
+        return;
+    };
+    let record = Record {
+        hook,
+        attrs,
+        time: if log.time_unix_nano > 0 { log.time_unix_nano } else { log.observed_time_unix_nano },
+        generation,
+        trace_key: format!("prompt-{}", bounded(generation)),
+        who: who(resource, &attrs),
+        digest: digest(&[hook, &attrs.to_json(&[])]),
+    };
+    if let Some(model) = attrs.str("model") {
+        model_call(&record, model, out);
+    }
+    match hook {
+        "beforeSubmitPrompt" => {
+            let prompt = Prompt {
+                text: attrs.string("prompt"),
+                response: None,
+                start_unix_nano: Some(record.time),
+                end_unix_nano: None,
+            };
+            record.push("prompt".into(), "0-beforeSubmitPrompt".into(), FragmentBody::Prompt(prompt), out);
+        }
+        "afterAgentResponse" => {
+            // An agent turn may answer in several messages; the host keeps the latest.
+            let Some(text) = attrs.string("text") else { return };
+            let report = format!("1-response-{}", digest(&[&text]));
+            let prompt =
+                Prompt { text: None, response: Some(text), start_unix_nano: None, end_unix_nano: Some(record.time) };
+            record.push("prompt".into(), report, FragmentBody::Prompt(prompt), out);
+        }
+        "stop" => {
+            // The end of the turn. A real response (afterAgentResponse) beats this placeholder,
+            // which stays where none came (Cursor's headless CLI does not dispatch that hook).
+            let prompt = Prompt {
+                text: None,
+                response: Some(not_exported("response", AGENT)),
+                start_unix_nano: None,
+                end_unix_nano: Some(record.time),
+            };
+            record.push("prompt".into(), "2-stop".into(), FragmentBody::Prompt(prompt), out);
+            let error = (attrs.str("status") == Some("error"))
+                .then(|| "Cursor's agent loop ended with status error".to_owned());
+            event(&record, error, out);
+        }
+        "beforeShellExecution" | "afterShellExecution" => shell(&record, out),
+        "beforeMCPExecution" | "afterMCPExecution" => mcp(&record, out),
+        "preToolUse" | "postToolUse" | "postToolUseFailure" => generic_tool(&record, out),
+        "subagentStop" => {
+            let error = (attrs.str("status") == Some("error")).then(|| {
+                let kind = attrs.str("subagent_type").unwrap_or("subagent");
+                format!("{kind} subagent ended with status error")
+            });
+            event(&record, error, out);
+        }
+        // Thoughts, file reads and edits, compactions, subagent starts, hooks added later.
+        _ => event(&record, None, out),
+    }
+}
+
+/// The model that worked on the prompt: no usage (Cursor reports none), so tokens stay 0.
+/// The prompt's record gives its start, `stop` its end.
+fn model_call(record: &Record<'_>, model: &str, out: &mut Fragments) {
+    let call = ModelCall {
+        channel: Channel::Log,
+        model: Some(model.to_owned()),
+        usage: None,
+        cost_usd: None,
+        start_unix_nano: (record.hook == "beforeSubmitPrompt").then_some(record.time),
+        end_unix_nano: (record.hook == "stop").then_some(record.time),
+        duration_ms: None,
+        error: None,
+    };
+    record.push(
+        format!("model-{}", bounded(model)),
+        format!("{}-{}", bounded(record.hook), record.digest),
+        FragmentBody::ModelCall(call),
+        out,
+    );
+}
+
+/// Which report of a tool call wins a field both have (lower first): a failure's verdict, then
+/// the specific after-hooks (richest), the generic one, the before-hooks.
+fn tool_rank(hook: &str) -> u8 {
+    match hook {
+        "postToolUseFailure" => 0,
+        "afterShellExecution" | "afterMCPExecution" => 1,
+        "postToolUse" => 2,
+        "beforeShellExecution" | "beforeMCPExecution" => 3,
+        _ => 4,
+    }
+}
+
+fn push_tool(record: &Record<'_>, id: String, call: ToolCall, out: &mut Fragments) {
+    let report = format!("{}-{}", tool_rank(record.hook), record.hook);
+    record.push(id, report, FragmentBody::ToolCall(call), out);
+}
+
+fn shell_id(generation: &str, command: &str) -> String {
+    format!("shell-{}", digest(&[generation, command]))
+}
+
+fn mcp_id(generation: &str, tool: &str, input: &str) -> String {
+    format!("mcp-{}", digest(&[generation, tool, input]))
+}
+
+/// A duration in milliseconds, whole or not.
+fn millis(attrs: &Attrs<'_>, key: &str) -> Option<u64> {
+    attrs.float(key).filter(|ms| *ms >= 0.0).map(|ms| ms.round() as u64)
+}
+
+fn shell(record: &Record<'_>, out: &mut Fragments) {
+    let attrs = &record.attrs;
+    let Some(command) = attrs.string("command") else {
+        return event(record, None, out);
+    };
+    let after = record.hook == "afterShellExecution";
+    let duration = millis(attrs, "duration").filter(|_| after);
+    let call = ToolCall {
+        name: Some("Shell".into()),
+        args: Some(command.clone()),
+        result: attrs.string("output").filter(|_| after),
+        duration_ms: duration,
+        // The command ran; an exit code, where Cursor sends one, says how it went.
+        success: after.then(|| attrs.int("exit_code").is_none_or(|code| code == 0)),
+        decision: None,
+        start_unix_nano: record.start(after),
+    };
+    push_tool(record, shell_id(record.generation, &command), call, out);
+}
+
+/// An MCP result that says it failed (`"isError": true`).
+fn is_mcp_error(result: &str) -> bool {
+    let compact: String = result.split_whitespace().collect();
+    compact.contains("\"isError\":true")
+}
+
+fn mcp(record: &Record<'_>, out: &mut Fragments) {
+    let attrs = &record.attrs;
+    let Some(tool) = attrs.string("tool_name") else {
+        return event(record, None, out);
+    };
+    let input = attrs.string("tool_input");
+    let after = record.hook == "afterMCPExecution";
+    let duration = millis(attrs, "duration").filter(|_| after);
+    let result = attrs.string("result_json").filter(|_| after);
+    let call = ToolCall {
+        success: after.then(|| !result.as_deref().is_some_and(is_mcp_error)),
+        name: Some(tool.clone()),
+        result,
+        duration_ms: duration,
+        decision: None,
+        start_unix_nano: record.start(after),
+        args: input.clone(),
+    };
+    let id = mcp_id(record.generation, &tool, input.as_deref().unwrap_or(""));
+    push_tool(record, id, call, out);
+}
+
+/// preToolUse / postToolUse / postToolUseFailure: every tool, with Cursor's `tool_use_id`.
+fn generic_tool(record: &Record<'_>, out: &mut Fragments) {
+    let attrs = &record.attrs;
+    let name = attrs.string("tool_name");
+    let input = attrs.string("tool_input");
+    let failed = record.hook == "postToolUseFailure";
+    let after = record.hook != "preToolUse";
+    let duration = millis(attrs, "duration").or_else(|| millis(attrs, "duration_ms")).filter(|_| after);
+    // A shell command or MCP call also comes through its own hooks: share their id (and the
+    // shell hooks' plain-command args) so the reports meet in one tool call.
+    let mcp_tool = name.as_deref().and_then(|n| n.strip_prefix("MCP:"));
+    let (id, name, args) = match (name.as_deref(), attrs.string("command"), mcp_tool) {
+        (Some("Shell"), Some(command), _) => (shell_id(record.generation, &command), name.clone(), Some(command)),
+        (_, _, Some(tool)) => {
+            (mcp_id(record.generation, tool, input.as_deref().unwrap_or("")), Some(tool.to_owned()), input.clone())
+        }
+        _ => {
+            let id = match attrs.str("tool_use_id") {
+                Some(use_id) => format!("tool-{}", bounded(use_id)),
+                None => format!(
+                    "tool-{}",
+                    digest(&[record.generation, name.as_deref().unwrap_or(""), input.as_deref().unwrap_or(""),])
+                ),
+            };
+            (id, name.clone(), input.clone())
+        }
+    };
+    let result = if failed {
+        let message = attrs.string("error_message");
+        let kind = attrs.string("failure_type");
+        Some(match (kind, message) {
+            (Some(kind), Some(message)) => format!("{kind}: {message}"),
+            (Some(only), None) | (None, Some(only)) => only,
+            (None, None) => "tool call failed".into(),
+        })
+    } else {
+        attrs.string("tool_output").filter(|_| after)
+    };
+    let call = ToolCall {
+        name,
+        args,
+        result,
+        duration_ms: duration,
+        success: after.then_some(!failed),
+        decision: None,
+        start_unix_nano: record.start(after),
+    };
+    push_tool(record, id, call, out);
+}
+
+fn event(record: &Record<'_>, error: Option<String>, out: &mut Fragments) {
+    let event = Event {
+        name: format!("cursor.{}", bounded(record.hook)),
+        time_unix_nano: record.time,
+        attributes_json: record.attrs.to_json(&COMMON_KEYS),
+        error,
+    };
+    record.push(format!("{}-{}", bounded(record.hook), record.digest), "0".into(), FragmentBody::Event(event), out);
+}
+
+/// Text from the payload used inside an id: kept as is when short, else replaced by its digest
+/// (the host refuses ids over 512 bytes, and would fail the whole batch).
+fn bounded(text: &str) -> Cow<'_, str> {
+    if text.len() <= 200 { Cow::Borrowed(text) } else { Cow::Owned(digest(&[text])) }
+}
+
+/// FNV-1a (64-bit) over the parts, each ended by a NUL: stable across runs and builds.
+fn digest(parts: &[&str]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
 antenna_sdk::export_parser!(Cursor);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use antenna_sdk::{KeyValue, Scope, ScopeRecords, Signal};
+
+    const GEN: &str = "gen-1";
+
+    fn text(key: &str, value: &str) -> KeyValue {
+        KeyValue { key: key.into(), value: AttrValue::Text(value.into()) }
+    }
+
+    fn int(key: &str, value: i64) -> KeyValue {
+        KeyValue { key: key.into(), value: AttrValue::Integer(value) }
+    }
+
+    /// One hook record with the common fields.
+    fn hook(name: &str, time: u64, fields: Vec<KeyValue>) -> LogRecord {
+        let mut attributes = vec![
+            text("conversation_id", "conv-1"),
+            text("generation_id", GEN),
+            text("hook_event_name", name),
+            text("model", "claude-4.5-sonnet"),
+            text("user_email", "login@example.com"),
+        ];
+        attributes.extend(fields);
+        LogRecord {
+            time_unix_nano: time,
+            observed_time_unix_nano: time,
+            severity_number: 9,
+            severity_text: "INFO".into(),
+            event_name: format!("cursor.{name}"),
+            body: AttrValue::Empty,
+            attributes,
+            trace_id: String::new(),
+            span_id: String::new(),
+        }
+    }
+
+    fn normalize(resource: Vec<KeyValue>, logs: Vec<LogRecord>) -> Vec<Fragment> {
+        let batch = ResourceBatch {
+            signal: Signal::Logs,
+            resource_attributes: resource,
+            scopes: vec![ScopeRecords {
+                scope: Scope { name: "antenna.cursor-hook".into(), version: String::new(), attributes: Vec::new() },
+                spans: Vec::new(),
+                logs,
+                metrics: Vec::new(),
+            }],
+        };
+        Cursor::normalize(&batch).expect("normalizes")
+    }
+
+    fn tools(fragments: &[Fragment]) -> Vec<(&str, &str, &ToolCall)> {
+        fragments
+            .iter()
+            .filter_map(|f| match &f.body {
+                FragmentBody::ToolCall(t) => Some((f.id.as_str(), f.report_id.as_str(), t)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shell_before_and_after_share_one_id() {
+        let out = normalize(
+            vec![text("user.id", "dev@example.com"), text("host.id", "dev-1")],
+            vec![
+                hook("beforeShellExecution", 1_000_000_000, vec![text("command", "ls")]),
+                hook(
+                    "afterShellExecution",
+                    3_000_000_000,
+                    vec![text("command", "ls"), text("output", "a\nb"), int("duration", 1500)],
+                ),
+            ],
+        );
+        let calls = tools(&out);
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].0, calls[1].0, "before and after pair up");
+        assert!(calls[0].0.starts_with("shell-"));
+        let after = calls[1].2;
+        assert_eq!(after.result.as_deref(), Some("a\nb"));
+        assert_eq!(after.duration_ms, Some(1500));
+        assert_eq!(after.success, Some(true));
+        assert_eq!(after.start_unix_nano, None, "the before-hook says when");
+        assert_eq!(calls[0].2.start_unix_nano, Some(1_000_000_000));
+        let first = &out[0];
+        assert_eq!(first.trace_key, "prompt-gen-1");
+        assert_eq!(first.attribution.session_id.as_deref(), Some("conv-1"));
+        assert_eq!(first.attribution.user_id.as_deref(), Some("dev@example.com"));
+        assert_eq!(first.attribution.device_id.as_deref(), Some("dev-1"));
+    }
+
+    #[test]
+    fn generic_tool_hooks_meet_the_shell_hooks_and_failures_win() {
+        let out = normalize(
+            Vec::new(),
+            vec![
+                hook(
+                    "preToolUse",
+                    1,
+                    vec![
+                        text("tool_name", "Shell"),
+                        text("tool_input", r#"{"command":"npm test"}"#),
+                        text("command", "npm test"),
+                        text("tool_use_id", "tu-1"),
+                    ],
+                ),
+                hook("beforeShellExecution", 2, vec![text("command", "npm test")]),
+                hook(
+                    "postToolUseFailure",
+                    9,
+                    vec![
+                        text("tool_name", "Shell"),
+                        text("command", "npm test"),
+                        text("failure_type", "timeout"),
+                        text("error_message", "timed out after 30s"),
+                    ],
+                ),
+                hook(
+                    "preToolUse",
+                    3,
+                    vec![
+                        text("tool_name", "Read"),
+                        text("tool_input", r#"{"file_path":"a.ts"}"#),
+                        text("tool_use_id", "tu-2"),
+                    ],
+                ),
+            ],
+        );
+        let calls = tools(&out);
+        let shell: Vec<_> = calls.iter().filter(|c| c.0.starts_with("shell-")).collect();
+        assert_eq!(shell.len(), 3, "three reports of one shell call");
+        assert!(shell.iter().all(|c| c.0 == shell[0].0));
+        let failure = shell.iter().find(|c| c.1.starts_with("0-")).expect("failure");
+        assert_eq!(failure.2.success, Some(false));
+        assert_eq!(failure.2.result.as_deref(), Some("timeout: timed out after 30s"));
+        assert_eq!(failure.2.args.as_deref(), Some("npm test"));
+        let read = calls.iter().find(|c| c.0 == "tool-tu-2").expect("read");
+        assert_eq!(read.2.name.as_deref(), Some("Read"));
+        assert_eq!(read.2.args.as_deref(), Some(r#"{"file_path":"a.ts"}"#));
+        assert_eq!(read.2.success, None);
+    }
+
+    #[test]
+    fn prompt_response_stop_and_user_email_fallback() {
+        let out = normalize(
+            vec![text("user.email", "someone@else.com")],
+            vec![
+                hook("beforeSubmitPrompt", 1, vec![text("prompt", "fix it")]),
+                hook("afterAgentResponse", 5, vec![text("text", "fixed")]),
+                hook("stop", 6, vec![text("status", "completed"), int("loop_count", 0)]),
+            ],
+        );
+        let prompts: Vec<&Prompt> = out
+            .iter()
+            .filter_map(|f| match &f.body {
+                FragmentBody::Prompt(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(prompts.len(), 3);
+        assert_eq!(prompts[0].text.as_deref(), Some("fix it"));
+        assert_eq!(prompts[1].response.as_deref(), Some("fixed"));
+        assert_eq!(prompts[2].response.as_deref(), Some("[response not exported by Cursor]"));
+        assert!(
+            out.iter().all(|f| f.attribution.user_id.as_deref() == Some("login@example.com")),
+            "Cursor's login beats a resource user.email"
+        );
+        let models: Vec<&ModelCall> = out
+            .iter()
+            .filter_map(|f| match &f.body {
+                FragmentBody::ModelCall(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(models.len(), 3);
+        assert!(models.iter().all(|c| c.usage.is_none() && c.cost_usd.is_none()));
+        assert!(out.iter().any(|f| matches!(&f.body,
+            FragmentBody::Event(e) if e.name == "cursor.stop" && e.error.is_none())));
+    }
+
+    #[test]
+    fn session_and_tab_hooks_make_no_trace_and_unknown_hooks_are_events() {
+        let mut start = hook("sessionStart", 1, vec![text("session_id", "conv-1")]);
+        start.attributes.retain(|kv| kv.key != "generation_id");
+        let out = normalize(
+            Vec::new(),
+            vec![
+                start,
+                hook("afterTabFileEdit", 2, vec![text("file_path", "a.ts")]),
+                hook("somethingNew", 3, vec![text("detail", "x")]),
+            ],
+        );
+        let events: Vec<&Event> = out
+            .iter()
+            .filter_map(|f| match &f.body {
+                FragmentBody::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].name, "cursor.somethingNew");
+        assert_eq!(events[0].attributes_json, r#"{"detail":"x"}"#);
+    }
+
+    #[test]
+    fn mcp_errors_and_long_ids() {
+        let long = "g".repeat(600);
+        let mut record = hook(
+            "afterMCPExecution",
+            10,
+            vec![
+                text("tool_name", "query"),
+                text("tool_input", "{}"),
+                text("result_json", r#"{"content": [], "isError": true}"#),
+            ],
+        );
+        for kv in &mut record.attributes {
+            if kv.key == "generation_id" {
+                kv.value = AttrValue::Text(long.clone());
+            }
+        }
+        let out = normalize(Vec::new(), vec![record]);
+        let call = tools(&out)[0].2;
+        assert_eq!(call.success, Some(false));
+        assert!(out.iter().all(|f| f.trace_key.len() <= 512 && f.id.len() <= 512));
+    }
+}
