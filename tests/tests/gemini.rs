@@ -1,0 +1,199 @@
+//! Gemini CLI's real capture through a real host: each model call counted once although
+//! Gemini reports it three times, logs alone and spans alone agree on what they both know, any
+//! order and re-posting give the same trace.
+
+use antenna_e2e::{Capture, TestHost};
+use serde_json::{Value, json};
+
+const CAPTURE: &str = "gemini-cli/json-content-on";
+const SESSION: &str = "bb835694-72ea-4e64-928c-e5ad661ee18d";
+const PROMPT: &str = "List the files in the current directory using the shell, then summarize.";
+const RESPONSE: &str = "Done. The directory listing shows the files in the current working directory.";
+const ARGS: &str = r#"{"command":"ls","description":"List files in current directory"}"#;
+
+/// The capture (Gemini CLI 0.61.0, API key): one prompt, three model calls (the
+/// `gemini-3.5-flash-lite` routing classifier and two `gemini-3.8-flash` main-loop calls).
+/// Each `api_response` says input 1234 (which includes the 200 cached), output 56, thoughts 10.
+fn assert_totals(trace: &Value) {
+    assert_eq!(trace["agent"], "gemini", "{trace}");
+    assert_eq!(trace["input_tokens"], 3 * (1234 - 200), "{trace}");
+    assert_eq!(trace["cache_read_tokens"], 3 * 200);
+    assert_eq!(trace["cache_creation_tokens"], 0);
+    assert_eq!(trace["output_tokens"], 3 * 56);
+    assert_eq!(trace["reasoning_tokens"], 3 * 10);
+    assert_common(trace);
+}
+
+fn assert_common(trace: &Value) {
+    assert_eq!(trace["models"], json!(["gemini-3.5-flash-lite", "gemini-3.8-flash"]));
+    assert_eq!(trace["cost_usd"], Value::Null, "Gemini sends no cost");
+    assert_eq!(trace["user_id"], "dev@example.com", "from the resource: Gemini names no user itself");
+    assert_eq!(trace["device_id"], "device-1234");
+    assert_eq!(trace["session_id"], SESSION);
+}
+
+/// Each host makes its own project: the rest of the trace must be equal.
+fn without_project(mut trace: Value) -> Value {
+    if let Some(fields) = trace.as_object_mut() {
+        fields.remove("project_id");
+    }
+    trace
+}
+
+async fn only_trace(host: &TestHost) -> Value {
+    let traces = host.traces().await;
+    assert_eq!(traces.len(), 1, "one prompt, one trace: {traces:#?}");
+    traces[0].clone()
+}
+
+#[tokio::test]
+async fn the_capture_gives_one_exact_trace() {
+    let host = TestHost::start().await;
+    host.replay(&Capture::load(CAPTURE)).await;
+    let trace = only_trace(&host).await;
+    assert_totals(&trace);
+    assert_eq!(trace["id"], format!("prompt-{SESSION}"), "keyed by prompt_id (= the session id in -p mode)");
+    assert_eq!(trace["prompt"], PROMPT);
+    assert_eq!(trace["response"], RESPONSE);
+    assert_eq!(trace["errors"], json!([]));
+    let tools = trace["tool_calls"].as_array().expect("tool_calls");
+    assert_eq!(tools.len(), 1, "the tool_call event and span are one call: {tools:#?}");
+    let shell = &tools[0];
+    assert_eq!(shell["name"], "run_shell_command");
+    assert_eq!(shell["args"], ARGS);
+    assert_eq!(shell["result"], "README.md\nmain.py", "the span's output carries the result");
+    assert_eq!(shell["success"], true);
+    assert_eq!(shell["decision"], "accept");
+    assert_eq!(shell["duration_ms"], 56);
+    assert!(trace["start_time"].as_str().is_some_and(|t| t.starts_with("2026-11-24T18:43:37")));
+
+    let id = trace["id"].as_str().expect("id");
+    let detail = host.get_json(&format!("/api/public/traces/{id}")).await;
+    let observations = detail["observations"].as_array().expect("observations");
+    let llm: Vec<&Value> = observations.iter().filter(|o| o["type"] == "llm_call").collect();
+    assert_eq!(llm.len(), 3, "api_response + operation.details + llm_call = one call each");
+    assert!(llm.iter().all(|o| o["reported_via"] == json!(["log", "span"])), "{llm:#?}");
+    let models: Vec<&Value> = llm.iter().map(|o| &o["model"]).collect();
+    assert_eq!(models, [&json!("gemini-3.5-flash-lite"), &json!("gemini-3.8-flash"), &json!("gemini-3.8-flash")]);
+    let times: Vec<&str> = observations.iter().filter_map(|o| o["start_time"].as_str()).collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "observations in time order");
+}
+
+#[tokio::test]
+async fn logs_alone_and_spans_alone() {
+    let capture = Capture::load(CAPTURE);
+
+    let host = TestHost::start().await;
+    host.replay(&capture.only(&["logs"])).await;
+    let trace = only_trace(&host).await;
+    assert_totals(&trace);
+    assert_eq!(trace["prompt"], PROMPT);
+    assert_eq!(trace["response"], RESPONSE);
+    let shell = &trace["tool_calls"][0];
+    assert_eq!(shell["args"], ARGS);
+    assert_eq!(shell["result"], "[result not exported by Gemini CLI]", "the event has the length only");
+    assert_eq!(shell["success"], true);
+    assert_eq!(shell["decision"], "accept");
+
+    // The spans say input and output only: without the events, the cached part and the
+    // thoughts are unknown and the input counts as fresh.
+    let host = TestHost::start().await;
+    host.replay(&capture.only(&["traces"])).await;
+    let trace = only_trace(&host).await;
+    assert_eq!(trace["input_tokens"], 3 * 1234);
+    assert_eq!(trace["output_tokens"], 3 * 56);
+    assert_eq!(trace["cache_read_tokens"], 0);
+    assert_eq!(trace["reasoning_tokens"], 0);
+    assert_common(&trace);
+    assert_eq!(trace["prompt"], Value::Null, "the prompt is in the user_prompt event");
+    assert_eq!(trace["tool_calls"][0]["result"], "README.md\nmain.py");
+}
+
+#[tokio::test]
+async fn any_order_gives_the_same_trace() {
+    let capture = Capture::load(CAPTURE);
+    let host = TestHost::start().await;
+    host.replay(&capture).await;
+    let in_order = only_trace(&host).await;
+
+    let host = TestHost::start().await;
+    host.replay(&capture.reversed()).await;
+    let reversed = only_trace(&host).await;
+    assert_totals(&reversed);
+    assert_eq!(without_project(in_order), without_project(reversed));
+}
+
+#[tokio::test]
+async fn posting_the_same_batches_twice_changes_nothing() {
+    let host = TestHost::start().await;
+    let capture = Capture::load(CAPTURE);
+    host.replay(&capture).await;
+    let first = only_trace(&host).await;
+    let users_before = host.get_json("/api/public/users").await;
+    host.replay(&capture).await;
+    host.replay(&capture.reversed()).await;
+    let second = only_trace(&host).await;
+    assert_eq!(first, second);
+    assert_totals(&second);
+    assert_eq!(host.get_json("/api/public/users").await, users_before);
+}
+
+#[tokio::test]
+async fn a_stale_claude_code_service_name_is_still_gemini() {
+    let host = TestHost::start().await;
+    host.replay(&Capture::load(CAPTURE).with_service_name("claude-code")).await;
+    let trace = only_trace(&host).await;
+    assert_totals(&trace);
+    assert_eq!(trace["tool_calls"][0]["name"], "run_shell_command");
+}
+
+#[tokio::test]
+async fn prompt_logging_off_gives_placeholders_and_the_same_tokens() {
+    // With telemetry.logPrompts off Gemini leaves these keys out.
+    let content =
+        ["prompt", "response_text", "request_text", "function_args", "gen_ai.input.messages", "gen_ai.output.messages"];
+    let capture = Capture::load(CAPTURE).map_json(|body| {
+        for (resource_key, scope_key, records_key) in
+            [("resourceSpans", "scopeSpans", "spans"), ("resourceLogs", "scopeLogs", "logRecords")]
+        {
+            for resource in body[resource_key].as_array_mut().into_iter().flatten() {
+                for scope in resource[scope_key].as_array_mut().into_iter().flatten() {
+                    for record in scope[records_key].as_array_mut().into_iter().flatten() {
+                        if let Some(attrs) = record["attributes"].as_array_mut() {
+                            attrs.retain(|a| !content.iter().any(|k| a["key"] == *k));
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let host = TestHost::start().await;
+    host.replay(&capture).await;
+    let trace = only_trace(&host).await;
+    assert_totals(&trace);
+    assert_eq!(trace["prompt"], "[prompt not captured: telemetry.logPrompts is off]");
+    assert_eq!(trace["response"], "[response not captured: telemetry.logPrompts is off]");
+    let tools = trace["tool_calls"].as_array().expect("tool_calls");
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0]["args"], "[args not captured: telemetry.logPrompts is off]");
+    assert_eq!(tools[0]["result"], "[result not exported by Gemini CLI]");
+    assert_eq!(tools[0]["success"], true);
+}
+
+#[tokio::test]
+async fn without_a_resource_user_the_fallback_applies() {
+    let capture = Capture::load(CAPTURE).map_json(|body| {
+        for key in ["resourceSpans", "resourceLogs", "resourceMetrics"] {
+            for resource in body[key].as_array_mut().into_iter().flatten() {
+                if let Some(attrs) = resource["resource"]["attributes"].as_array_mut() {
+                    attrs.retain(|a| a["key"] != "user.id");
+                }
+            }
+        }
+    });
+    let host = TestHost::start_with(|config| config.fallback_user = Some("ops@example.com".into())).await;
+    host.replay(&capture).await;
+    assert_eq!(only_trace(&host).await["user_id"], "ops@example.com");
+}
