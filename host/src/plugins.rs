@@ -282,15 +282,16 @@ fn matches(patterns: &[String], value: &str) -> bool {
     })
 }
 
-/// The plugin for one resource: a scope or event/span name claim beats a `service.name`
-/// claim (a stale `OTEL_SERVICE_NAME` must not decide); ties go to the earlier plugin in
+/// The plugin for one resource. An instrumentation scope claim is the strongest evidence, an
+/// event/span name claim next (generic names like `chat *` may be shared), `service.name` the
+/// weakest (a stale `OTEL_SERVICE_NAME` must not decide); ties go to the earlier plugin in
 /// precedence order.
 pub fn detect(plugins: &[Arc<Loaded>], signature: &Signature<'_>) -> Option<Arc<Loaded>> {
     let score = |p: &Loaded| {
         let claims = &p.plugin.info.claims;
-        if signature.scope_names.iter().any(|s| matches(&claims.scope_names, s))
-            || signature.event_names.iter().any(|e| matches(&claims.event_names, e))
-        {
+        if signature.scope_names.iter().any(|s| matches(&claims.scope_names, s)) {
+            3
+        } else if signature.event_names.iter().any(|e| matches(&claims.event_names, e)) {
             2
         } else if signature.service_name.is_some_and(|s| matches(&claims.service_names, s)) {
             1
