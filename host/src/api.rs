@@ -16,12 +16,17 @@ const MAX_LIMIT: i64 = 500;
 
 /// The project of the request's Basic keys, or a 401.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, Rejection> {
+    authenticate_value(state, headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""))).await
+}
+
+/// The project of an `Authorization` value (HTTP header or gRPC metadata), or a 401.
+pub async fn authenticate_value(state: &AppState, authorization: Option<&str>) -> Result<String, Rejection> {
     let unauthorized =
         |message: &str| Rejection { status: StatusCode::UNAUTHORIZED, message: message.into(), encoding: None };
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    let Some(value) = authorization else {
         return Err(unauthorized("missing Authorization: send Basic base64(public_key:secret_key)"));
     };
-    let Some((public, secret)) = value.to_str().ok().and_then(crate::auth::parse_basic) else {
+    let Some((public, secret)) = crate::auth::parse_basic(value) else {
         return Err(unauthorized("malformed Authorization: send Basic base64(public_key:secret_key)"));
     };
     match state.store.authenticate(&public, &secret).await {

@@ -40,6 +40,8 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// OTLP/gRPC address (`None`: no gRPC listener).
+    pub grpc_listen: Option<SocketAddr>,
     /// `sqlite://path` (created when missing).
     pub database_url: String,
     /// Extra and replacement plugins (`*.wasm`), watched for changes.
@@ -60,6 +62,7 @@ impl Config {
     pub fn local(database_url: impl Into<String>) -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            grpc_listen: None,
             database_url: database_url.into(),
             plugins_dir: None,
             cache_dir: None,

@@ -128,31 +128,45 @@ async fn handle(state: &AppState, signal: &str, headers: &HeaderMap, body: Body)
     // Decode once up front so that a malformed body is refused, not stored.
     otlp::decode(signal, encoding, &decoded).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
 
+    accept(state, project_id, signal, encoding, decoded)
+        .await
+        .map_err(|message| reject(StatusCode::SERVICE_UNAVAILABLE, message.into()))?;
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], otlp::success_response(signal, encoding))
+        .into_response())
+}
+
+/// Store a decoded, valid body durably, then normalize it. Shared by OTLP/HTTP and OTLP/gRPC.
+/// The only error is the storage being unavailable (the client should retry); what happens
+/// during normalization stays on the stored batch.
+pub async fn accept(
+    state: &AppState,
+    project_id: String,
+    signal: Signal,
+    encoding: Encoding,
+    body: Vec<u8>,
+) -> Result<(), &'static str> {
     let batch_id =
-        state.store.insert_batch(&project_id, signal.as_str(), encoding.content_type(), &decoded).await.map_err(
-            |e| {
-                tracing::error!(error = %e, "could not store a batch");
-                reject(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable, retry later".into())
-            },
-        )?;
+        state.store.insert_batch(&project_id, signal.as_str(), encoding.content_type(), &body).await.map_err(|e| {
+            tracing::error!(error = %e, "could not store a batch");
+            "storage unavailable, retry later"
+        })?;
     // Stored: from here on the client's data is safe. Normalize before answering so that a
-    // 200 also means "queryable"; a normalization failure stays on the batch, not the client.
+    // success also means "queryable"; a normalization failure stays on the batch.
     let batch = crate::store::Batch {
         id: batch_id,
         project_id,
         signal: signal.as_str().into(),
         encoding: encoding.content_type().into(),
-        body: decoded,
+        body,
         received_at: 0,
         status: "pending".into(),
         agents: None,
         error: None,
     };
-    crate::pipeline::process(&state.store, &state.registry, limits, state.config.fallback_user.as_deref(), &batch)
+    let config = &state.config;
+    crate::pipeline::process(&state.store, &state.registry, &config.limits, config.fallback_user.as_deref(), &batch)
         .await;
-
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], otlp::success_response(signal, encoding))
-        .into_response())
+    Ok(())
 }
 
 enum ReadError {

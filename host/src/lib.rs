@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod dryrun;
+pub mod grpc;
 pub mod ingest;
 pub mod merge;
 pub mod model;

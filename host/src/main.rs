@@ -48,6 +48,9 @@ struct ServeArgs {
     /// Address to listen on for OTLP/HTTP and the API.
     #[arg(long, env = "ANTENNA_LISTEN", default_value = "127.0.0.1:4318")]
     listen: SocketAddr,
+    /// Address for OTLP/gRPC; `off` disables it.
+    #[arg(long, env = "ANTENNA_GRPC_LISTEN", default_value = "127.0.0.1:4317")]
+    grpc_listen: String,
     #[command(flatten)]
     database: DatabaseArgs,
     /// Directory of extra and replacement plugins (*.wasm), watched for changes.
@@ -186,6 +189,10 @@ async fn admin_request(
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = antenna::Config::local(args.database.database_url);
     config.listen = args.listen;
+    config.grpc_listen = match args.grpc_listen.as_str() {
+        "off" | "" => None,
+        address => Some(address.parse().with_context(|| format!("ANTENNA_GRPC_LISTEN {address:?}"))?),
+    };
     config.plugins_dir = args.plugins_dir;
     config.cache_dir = Some(args.cache_dir);
     config.admin_token = args.admin_token.filter(|t| !t.is_empty());

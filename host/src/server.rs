@@ -32,26 +32,25 @@ pub struct AppState {
 
 /// A host serving on `addr` until `shutdown` is called or it is dropped.
 pub struct RunningServer {
+    /// OTLP/HTTP and the API.
     pub addr: SocketAddr,
+    /// OTLP/gRPC, when enabled.
+    pub grpc_addr: Option<SocketAddr>,
     pub state: AppState,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningServer {
     /// Stop accepting, finish requests in flight, and wait.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        (&mut self.task).await.context("server task")??;
-        Ok(())
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task.await.context("server task")?
     }
 
-    /// Wait until the server stops (Ctrl-C for the CLI).
-    pub async fn wait(mut self) -> anyhow::Result<()> {
-        (&mut self.task).await.context("server task")??;
-        Ok(())
+    /// Wait until the server stops.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?
     }
 }
 
@@ -138,17 +137,39 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         }
     });
 
-    let app = router(state.clone());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (shutdown, stopping) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let grpc = match state.config.grpc_listen {
+        Some(grpc_listen) => {
+            let grpc_listener =
+                TcpListener::bind(grpc_listen).await.with_context(|| format!("binding {grpc_listen} (OTLP/gRPC)"))?;
+            let grpc_addr = grpc_listener.local_addr()?;
+            let routes = crate::grpc::Collector::new(state.clone()).router();
+            let stop = stopped(stopping.clone());
+            let task = tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc_listener), stop)
+                    .await
+            });
+            Some((grpc_addr, task))
+        }
+        None => None,
+    };
+    let grpc_addr = grpc.as_ref().map(|(a, _)| *a);
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let http = tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stopped(stopping)).into_future());
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
+        http.await.context("OTLP/HTTP server task")?.context("OTLP/HTTP server")?;
+        if let Some((_, grpc)) = grpc {
+            grpc.await.context("OTLP/gRPC server task")?.context("OTLP/gRPC server")?;
+        }
+        Ok(())
     });
-    tracing::info!(%addr, ms = started.elapsed().as_millis() as u64, "antenna listening");
-    Ok(RunningServer { addr, state, shutdown: Some(tx), task })
+    tracing::info!(%addr, grpc = ?grpc_addr, ms = started.elapsed().as_millis() as u64, "antenna listening");
+    Ok(RunningServer { addr, grpc_addr, state, shutdown, task })
 }
 
 pub fn router(state: AppState) -> Router {

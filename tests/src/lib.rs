@@ -30,6 +30,11 @@ impl TestHost {
         Self::start_in(tempfile::tempdir().expect("temporary directory"), |config, _| adjust(config)).await
     }
 
+    /// A host that also serves OTLP/gRPC on an ephemeral port (`server.grpc_addr`).
+    pub async fn with_grpc() -> Self {
+        Self::start_with(|c| c.grpc_listen = Some("127.0.0.1:0".parse().expect("address"))).await
+    }
+
     /// A host with its files in `dir`; `adjust` gets the config and the directory.
     pub async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config, &Path)) -> Self {
         let mut config = Config::local(format!("sqlite://{}", dir.path().join("antenna.db").display()));
@@ -191,6 +196,11 @@ impl Capture {
     /// Set the resource `service.name` of every request, whatever its encoding: the
     /// "stale OTEL_SERVICE_NAME" case.
     pub fn with_service_name(&self, name: &str) -> Capture {
+        self.with_resource_attribute("service.name", name)
+    }
+
+    /// Set a resource attribute on every resource of every request, whatever its encoding.
+    pub fn with_resource_attribute(&self, key: &str, name: &str) -> Capture {
         use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
         use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
         use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -198,11 +208,11 @@ impl Capture {
         use opentelemetry_proto::tonic::resource::v1::Resource;
         use prost::Message;
 
-        fn rename(resource: &mut Option<Resource>, name: &str) {
+        fn rename(resource: &mut Option<Resource>, key: &str, name: &str) {
             let resource = resource.get_or_insert_with(Resource::default);
-            resource.attributes.retain(|kv| kv.key != "service.name");
+            resource.attributes.retain(|kv| kv.key != key);
             resource.attributes.push(KeyValue {
-                key: "service.name".into(),
+                key: key.into(),
                 value: Some(AnyValue { value: Some(any_value::Value::StringValue(name.into())) }),
                 ..Default::default()
             });
@@ -216,8 +226,8 @@ impl Capture {
                     for key in ["resourceSpans", "resourceLogs", "resourceMetrics"] {
                         for resource in value[key].as_array_mut().into_iter().flatten() {
                             let attrs = resource["resource"]["attributes"].as_array_mut().expect("attributes");
-                            attrs.retain(|a| a["key"] != "service.name");
-                            attrs.push(serde_json::json!({"key": "service.name", "value": {"stringValue": name}}));
+                            attrs.retain(|a| a["key"] != key);
+                            attrs.push(serde_json::json!({"key": key, "value": {"stringValue": name}}));
                         }
                     }
                     serde_json::to_vec(&value).expect("JSON")
@@ -225,17 +235,17 @@ impl Capture {
                     match r.signal.as_str() {
                         "traces" => {
                             let mut m = ExportTraceServiceRequest::decode(&r.body[..]).expect("protobuf");
-                            m.resource_spans.iter_mut().for_each(|x| rename(&mut x.resource, name));
+                            m.resource_spans.iter_mut().for_each(|x| rename(&mut x.resource, key, name));
                             m.encode_to_vec()
                         }
                         "logs" => {
                             let mut m = ExportLogsServiceRequest::decode(&r.body[..]).expect("protobuf");
-                            m.resource_logs.iter_mut().for_each(|x| rename(&mut x.resource, name));
+                            m.resource_logs.iter_mut().for_each(|x| rename(&mut x.resource, key, name));
                             m.encode_to_vec()
                         }
                         _ => {
                             let mut m = ExportMetricsServiceRequest::decode(&r.body[..]).expect("protobuf");
-                            m.resource_metrics.iter_mut().for_each(|x| rename(&mut x.resource, name));
+                            m.resource_metrics.iter_mut().for_each(|x| rename(&mut x.resource, key, name));
                             m.encode_to_vec()
                         }
                     }
