@@ -14,15 +14,50 @@ use crate::store::{StoreError, TraceFilter};
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
 
-/// The project of the request's Basic keys, or a 401.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, Rejection> {
-    authenticate_value(state, headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""))).await
+/// The calling project, from the request's Basic keys (failures rate-limited per address).
+pub struct Project(pub String);
+
+impl axum::extract::FromRequestParts<AppState> for Project {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
+        let client = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        authenticate_from(state, &parts.headers, client).await.map(Project).map_err(IntoResponse::into_response)
+    }
 }
 
-/// The project of an `Authorization` value (HTTP header or gRPC metadata), or a 401.
-pub async fn authenticate_value(state: &AppState, authorization: Option<&str>) -> Result<String, Rejection> {
-    let unauthorized =
-        |message: &str| Rejection { status: StatusCode::UNAUTHORIZED, message: message.into(), encoding: None };
+/// The project of the request's Basic keys, or a 401.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, Rejection> {
+    authenticate_from(state, headers, None).await
+}
+
+/// [`authenticate`], rate-limiting failures per client address.
+pub async fn authenticate_from(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> Result<String, Rejection> {
+    authenticate_value(state, headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("")), client).await
+}
+
+/// The project of an `Authorization` value (HTTP header or gRPC metadata), or a 401; a client
+/// address that failed too often gets a 429 first.
+pub async fn authenticate_value(
+    state: &AppState,
+    authorization: Option<&str>,
+    client: Option<std::net::IpAddr>,
+) -> Result<String, Rejection> {
+    if let Some(wait) = state.admission.auth_blocked(client) {
+        return Err(Rejection {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!("too many failed authentications from this address; retry in {} s", wait.as_secs() + 1),
+            encoding: None,
+        });
+    }
+    let unauthorized = |message: &str| {
+        state.admission.auth_failed(client);
+        Rejection { status: StatusCode::UNAUTHORIZED, message: message.into(), encoding: None }
+    };
     let Some(value) = authorization else {
         return Err(unauthorized("missing Authorization: send Basic base64(public_key:secret_key)"));
     };
@@ -33,7 +68,7 @@ pub async fn authenticate_value(state: &AppState, authorization: Option<&str>) -
         Ok(Some(project)) => Ok(project),
         Ok(None) => {
             // Never log the secret.
-            tracing::warn!(public_key = %public, "authentication failed");
+            tracing::warn!(public_key = %public, client = ?client, "authentication failed");
             Err(unauthorized("unknown public key or wrong secret key"))
         }
         Err(e) => {
@@ -117,10 +152,9 @@ fn page_of(data: Vec<Value>, limit: i64, offset: i64) -> Json<Value> {
 
 pub async fn list_traces(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Project(project): Project,
     Query(params): Query<ListParams>,
 ) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
     let run = async {
         let (limit, offset) = params.page()?;
         let filter = TraceFilter {
@@ -141,10 +175,9 @@ pub async fn list_traces(
 
 pub async fn get_trace(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Project(project): Project,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
     let row = state.store.get_trace(&project, &id).await.map_err(|e| ApiError::from(e).into_response())?;
     let Some(row) = row else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no trace {id:?}")).into_response());
@@ -158,10 +191,9 @@ pub async fn get_trace(
 
 pub async fn list_sessions(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Project(project): Project,
     Query(params): Query<ListParams>,
 ) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
     let run = async {
         let (limit, offset) = params.page()?;
         let rows = state.store.list_sessions(&project, None, limit, offset).await?;
@@ -173,10 +205,9 @@ pub async fn list_sessions(
 
 pub async fn get_session(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Project(project): Project,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
     let run = async {
         let mut sessions = state.store.list_sessions(&project, Some(&id), 1, 0).await?;
         let Some(session) = sessions.pop() else {
@@ -196,10 +227,9 @@ pub async fn get_session(
 
 pub async fn list_users(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Project(project): Project,
     Query(params): Query<ListParams>,
 ) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
     let run = async {
         let (limit, offset) = params.page()?;
         let rows = state.store.list_users(&project, limit, offset).await?;
@@ -211,8 +241,10 @@ pub async fn list_users(
 
 /// `GET /api/public/batches`: stored batches that failed to normalize or that no plugin
 /// claimed, with their errors — nothing is dropped silently.
-pub async fn list_problem_batches(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
+pub async fn list_problem_batches(
+    State(state): State<AppState>,
+    Project(project): Project,
+) -> Result<Response, Response> {
     let rows = state.store.problem_batches(&project).await.map_err(|e| ApiError::from(e).into_response())?;
     let data: Vec<Value> = rows
         .into_iter()
@@ -228,8 +260,7 @@ pub async fn list_problem_batches(State(state): State<AppState>, headers: Header
 }
 
 /// `GET /api/public/unclaimed`: resources no plugin claimed, per service.name and scope.
-pub async fn list_unclaimed(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Response> {
-    let project = authenticate(&state, &headers).await.map_err(IntoResponse::into_response)?;
+pub async fn list_unclaimed(State(state): State<AppState>, Project(project): Project) -> Result<Response, Response> {
     let data = state.store.unclaimed(&project).await.map_err(|e| ApiError::from(e).into_response())?;
     Ok(Json(json!({ "data": data, "next_cursor": null })).into_response())
 }

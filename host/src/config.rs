@@ -20,6 +20,18 @@ pub struct Limits {
     pub max_id_len: usize,
     /// Longest text field a plugin may return (longer text is truncated).
     pub max_text_len: usize,
+    /// Batches read, stored and normalized at once.
+    pub max_concurrent_batches: usize,
+    /// Requests that may wait for a slot (beyond: 429).
+    pub max_queued_batches: usize,
+    /// How long a request waits for a slot (beyond: 503).
+    pub queue_wait_ms: u64,
+    /// Failed authentications per client address and minute before that address gets 429.
+    pub auth_failures_per_minute: u32,
+    /// Most attributes on one resource, scope, record or event.
+    pub max_attributes: usize,
+    /// Longest string value or key in a request.
+    pub max_string_len: usize,
 }
 
 impl Default for Limits {
@@ -32,6 +44,12 @@ impl Default for Limits {
             max_fragments: 100_000,
             max_id_len: 512,
             max_text_len: 1 << 20,
+            max_concurrent_batches: 32,
+            max_queued_batches: 256,
+            queue_wait_ms: 10_000,
+            auth_failures_per_minute: 30,
+            max_attributes: 4096,
+            max_string_len: 4 << 20,
         }
     }
 }

@@ -14,7 +14,7 @@ use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
-use crate::otlp::{Encoding, Signal};
+use crate::otlp::{Encoding, Export, Signal};
 use crate::server::AppState;
 
 /// The three OTLP collector services over one [`AppState`].
@@ -28,14 +28,27 @@ impl Collector {
         Collector { state }
     }
 
-    /// Authenticate, store and normalize one export request.
-    async fn accept<T: Message>(&self, request: Request<T>, signal: Signal) -> Result<(), Status> {
+    /// Authenticate, check, store and normalize one export request.
+    async fn accept<T>(&self, request: Request<T>, wrap: fn(T) -> Export) -> Result<(), Status> {
+        use axum::http::StatusCode;
         let authorization = request.metadata().get("authorization").map(|v| v.to_str().unwrap_or(""));
-        let project = crate::api::authenticate_value(&self.state, authorization).await.map_err(|r| {
-            if r.status == 401 { Status::unauthenticated(r.message) } else { Status::unavailable(r.message) }
-        })?;
+        let client = request.remote_addr().map(|a| a.ip());
+        let project =
+            crate::api::authenticate_value(&self.state, authorization, client).await.map_err(|r| match r.status {
+                StatusCode::UNAUTHORIZED => Status::unauthenticated(r.message),
+                StatusCode::TOO_MANY_REQUESTS => Status::resource_exhausted(r.message),
+                _ => Status::unavailable(r.message),
+            })?;
+        let _slot =
+            self.state.admission.enter().await.map_err(|_| Status::resource_exhausted("overloaded, retry later"))?;
+        let export = wrap(request.into_inner());
+        crate::ingest::check_shape(&export, &self.state.config.limits).map_err(Status::invalid_argument)?;
         // tonic decoded the message once; the stored raw batch is its protobuf encoding.
-        let body = request.into_inner().encode_to_vec();
+        let (signal, body) = match &export {
+            Export::Traces(r) => (Signal::Traces, r.encode_to_vec()),
+            Export::Logs(r) => (Signal::Logs, r.encode_to_vec()),
+            Export::Metrics(r) => (Signal::Metrics, r.encode_to_vec()),
+        };
         crate::ingest::accept(&self.state, project, signal, Encoding::Protobuf, body).await.map_err(Status::unavailable)
     }
 
@@ -64,7 +77,7 @@ impl TraceService for Collector {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.accept(request, Signal::Traces).await?;
+        self.accept(request, Export::Traces).await?;
         Ok(Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -75,7 +88,7 @@ impl LogsService for Collector {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.accept(request, Signal::Logs).await?;
+        self.accept(request, Export::Logs).await?;
         Ok(Response::new(ExportLogsServiceResponse::default()))
     }
 }
@@ -86,7 +99,7 @@ impl MetricsService for Collector {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.accept(request, Signal::Metrics).await?;
+        self.accept(request, Export::Metrics).await?;
         Ok(Response::new(ExportMetricsServiceResponse::default()))
     }
 }

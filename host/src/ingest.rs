@@ -4,12 +4,16 @@
 use std::io::Read;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use prost::Message;
 
+use crate::admission::Busy;
 use crate::otlp::{self, Encoding, Signal};
 use crate::server::AppState;
 
@@ -70,26 +74,45 @@ impl IntoResponse for Rejection {
 pub async fn export(
     State(state): State<AppState>,
     Path(signal): Path<String>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(&state, &signal, &headers, body).await {
-        Ok(response) => response,
+    let counters = &state.admission.metrics;
+    match handle(&state, &signal, client.ip(), &headers, body).await {
+        Ok(response) => {
+            counters.accepted.fetch_add(1, Ordering::Relaxed);
+            response
+        }
         Err(rejection) => {
+            if rejection.status.is_client_error() && rejection.status != StatusCode::TOO_MANY_REQUESTS {
+                counters.rejected_client.fetch_add(1, Ordering::Relaxed);
+            }
             tracing::debug!(status = %rejection.status, reason = %rejection.message, "export rejected");
             rejection.into_response()
         }
     }
 }
 
-async fn handle(state: &AppState, signal: &str, headers: &HeaderMap, body: Body) -> Result<Response, Rejection> {
+async fn handle(
+    state: &AppState,
+    signal: &str,
+    client: IpAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Rejection> {
     let Some(signal) = Signal::parse(signal) else {
         return Err(Rejection::new(
             StatusCode::NOT_FOUND,
             format!("no such OTLP signal {signal:?}: use traces, logs or metrics"),
         ));
     };
-    let project_id = crate::api::authenticate(state, headers).await?;
+    let project_id = crate::api::authenticate_from(state, headers, Some(client)).await?;
+    // Bodies are read only by admitted requests, so memory stays bounded under overload.
+    let _slot = state.admission.enter().await.map_err(|busy| match busy {
+        Busy::QueueFull => Rejection::new(StatusCode::TOO_MANY_REQUESTS, "too many requests queued, retry later"),
+        Busy::Timeout => Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded, retry later"),
+    })?;
 
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(encoding) = Encoding::from_content_type(content_type) else {
@@ -125,8 +148,10 @@ async fn handle(state: &AppState, signal: &str, headers: &HeaderMap, body: Body)
         }
     };
 
-    // Decode once up front so that a malformed body is refused, not stored.
-    otlp::decode(signal, encoding, &decoded).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+    // Decode once up front so that a malformed or oversized body is refused, not stored.
+    let export =
+        otlp::decode(signal, encoding, &decoded).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+    check_shape(&export, limits).map_err(|message| reject(StatusCode::BAD_REQUEST, message))?;
 
     accept(state, project_id, signal, encoding, decoded)
         .await
@@ -164,9 +189,89 @@ pub async fn accept(
         error: None,
     };
     let config = &state.config;
-    crate::pipeline::process(&state.store, &state.registry, &config.limits, config.fallback_user.as_deref(), &batch)
-        .await;
+    let outcome = crate::pipeline::process(
+        &state.store,
+        &state.registry,
+        &config.limits,
+        config.fallback_user.as_deref(),
+        &batch,
+    )
+    .await;
+    let counters = &state.admission.metrics;
+    match outcome.status {
+        "done" => &counters.batches_done,
+        "unclaimed" => &counters.batches_unclaimed,
+        _ => &counters.batches_failed,
+    }
+    .fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// Bounds on what one request may hold beyond its size: attributes per element and the length
+/// of every key and string.
+pub fn check_shape(export: &otlp::Export, limits: &crate::config::Limits) -> Result<(), String> {
+    use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+    fn value_ok(v: &any_value::Value, limits: &crate::config::Limits, depth: usize) -> Result<(), String> {
+        if depth > 16 {
+            return Err("attribute values nested deeper than 16 levels".into());
+        }
+        match v {
+            any_value::Value::StringValue(s) if s.len() > limits.max_string_len => {
+                Err(format!("a string of {} bytes (at most {})", s.len(), limits.max_string_len))
+            }
+            any_value::Value::BytesValue(b) if b.len() > limits.max_string_len => {
+                Err(format!("a bytes value of {} bytes (at most {})", b.len(), limits.max_string_len))
+            }
+            any_value::Value::ArrayValue(a) => {
+                a.values.iter().filter_map(|v| v.value.as_ref()).try_for_each(|v| value_ok(v, limits, depth + 1))
+            }
+            any_value::Value::KvlistValue(kv) => attrs_ok(&kv.values, limits, depth + 1),
+            _ => Ok(()),
+        }
+    }
+    fn attrs_ok(attrs: &[KeyValue], limits: &crate::config::Limits, depth: usize) -> Result<(), String> {
+        if attrs.len() > limits.max_attributes {
+            return Err(format!("{} attributes on one element (at most {})", attrs.len(), limits.max_attributes));
+        }
+        for kv in attrs {
+            if kv.key.len() > limits.max_string_len {
+                return Err(format!("an attribute key of {} bytes", kv.key.len()));
+            }
+            if let Some(v) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                value_ok(v, limits, depth)?;
+            }
+        }
+        Ok(())
+    }
+    let check = |attrs: &[KeyValue]| attrs_ok(attrs, limits, 0);
+    match export {
+        otlp::Export::Traces(r) => r.resource_spans.iter().try_for_each(|rs| {
+            rs.resource.as_ref().map_or(Ok(()), |r| check(&r.attributes))?;
+            rs.scope_spans.iter().try_for_each(|ss| {
+                ss.scope.as_ref().map_or(Ok(()), |s| check(&s.attributes))?;
+                ss.spans.iter().try_for_each(|span| {
+                    check(&span.attributes)?;
+                    span.events.iter().try_for_each(|e| check(&e.attributes))?;
+                    span.links.iter().try_for_each(|l| check(&l.attributes))
+                })
+            })
+        }),
+        otlp::Export::Logs(r) => r.resource_logs.iter().try_for_each(|rl| {
+            rl.resource.as_ref().map_or(Ok(()), |r| check(&r.attributes))?;
+            rl.scope_logs.iter().try_for_each(|sl| {
+                sl.scope.as_ref().map_or(Ok(()), |s| check(&s.attributes))?;
+                sl.log_records.iter().try_for_each(|log| {
+                    check(&log.attributes)?;
+                    log.body.as_ref().and_then(|b| b.value.as_ref()).map_or(Ok(()), |b| value_ok(b, limits, 0))
+                })
+            })
+        }),
+        otlp::Export::Metrics(r) => r.resource_metrics.iter().try_for_each(|rm| {
+            rm.resource.as_ref().map_or(Ok(()), |r| check(&r.attributes))?;
+            rm.scope_metrics.iter().try_for_each(|sm| sm.scope.as_ref().map_or(Ok(()), |s| check(&s.attributes)))
+        }),
+    }
+    .map_err(|e| format!("request too complex: {e}"))
 }
 
 enum ReadError {

@@ -5,6 +5,7 @@
 //! [`runtime`] sandbox, validate) -> [`merge`] (fragments into traces) -> [`api`] (query).
 
 pub mod admin;
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -26,6 +26,7 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub config: Arc<Config>,
     pub ready: Arc<AtomicBool>,
+    pub admission: Arc<crate::admission::Admission>,
     /// Keeps the plugins-directory watcher alive as long as the server.
     _watcher: Option<Arc<notify::RecommendedWatcher>>,
 }
@@ -99,11 +100,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let limits = config.limits.clone();
     let state = AppState {
         store,
         registry,
         config: Arc::new(config),
         ready: Arc::new(AtomicBool::new(false)),
+        admission: Arc::new(crate::admission::Admission::new(&limits)),
         _watcher: watcher,
     };
 
@@ -187,6 +190,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/admin/replay", post(admin::replay))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "not found" }))) })
         .with_state(state)
 }
@@ -199,4 +203,75 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
         Ok(()) => (StatusCode::OK, "ready"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
     }
+}
+
+/// `GET /metrics`: the host's own counters, in the Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    use std::fmt::Write;
+    let c = &state.admission.metrics;
+    let (in_flight, queued) = state.admission.load();
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    };
+    counter(
+        "antenna_requests_accepted_total",
+        "Export requests stored (answered 200).",
+        c.accepted.load(Ordering::Relaxed),
+    );
+    counter(
+        "antenna_requests_rejected_client_total",
+        "Export requests refused with a 4xx.",
+        c.rejected_client.load(Ordering::Relaxed),
+    );
+    counter("antenna_auth_failures_total", "Failed authentications.", c.rejected_auth.load(Ordering::Relaxed));
+    counter(
+        "antenna_requests_overload_total",
+        "Requests refused with 429/503 under overload.",
+        c.rejected_overload.load(Ordering::Relaxed),
+    );
+    counter("antenna_batches_done_total", "Batches normalized.", c.batches_done.load(Ordering::Relaxed));
+    counter(
+        "antenna_batches_failed_total",
+        "Batches that failed to normalize (kept for replay).",
+        c.batches_failed.load(Ordering::Relaxed),
+    );
+    counter(
+        "antenna_batches_unclaimed_total",
+        "Batches no plugin claimed (kept).",
+        c.batches_unclaimed.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(out, "# TYPE antenna_batches_in_flight gauge\nantenna_batches_in_flight {in_flight}");
+    let _ = writeln!(out, "# TYPE antenna_batches_queued gauge\nantenna_batches_queued {queued}");
+    let _ = writeln!(
+        out,
+        "# HELP antenna_plugin_batches_total Batches a plugin handled.\n# TYPE antenna_plugin_batches_total counter"
+    );
+    let plugins = state.registry.status();
+    for p in &plugins {
+        let _ = writeln!(
+            out,
+            "antenna_plugin_batches_total{{plugin=\"{}\",version=\"{}\"}} {}",
+            p.name, p.version, p.batches
+        );
+    }
+    let _ = writeln!(out, "# TYPE antenna_plugin_failures_total counter");
+    for p in &plugins {
+        let _ = writeln!(
+            out,
+            "antenna_plugin_failures_total{{plugin=\"{}\",version=\"{}\"}} {}",
+            p.name, p.version, p.failures
+        );
+    }
+    let _ = writeln!(out, "# TYPE antenna_plugin_put_aside gauge");
+    for p in &plugins {
+        let _ = writeln!(
+            out,
+            "antenna_plugin_put_aside{{plugin=\"{}\",version=\"{}\"}} {}",
+            p.name,
+            p.version,
+            u8::from(p.put_aside)
+        );
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

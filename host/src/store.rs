@@ -290,7 +290,9 @@ impl Store {
         fallback_user: Option<&str>,
     ) -> Result<usize> {
         let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: take the write lock up front; a read that later upgrades to a write would
+        // fail with SQLITE_BUSY (not wait) when another connection wrote in between.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
 
         // What an earlier run of this batch produced is replaced, not added to (replay).
         let mut touched: BTreeSet<String> = sqlx::query_scalar(

@@ -67,7 +67,15 @@ impl Parser for Hostile {
                 }
             }
             "long-id" => {
-                out.push(trace, "x".repeat(100_000), "r", who, prompt("long".into()));
+                // Built by hand: the SDK's builder would bound the id; the host must too.
+                return Ok(vec![Fragment {
+                    trace_key: trace,
+                    also_known_as: Vec::new(),
+                    id: "x".repeat(100_000),
+                    report_id: "r".into(),
+                    attribution: who,
+                    body: prompt("long".into()),
+                }]);
             }
             "bad-utf8" => {
                 // SAFETY: deliberately not UTF-8; the host must refuse it when lifting the string.

@@ -1,0 +1,141 @@
+//! Hostile plugins (real components from tests/plugins/hostile) against a running host, with a
+//! well-behaved agent's traffic flowing at the same time: each failure fails that one call
+//! only, keeps the raw batch with its error, and is visible in the API and the metrics.
+
+use std::time::{Duration, Instant};
+
+use antenna_e2e::{Capture, TestHost, components};
+use serde_json::{Value, json};
+
+/// A one-resource logs request for the hostile plugin, doing `behavior`.
+fn hostile_batch(behavior: &str, trace: &str) -> Vec<u8> {
+    let body = json!({"resourceLogs": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "hostile"}},
+            {"key": "hostile.behavior", "value": {"stringValue": behavior}},
+            {"key": "hostile.trace", "value": {"stringValue": trace}}]},
+        "scopeLogs": [{"scope": {"name": "antenna.test.hostile"}, "logRecords": [{"timeUnixNano": "1"}]}]}]});
+    serde_json::to_vec(&body).expect("json")
+}
+
+async fn hostile_host() -> TestHost {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = TestHost::start_in(dir, |config, dir| {
+        let plugins = dir.join("plugins");
+        std::fs::create_dir_all(&plugins).expect("plugins dir");
+        std::fs::copy(components::HOSTILE, plugins.join("hostile.wasm")).expect("install hostile");
+        config.plugins_dir = Some(plugins);
+        config.admin_token = Some(antenna_e2e::ADMIN_TOKEN.into());
+        config.limits.plugin_timeout_ms = 3_000;
+        // Room for the `huge` output to be built, so that the host's own bound is what stops it.
+        config.limits.plugin_memory_bytes = 256 << 20;
+    })
+    .await;
+    host.wait_for_plugins("hostile", |p| {
+        p["data"].as_array().is_some_and(|d| d.iter().any(|x| x["name"] == "hostile" && x["active"] == true))
+    })
+    .await;
+    host
+}
+
+async fn batch_errors(host: &TestHost) -> Vec<String> {
+    let problems = host.get_json("/api/public/batches").await;
+    problems["data"].as_array().into_iter().flatten().filter_map(|b| b["error"].as_str().map(str::to_owned)).collect()
+}
+
+#[tokio::test]
+async fn each_hostile_behavior_fails_only_its_own_call() {
+    let host = hostile_host().await;
+    let claude = Capture::load("claude-code/protobuf-content-on");
+    let cases = [
+        ("loop", "ran out of time"),
+        ("memory", "trapped"),
+        ("trap", "trapped"),
+        ("huge", "more than the limit"),
+        ("long-id", "fragment id of 100000 bytes"),
+        ("bad-utf8", "hostile@1.0.0"),
+        ("reject", "hostile plugin rejects this batch"),
+    ];
+    for (i, (behavior, expected)) in cases.iter().enumerate() {
+        // The well-behaved agent posts while the hostile call runs.
+        let good = {
+            let claude = claude.clone();
+            let base = host.base.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let started = Instant::now();
+                for r in &claude.requests {
+                    let response = client
+                        .post(format!("{base}{}", r.path))
+                        .header("authorization", antenna_e2e::basic(antenna_e2e::PUBLIC_KEY, antenna_e2e::SECRET_KEY))
+                        .header("content-type", &r.content_type)
+                        .body(r.body.clone())
+                        .send()
+                        .await
+                        .expect("send");
+                    assert_eq!(response.status(), 200);
+                }
+                started.elapsed()
+            })
+        };
+        let response = host.post("/v1/logs", "application/json", hostile_batch(behavior, &format!("t{i}"))).await;
+        assert_eq!(response.status(), 200, "{behavior}: the batch is stored whatever the plugin does");
+        let good_took = good.await.expect("good traffic");
+        assert!(good_took < Duration::from_secs(20), "{behavior}: the other agent was held up for {good_took:?}");
+        let errors = batch_errors(&host).await;
+        let error = errors.last().cloned().unwrap_or_default();
+        assert!(error.contains(expected) && error.contains("hostile"), "{behavior}: {error}; all: {errors:#?}");
+        assert_eq!(host.client.get(host.url("/healthz")).send().await.expect("healthz").status(), 200);
+        // The same plugin still serves the next, well-formed batch (which also resets its
+        // circuit breaker, tested on its own below).
+        let ok = host.post("/v1/logs", "application/json", hostile_batch("ok", &format!("ok{i}"))).await;
+        assert_eq!(ok.status(), 200);
+    }
+    // Every failed batch is kept; the good agent's trace is exact.
+    assert_eq!(batch_errors(&host).await.len(), cases.len());
+    let traces = host.traces().await;
+    let claude_traces: Vec<&Value> = traces.iter().filter(|t| t["agent"] == "claude-code").collect();
+    assert_eq!(claude_traces.len(), 1);
+    assert_eq!(claude_traces[0]["input_tokens"], 3 * 1234);
+    let hostile: Vec<&str> = traces.iter().filter(|t| t["agent"] == "hostile").filter_map(|t| t["id"].as_str()).collect();
+    assert_eq!(hostile.len(), cases.len(), "only the well-formed batches made traces: {hostile:?}");
+    assert!(hostile.iter().all(|id| id.starts_with("ok")), "nothing of a failed call was stored: {hostile:?}");
+
+    let metrics = host.client.get(host.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("antenna_plugin_failures_total{plugin=\"hostile\",version=\"1.0.0\"}"), "{metrics}");
+    assert!(metrics.contains(&format!("antenna_batches_failed_total {}", cases.len())), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_fresh_instance_per_call_leaks_nothing_between_batches() {
+    let host = hostile_host().await;
+    for i in 0..5 {
+        let response = host.post("/v1/logs", "application/json", hostile_batch("count", &format!("c{i}"))).await;
+        assert_eq!(response.status(), 200);
+    }
+    let traces = host.traces().await;
+    assert_eq!(traces.len(), 5);
+    // The plugin counts its own calls in a static: with a fresh instance per call it is always 1.
+    assert!(traces.iter().all(|t| t["prompt"] == "1"), "{traces:#?}");
+}
+
+#[tokio::test]
+async fn a_plugin_that_keeps_failing_is_put_aside_and_its_batches_kept() {
+    let host = hostile_host().await;
+    for i in 0..5 {
+        host.post("/v1/logs", "application/json", hostile_batch("trap", &format!("f{i}"))).await;
+    }
+    let status = host.active_plugin("hostile").await.expect("listed");
+    assert_eq!(status["put_aside"], true, "{status}");
+    assert_eq!(status["failures"], 5);
+    // Put aside: the next batch is not run at all (fast), and is kept for replay.
+    let started = Instant::now();
+    let response = host.post("/v1/logs", "application/json", hostile_batch("ok", "after")).await;
+    assert_eq!(response.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let errors = batch_errors(&host).await;
+    assert!(errors.last().is_some_and(|e| e.contains("put aside")), "{errors:#?}");
+    assert_eq!(errors.len(), 6);
+    // Other agents are not affected.
+    host.replay(&Capture::load("claude-code/json-content-off")).await;
+    assert_eq!(host.get_json("/api/public/traces?agent=claude-code").await["data"].as_array().map(Vec::len), Some(1));
+}
