@@ -18,6 +18,10 @@ fn hostile_batch(behavior: &str, trace: &str) -> Vec<u8> {
 }
 
 async fn hostile_host() -> TestHost {
+    hostile_host_with(|_| {}).await
+}
+
+async fn hostile_host_with(adjust: impl FnOnce(&mut antenna::Config)) -> TestHost {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = TestHost::start_in(dir, |config, dir| {
         let plugins = dir.join("plugins");
@@ -28,6 +32,7 @@ async fn hostile_host() -> TestHost {
         config.limits.plugin_timeout_ms = 3_000;
         // Room for the `huge` output to be built, so that the host's own bound is what stops it.
         config.limits.plugin_memory_bytes = 256 << 20;
+        adjust(config);
     })
     .await;
     host.wait_for_plugins("hostile", |p| {
@@ -96,7 +101,8 @@ async fn each_hostile_behavior_fails_only_its_own_call() {
     let claude_traces: Vec<&Value> = traces.iter().filter(|t| t["agent"] == "claude-code").collect();
     assert_eq!(claude_traces.len(), 1);
     assert_eq!(claude_traces[0]["input_tokens"], 3 * 1234);
-    let hostile: Vec<&str> = traces.iter().filter(|t| t["agent"] == "hostile").filter_map(|t| t["id"].as_str()).collect();
+    let hostile: Vec<&str> =
+        traces.iter().filter(|t| t["agent"] == "hostile").filter_map(|t| t["id"].as_str()).collect();
     assert_eq!(hostile.len(), cases.len(), "only the well-formed batches made traces: {hostile:?}");
     assert!(hostile.iter().all(|id| id.starts_with("ok")), "nothing of a failed call was stored: {hostile:?}");
 
@@ -138,4 +144,44 @@ async fn a_plugin_that_keeps_failing_is_put_aside_and_its_batches_kept() {
     // Other agents are not affected.
     host.replay(&Capture::load("claude-code/json-content-off")).await;
     assert_eq!(host.get_json("/api/public/traces?agent=claude-code").await["data"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn beyond_capacity_requests_get_429_or_503_with_retry_after() {
+    // One batch at a time, two may wait 300 ms; each hostile `loop` batch holds its slot 1 s.
+    let host = std::sync::Arc::new(
+        hostile_host_with(|c| {
+            c.limits.max_concurrent_batches = 1;
+            c.limits.max_queued_batches = 2;
+            c.limits.queue_wait_ms = 300;
+            c.limits.plugin_timeout_ms = 1_000;
+        })
+        .await,
+    );
+    let mut load = Vec::new();
+    for i in 0..12 {
+        let host = host.clone();
+        load.push(tokio::spawn(async move {
+            let response = host.post("/v1/logs", "application/json", hostile_batch("loop", &format!("l{i}"))).await;
+            let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap_or("").to_owned());
+            (response.status().as_u16(), retry_after)
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in load {
+        statuses.push(task.await.expect("request"));
+    }
+    let count = |code: u16| statuses.iter().filter(|(s, _)| *s == code).count();
+    assert!(count(200) >= 1, "{statuses:?}");
+    assert!(count(429) >= 1, "beyond the queue: 429 {statuses:?}");
+    assert!(count(503) >= 1, "waited too long in the queue: 503 {statuses:?}");
+    assert_eq!(count(200) + count(429) + count(503), statuses.len(), "nothing else, never a 500: {statuses:?}");
+    assert!(
+        statuses.iter().filter(|(s, _)| *s != 200).all(|(_, retry)| retry.as_deref().is_some_and(|r| !r.is_empty())),
+        "every refusal says when to retry: {statuses:?}"
+    );
+    // Once the load is gone, the host serves normally.
+    host.replay(&Capture::load("claude-code/json-content-off")).await;
+    let metrics = host.client.get(host.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains(&format!("antenna_requests_overload_total {}", count(429) + count(503))), "{metrics}");
 }

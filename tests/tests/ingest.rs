@@ -276,3 +276,46 @@ async fn health_and_readiness_need_no_keys() {
         assert_eq!(response.status(), 200, "{path}");
     }
 }
+
+#[tokio::test]
+async fn failed_authentication_is_rate_limited_per_client_address() {
+    let host = TestHost::start_with(|c| c.limits.auth_failures_per_minute = 3).await;
+    for _ in 0..3 {
+        let response = host.post_as(Some((PUBLIC_KEY, "guess")), "/v1/logs", "application/json", logs_json()).await;
+        assert_eq!(response.status(), 401);
+    }
+    // This address is now refused for the rest of the minute, on ingest and on the API alike.
+    let response = host.post_as(Some((PUBLIC_KEY, "guess")), "/v1/logs", "application/json", logs_json()).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(reason(response).await.contains("too many failed authentications"));
+    let api = host.client.get(host.url("/api/public/traces")).header("authorization", basic(PUBLIC_KEY, SECRET_KEY));
+    assert_eq!(api.send().await.expect("send").status(), 429);
+}
+
+#[tokio::test]
+async fn requests_too_complex_get_400() {
+    let host = TestHost::start_with(|c| {
+        c.limits.max_attributes = 8;
+        c.limits.max_string_len = 1024;
+    })
+    .await;
+    let with_attrs = |attrs: Vec<serde_json::Value>| {
+        serde_json::to_vec(&serde_json::json!({"resourceLogs": [{"resource": {"attributes": attrs},
+            "scopeLogs": [{"scope": {"name": "x"}, "logRecords": [{"timeUnixNano": "1"}]}]}]}))
+        .expect("json")
+    };
+    let many: Vec<serde_json::Value> =
+        (0..9).map(|i| serde_json::json!({"key": format!("k{i}"), "value": {"intValue": i}})).collect();
+    let long = vec![serde_json::json!({"key": "k", "value": {"stringValue": "x".repeat(2048)}})];
+    let mut nested = serde_json::json!({"stringValue": "leaf"});
+    for _ in 0..20 {
+        nested = serde_json::json!({"arrayValue": {"values": [nested]}});
+    }
+    let deep = vec![serde_json::json!({"key": "deep", "value": nested})];
+    for (what, attrs) in [("attributes", many), ("string", long), ("nested", deep)] {
+        let response = host.post("/v1/logs", "application/json", with_attrs(attrs)).await;
+        assert_eq!(response.status(), 400, "{what}");
+        assert!(reason(response).await.starts_with("request too complex"), "{what}");
+    }
+}
