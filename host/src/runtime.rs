@@ -230,7 +230,8 @@ fn write_cache(component: &Component, path: &Path) {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // A unique temporary name: several hosts (or threads) may fill the same cache at once.
+        let tmp = path.with_extension(format!("tmp-{}", crate::auth::random_hex(8)));
         std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| e.to_string())
     });
     if let Err(e) = result {

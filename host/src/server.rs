@@ -68,16 +68,25 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let runtime = Runtime::new(config.limits.clone()).context("starting the plugin runtime")?;
     let registry = Arc::new(Registry::new(runtime, config.cache_dir.clone()));
+    // Compile the built-in parsers side by side (each compile is single-threaded enough to
+    // leave cores idle), then register them in a fixed order.
+    let mut compiles = Vec::new();
     for (file, bytes) in builtin::PLUGINS {
-        let loaded = Instant::now();
         let loader = registry.clone();
-        let plugin = tokio::task::spawn_blocking(move || loader.compile(bytes))
-            .await
-            .context("loading a built-in plugin")?
-            .with_context(|| format!("built-in plugin {file}"))?;
+        compiles.push((
+            *file,
+            tokio::task::spawn_blocking(move || {
+                let loaded = Instant::now();
+                loader.compile(bytes).map(|plugin| (plugin, loaded.elapsed()))
+            }),
+        ));
+    }
+    for (file, compile) in compiles {
+        let (plugin, took) =
+            compile.await.context("loading a built-in plugin")?.with_context(|| format!("built-in plugin {file}"))?;
         tracing::info!(
             plugin = %plugin.info.name, version = %plugin.info.version, wit = %plugin.wit_version,
-            ms = loaded.elapsed().as_millis() as u64, "built-in plugin loaded"
+            ms = took.as_millis() as u64, "built-in plugin loaded"
         );
         registry.add_builtin(plugin);
     }

@@ -40,6 +40,9 @@ impl TestHost {
         let mut config = Config::local(format!("sqlite://{}", dir.path().join("antenna.db").display()));
         config.listen = "127.0.0.1:0".parse().expect("address");
         config.bootstrap_keys = Some((PUBLIC_KEY.into(), SECRET_KEY.into()));
+        // Compiled plugin code shared by every test host of a run (keyed by content and engine,
+        // so it is never stale): each host does not recompile the built-in parsers.
+        config.cache_dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-compiled-plugins"));
         adjust(&mut config, dir.path());
         let server = antenna::start(config).await.expect("host starts");
         let base = format!("http://{}", server.addr);
