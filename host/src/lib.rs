@@ -18,6 +18,7 @@ pub mod otlp;
 pub mod pipeline;
 pub mod plugins;
 pub mod runtime;
+pub mod scaffold;
 pub mod server;
 pub mod store;
 

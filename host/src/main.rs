@@ -1,4 +1,5 @@
-//! The `antenna` binary: `serve`, `project create`, `plugins list`, `replay`, `normalize`.
+//! The `antenna` binary: `serve`, `project create`, `plugins list`, `replay`, `normalize`,
+//! `plugin new`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ enum Command {
         #[arg(long)]
         input: PathBuf,
     },
+    /// Write plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
 }
 
 #[derive(Args)]
@@ -101,6 +105,23 @@ enum PluginsCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Create a plugin crate: an example parser, a fixture and its test, a README.
+    New {
+        /// The plugin's name: its crate, the scope it claims, its agent.
+        name: String,
+        /// Where to create the crate (default: ./NAME). Inside this repository's plugins/ it
+        /// becomes a workspace member; elsewhere a standalone crate.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// The antenna-sdk crate a standalone plugin depends on (default: the sdk/ of the
+        /// checkout this binary was built from).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+}
+
 #[derive(Args)]
 struct ReplayArgs {
     #[command(flatten)]
@@ -161,6 +182,24 @@ async fn main() -> anyhow::Result<()> {
         Command::Normalize { plugin, input } => {
             let output = tokio::task::spawn_blocking(move || antenna::dryrun::normalize(&plugin, &input)).await??;
             println!("{}", serde_json::to_string_pretty(&output)?);
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::New { name, path, sdk_path }) => {
+            let created = antenna::scaffold::new_plugin(&antenna::scaffold::Options { name, path, sdk_path })?;
+            let dir = created.dir.display();
+            match &created.layout {
+                antenna::scaffold::Layout::Member { root } => {
+                    println!("created {dir}, a member of the workspace at {}", root.display())
+                }
+                antenna::scaffold::Layout::Standalone { sdk } => {
+                    println!("created {dir}, a standalone crate using the SDK at {}", sdk.display())
+                }
+            }
+            println!("next:");
+            println!("  cd {dir}");
+            println!("  cargo test");
+            println!("  cargo build --release --target wasm32-wasip2");
+            println!("  cp {} \"$ANTENNA_PLUGINS_DIR/\"", created.component);
             Ok(())
         }
     }
