@@ -119,7 +119,19 @@ async fn a_project_never_reads_another_projects_data() {
 
     let (_, other_pk, other_sk) = host.server.state.store.create_project("other").await.expect("project");
     let other = (other_pk.as_str(), other_sk.as_str());
-    for path in ["/api/public/traces", "/api/public/sessions", "/api/public/users", "/api/public/batches"] {
+    // Something unclaimed and something failed in our project, too, so every list has data.
+    let unknown = json!({"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "mystery-agent"}}]},
+        "scopeLogs": [{"scope": {"name": "mystery"}, "logRecords": [{"timeUnixNano": "1"}]}]}]});
+    let response = host.post("/v1/logs", "application/json", serde_json::to_vec(&unknown).expect("json")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(host.get_json("/api/public/unclaimed").await["data"].as_array().map(Vec::len), Some(1));
+    for path in [
+        "/api/public/traces",
+        "/api/public/sessions",
+        "/api/public/users",
+        "/api/public/batches",
+        "/api/public/unclaimed",
+    ] {
         let page = host.get_json_as(other, path).await;
         assert_eq!(page["data"], json!([]), "{path} leaks another project's data");
     }
