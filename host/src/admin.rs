@@ -92,17 +92,7 @@ pub async fn replay(State(state): State<AppState>, headers: HeaderMap, body: axu
             Err(e) => return deny(StatusCode::BAD_REQUEST, &format!("invalid replay request: {e}")),
         }
     };
-    let time = |name: &str, value: &Option<String>| -> Result<Option<i64>, String> {
-        value
-            .as_deref()
-            .map(|v| {
-                chrono::DateTime::parse_from_rfc3339(v)
-                    .ok()
-                    .and_then(|t| t.timestamp_nanos_opt())
-                    .ok_or_else(|| format!("{name} must be an RFC 3339 time"))
-            })
-            .transpose()
-    };
+    let time = crate::api::time_param;
     let filter = match (time("from", &request.from), time("to", &request.to)) {
         (Ok(from_ns), Ok(to_ns)) => ReplayFilter {
             project_id: request.project_id,

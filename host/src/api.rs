@@ -133,14 +133,15 @@ impl ListParams {
     }
 }
 
-fn time_param(name: &str, value: &Option<String>) -> Result<Option<i64>, ApiError> {
+/// An optional RFC 3339 time parameter as Unix nanoseconds.
+pub fn time_param(name: &str, value: &Option<String>) -> Result<Option<i64>, String> {
     value
         .as_deref()
         .map(|v| {
             chrono::DateTime::parse_from_rfc3339(v)
                 .ok()
                 .and_then(|t| t.timestamp_nanos_opt())
-                .ok_or_else(|| bad_request(format!("{name} must be an RFC 3339 time, e.g. 2026-11-24T18:00:00Z")))
+                .ok_or_else(|| format!("{name} must be an RFC 3339 time, e.g. 2026-11-24T18:00:00Z"))
         })
         .transpose()
 }
@@ -162,8 +163,8 @@ pub async fn list_traces(
             user_id: params.user_id.clone(),
             device_id: params.device_id.clone(),
             agent: params.agent.clone(),
-            from_ns: time_param("from", &params.from)?,
-            to_ns: time_param("to", &params.to)?,
+            from_ns: time_param("from", &params.from).map_err(bad_request)?,
+            to_ns: time_param("to", &params.to).map_err(bad_request)?,
             limit,
             offset,
         };
