@@ -197,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/public/unclaimed", get(api::list_unclaimed))
         .route("/api/admin/plugins", get(admin::list_plugins))
         .route("/api/admin/replay", post(admin::replay))
+        .route("/", get(|| async { axum::response::Html(include_str!("ui.html")) }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
