@@ -10,6 +10,7 @@ const PLUGINS: &[&str] = &[
     "antenna-plugin-copilot",
     "antenna-plugin-gemini",
     "antenna-plugin-cursor",
+    "antenna-plugin-genai",
 ];
 
 fn main() {

@@ -75,6 +75,12 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// A value holding JSON (a JSON string, or an OTLP array / kvlist), parsed; `None` when it
+    /// is absent or not JSON. Nesting deeper than 128 levels is refused, not recursed into.
+    pub fn json(&self, key: &str) -> Option<serde_json::Value> {
+        serde_json::from_str(self.str(key)?).ok()
+    }
+
     /// The first key of `keys` that has a string value.
     pub fn first_str(&self, keys: &[&str]) -> Option<&'a str> {
         keys.iter().find_map(|k| self.str(k))
@@ -106,6 +112,11 @@ pub(crate) fn render(value: &AttrValue) -> Option<String> {
     }
 }
 
+/// Lowercase hex, as OTLP/JSON writes ids and the host renders bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn to_json_value(value: &AttrValue) -> serde_json::Value {
     use serde_json::Value;
     match value {
@@ -113,7 +124,7 @@ fn to_json_value(value: &AttrValue) -> serde_json::Value {
         AttrValue::Boolean(b) => Value::Bool(*b),
         AttrValue::Integer(i) => Value::from(*i),
         AttrValue::Double(d) => serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number),
-        AttrValue::Bytes(b) => Value::String(b.iter().map(|x| format!("{x:02x}")).collect()),
+        AttrValue::Bytes(b) => Value::String(hex(b)),
         AttrValue::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
         AttrValue::Empty => Value::Null,
     }

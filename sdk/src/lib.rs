@@ -2,14 +2,27 @@
 //!
 //! Write a parser that turns one coding agent's OpenTelemetry into Antenna's normalized,
 //! per-prompt trace fragments. Implement [`Parser`], export it with [`export_parser!`], and
-//! build the crate with `cargo build --release --target wasm32-wasip2`.
+//! build the crate with `cargo build --release --target wasm32-wasip2`. The [`guide`]
+//! (PLUGINS.md at the root of the repository) walks through it from nothing to a loaded plugin;
+//! `plugins/genai` is the worked example.
 //!
-//! The generated component bindings stay private to this crate: authors only see the plain
-//! types re-exported here and the helpers for what every parser does (attribute lookup,
-//! attribution, token conventions, content placeholders, fragment building).
+//! The generated component bindings stay private to this crate: authors see the plain types
+//! re-exported here and helpers for what every parser does:
+//!
+//! - attribute lookup with typed getters: [`Attrs`];
+//! - the attribution rules as one call: [`attribution`];
+//! - stable, bounded ids: [`stable_id`], [`bounded_id`], [`otel_key`], [`session_key`];
+//! - token conventions: [`Usage::anthropic`], [`Usage::openai`], [`Usage::inclusive`],
+//!   [`Usage::gemini`], and the GenAI semantic conventions in [`genai`];
+//! - span and log helpers: [`Span::duration_ms`], [`Span::failure`], [`LogRecord::time`], ...;
+//! - content placeholders: [`not_captured`], [`not_exported`];
+//! - building the output: [`Fragments`];
+//! - JSON: [`serde_json`], re-exported (agents put message content into attributes as JSON);
+//! - native tests on real captures: the `testing` module (feature `testing`; document it with
+//!   `cargo doc -p antenna-sdk --features testing`).
 //!
 //! The same parser code runs natively under `cargo test`: call `MyParser::normalize(&batch)`
-//! on a [`ResourceBatch`] directly.
+//! on a [`ResourceBatch`] directly, or load a capture with `testing::Capture`.
 //!
 //! ```
 //! use antenna_sdk::*;
@@ -17,12 +30,7 @@
 //! struct Echo;
 //! impl Parser for Echo {
 //!     fn describe() -> PluginInfo {
-//!         PluginInfo {
-//!             name: "echo".into(),
-//!             version: "0.1.0".into(),
-//!             agent: "echo".into(),
-//!             claims: Claims { scope_names: vec!["echo".into()], event_names: vec![], service_names: vec![] },
-//!         }
+//!         PluginInfo::new("echo", "echo", env!("CARGO_PKG_VERSION"), Claims::new(&["echo"], &[], &[]))
 //!     }
 //!     fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
 //!         let resource = Attrs::new(&batch.resource_attributes);
@@ -31,12 +39,12 @@
 //!             let record = Attrs::new(&log.attributes);
 //!             let Some(prompt_id) = record.str("prompt.id") else { continue };
 //!             out.push(
-//!                 format!("prompt-{prompt_id}"),
+//!                 format!("prompt-{}", bounded_id(prompt_id)),
 //!                 "prompt",
 //!                 "0",
 //!                 attribution(&resource, &record),
 //!                 FragmentBody::Prompt(Prompt { text: record.string("prompt"), response: None,
-//!                     start_unix_nano: Some(log.time_unix_nano), end_unix_nano: None }),
+//!                     start_unix_nano: Some(log.time()), end_unix_nano: None }),
 //!             );
 //!         }
 //!         Ok(out.into_vec())
@@ -46,9 +54,21 @@
 //! assert_eq!(Echo::describe().name, "echo");
 //! ```
 
+/// The plugin author's guide (PLUGINS.md at the root of the repository): from nothing to a
+/// loaded plugin, the contract, claims and versions, testing, limits. Its Rust examples are
+/// compiled as doctests.
+#[doc = include_str!("../../PLUGINS.md")]
+pub mod guide {}
+
 mod attribution;
 mod attrs;
 mod fragments;
+pub mod genai;
+mod ids;
+mod records;
+#[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+pub mod testing;
+mod usage;
 
 #[doc(hidden)]
 pub mod __bindings {
@@ -70,6 +90,34 @@ pub use __bindings::antenna::normalizer::types::{
 pub use attribution::attribution;
 pub use attrs::Attrs;
 pub use fragments::{Fragments, not_captured, not_exported};
+pub use ids::{MAX_ID_LEN, bounded_id, otel_key, session_key, stable_id};
+/// JSON, for the message content agents put into attributes: the same `serde_json` the SDK
+/// uses, so a parser crate needs no dependency of its own.
+pub use serde_json;
+
+impl PluginInfo {
+    /// Describe a plugin: its unique `name`, the `agent` written on its traces, its own
+    /// `version` (usually `env!("CARGO_PKG_VERSION")`) and what it claims.
+    pub fn new(name: &str, agent: &str, version: &str, claims: Claims) -> Self {
+        PluginInfo { name: name.into(), version: version.into(), agent: agent.into(), claims }
+    }
+}
+
+impl Claims {
+    /// What a plugin claims, so the host routes a resource batch to it. Each entry is a name or,
+    /// ending in `*`, a prefix. The host scores a batch per plugin by its strongest match: an
+    /// instrumentation scope name 3, an event or span name 2, `service.name` 1; the best score
+    /// wins, a tie goes to the plugin earlier in precedence order.
+    ///
+    /// ```
+    /// let claims = antenna_sdk::Claims::new(&["gemini-cli"], &["gemini_cli.*"], &["gemini-cli"]);
+    /// assert_eq!(claims.event_names, ["gemini_cli.*"]);
+    /// ```
+    pub fn new(scope_names: &[&str], event_names: &[&str], service_names: &[&str]) -> Self {
+        let owned = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
+        Claims { scope_names: owned(scope_names), event_names: owned(event_names), service_names: owned(service_names) }
+    }
+}
 
 /// The WIT package version this SDK builds components against.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -83,12 +131,24 @@ pub trait Parser {
     fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String>;
 }
 
-/// Export a [`Parser`] as the component's `describe` and `normalize` functions.
+/// Export a [`Parser`] as the component's `describe` and `normalize` functions. Call it once,
+/// at the crate root of the plugin crate. It exports only in the `wasm32` build; natively the
+/// parser stays a plain type that tests call directly.
 ///
-/// ```ignore
-/// struct ClaudeCode;
-/// impl antenna_sdk::Parser for ClaudeCode { /* ... */ }
-/// antenna_sdk::export_parser!(ClaudeCode);
+/// ```
+/// use antenna_sdk::*;
+///
+/// pub struct Silent;
+/// impl Parser for Silent {
+///     fn describe() -> PluginInfo {
+///         PluginInfo::new("silent", "silent", "0.1.0", Claims::new(&["silent.agent"], &[], &[]))
+///     }
+///     fn normalize(_batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
+///         Ok(Vec::new())
+///     }
+/// }
+///
+/// antenna_sdk::export_parser!(Silent);
 /// ```
 #[macro_export]
 macro_rules! export_parser {
@@ -110,54 +170,4 @@ macro_rules! export_parser {
         #[cfg(target_arch = "wasm32")]
         $crate::__bindings::__export_normalizer!(__AntennaComponent with_types_in $crate::__bindings);
     };
-}
-
-impl Usage {
-    /// Anthropic's convention: `input` excludes the cache reads and writes.
-    pub fn anthropic(input: u64, output: u64, cache_read: u64, cache_creation: u64) -> Self {
-        Usage { input, output, cache_read, cache_creation, reasoning: 0 }
-    }
-
-    /// OpenAI's convention: `input` includes the cached tokens and `output` includes reasoning.
-    pub fn openai(input: u64, cached: u64, output: u64, reasoning: u64) -> Self {
-        Usage {
-            input: input.saturating_sub(cached),
-            output: output.saturating_sub(reasoning),
-            cache_read: cached,
-            cache_creation: 0,
-            reasoning,
-        }
-    }
-
-    /// Gemini's convention: `input` includes the cached tokens; thoughts are reported apart.
-    pub fn gemini(input: u64, cached: u64, output: u64, thoughts: u64) -> Self {
-        Usage {
-            input: input.saturating_sub(cached),
-            output,
-            cache_read: cached,
-            cache_creation: 0,
-            reasoning: thoughts,
-        }
-    }
-
-    /// Every token counted once.
-    pub fn total(&self) -> u64 {
-        self.input + self.output + self.cache_read + self.cache_creation + self.reasoning
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_conventions_count_every_token_once() {
-        let openai = Usage::openai(1234, 200, 56, 10);
-        assert_eq!((openai.input, openai.cache_read, openai.output, openai.reasoning), (1034, 200, 46, 10));
-        assert_eq!(openai.total(), 1234 + 56);
-        let gemini = Usage::gemini(1234, 200, 56, 10);
-        assert_eq!(gemini.total(), 1234 + 56 + 10);
-        let anthropic = Usage::anthropic(1234, 56, 200, 100);
-        assert_eq!(anthropic.total(), 1590);
-    }
 }

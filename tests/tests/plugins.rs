@@ -193,8 +193,9 @@ async fn compiled_code_is_cached_for_the_next_start() {
         .expect("cache dir")
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect();
-    // Five built-in parsers and the dropped-in one, each keyed by its SHA-256 and the engine.
-    assert_eq!(entries.iter().filter(|e| e.ends_with(".cwasm")).count(), 6, "{entries:?}");
+    // Every built-in parser and the dropped-in one, each keyed by its SHA-256 and the engine.
+    let expected = antenna::builtin::PLUGINS.len() + 1;
+    assert_eq!(entries.iter().filter(|e| e.ends_with(".cwasm")).count(), expected, "{entries:?}");
 }
 
 #[tokio::test]

@@ -11,9 +11,8 @@
 //! fragments say through which channel, and the host counts each call once.
 
 use antenna_sdk::{
-    AttrValue, Attribution, Attrs, Channel, Claims, Event, FragmentBody, Fragments, LogRecord, MetricPoint, ModelCall,
-    Parser, PluginInfo, Prompt, ResourceBatch, Span, StatusCode, ToolCall, Usage, UsageMetric, attribution,
-    not_captured,
+    AttrValue, Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments, LogRecord, MetricPoint, ModelCall,
+    Parser, PluginInfo, Prompt, ResourceBatch, Span, StatusCode, ToolCall, Usage, attribution, not_captured, otel_key,
 };
 
 /// The Claude Code parser.
@@ -23,16 +22,9 @@ const REDACTED: &str = "<REDACTED>";
 
 impl Parser for ClaudeCode {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "claude-code".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            agent: "claude-code".into(),
-            claims: Claims {
-                scope_names: vec!["com.anthropic.claude_code*".into()],
-                event_names: vec!["claude_code.*".into()],
-                service_names: vec!["claude-code".into(), "claude-code-desktop".into()],
-            },
-        }
+        let claims =
+            Claims::new(&["com.anthropic.claude_code*"], &["claude_code.*"], &["claude-code", "claude-code-desktop"]);
+        PluginInfo::new("claude-code", "claude-code", env!("CARGO_PKG_VERSION"), claims)
     }
 
     fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
@@ -52,8 +44,6 @@ impl Parser for ClaudeCode {
         Ok(out.into_vec())
     }
 }
-
-use antenna_sdk::Fragment;
 
 /// The event's short name: the `event.name` attribute, else the body or the LogRecord field
 /// without the `claude_code.` prefix.
@@ -100,14 +90,6 @@ fn usage(attrs: &Attrs<'_>) -> Option<Usage> {
         attrs.uint("cache_read_tokens").unwrap_or(0),
         attrs.uint("cache_creation_tokens").unwrap_or(0),
     ))
-}
-
-fn otel_key(trace_id: &str) -> Option<String> {
-    (!trace_id.is_empty()).then(|| format!("otel-{trace_id}"))
-}
-
-fn session_key(who: &Attribution) -> String {
-    format!("session-{}", who.session_id.as_deref().unwrap_or("unknown"))
 }
 
 fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
@@ -229,10 +211,7 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mu
     let Some(trace_key) = otel_key(&span.trace_id) else {
         return;
     };
-    let duration = attrs.uint("duration_ms").or_else(|| {
-        Some(span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) / 1_000_000)
-            .filter(|_| span.end_time_unix_nano > 0)
-    });
+    let duration = attrs.uint("duration_ms").or_else(|| span.duration_ms());
     let failed = span.status == StatusCode::Error || attrs.bool("success") == Some(false);
     let error = failed.then(|| {
         attrs
@@ -249,7 +228,7 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mu
                     .or_else(|| Some(not_captured("prompt", "OTEL_LOG_USER_PROMPTS"))),
                 response: None,
                 start_unix_nano: Some(span.start_time_unix_nano),
-                end_unix_nano: Some(span.end_time_unix_nano).filter(|t| *t > 0),
+                end_unix_nano: span.end_time(),
             };
             out.push(trace_key, "prompt", report, who, FragmentBody::Prompt(prompt));
         }
@@ -260,7 +239,7 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mu
                 usage: usage(&attrs),
                 cost_usd: None,
                 start_unix_nano: Some(span.start_time_unix_nano),
-                end_unix_nano: Some(span.end_time_unix_nano).filter(|t| *t > 0),
+                end_unix_nano: span.end_time(),
                 duration_ms: duration,
                 error,
             };
@@ -333,19 +312,37 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mu
     }
 }
 
+/// A usage metric of the session. Its report id is the point's time and a digest of its
+/// attributes: the attributes themselves can make an id longer than the host accepts.
 fn normalize_metric(resource: &Attrs<'_>, point: &MetricPoint, out: &mut Fragments) {
-    let attrs = Attrs::new(&point.attributes);
-    let who = attribution(resource, &attrs);
-    let metric = UsageMetric {
-        name: point.name.clone(),
-        unit: point.unit.clone(),
-        value: point.value,
-        time_unix_nano: point.time_unix_nano,
-        attributes_json: attrs.to_json(&STANDARD_KEYS),
-    };
-    let report = format!("{}-{}", point.time_unix_nano, metric.attributes_json);
-    out.push(session_key(&who), point.name.clone(), report, who, FragmentBody::UsageMetric(metric));
+    let who = attribution(resource, &Attrs::new(&point.attributes));
+    out.usage_metric(point, who, &STANDARD_KEYS);
 }
 
 #[cfg(feature = "component")]
 antenna_sdk::export_parser!(ClaudeCode);
+
+#[cfg(test)]
+mod tests {
+    use antenna_sdk::testing::{Capture, model_calls};
+
+    use super::*;
+
+    /// Both real captures (Claude Code 2.1.197): three model calls, each reported as an
+    /// `api_request` event and an `llm_request` span, and every id within the host's limit
+    /// (usage metrics used to embed their attributes in the report id).
+    #[test]
+    fn the_real_captures_fit_the_hosts_limits() {
+        for run in ["protobuf-content-on", "json-content-off"] {
+            let dir = format!("{}/../../fixtures/claude-code/{run}", env!("CARGO_MANIFEST_DIR"));
+            let fragments = Capture::load(&dir).and_then(|c| c.normalize::<ClaudeCode>()).expect(run);
+            let calls = model_calls(&fragments);
+            for channel in [Channel::Log, Channel::Span] {
+                assert_eq!(calls.iter().filter(|(_, c)| c.channel == channel).count(), 3, "{run} {channel:?}");
+            }
+            let metrics: Vec<&Fragment> = fragments.iter().filter(|f| f.usage_metric().is_some()).collect();
+            assert!(!metrics.is_empty(), "{run}");
+            assert!(metrics.iter().all(|f| f.report_id.len() < 40 && f.trace_key.starts_with("session-")), "{run}");
+        }
+    }
+}

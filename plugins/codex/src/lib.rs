@@ -52,8 +52,8 @@ use std::collections::HashMap;
 
 use antenna_sdk::{
     AttrValue, Attribution, Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments, KeyValue, LogRecord,
-    MetricPoint, ModelCall, Parser, PluginInfo, Prompt, ResourceBatch, Span, SpanEvent, StatusCode, ToolCall, Usage,
-    UsageMetric, attribution, not_captured, not_exported,
+    MetricPoint, ModelCall, Parser, PluginInfo, Prompt, ResourceBatch, Span, SpanEvent, ToolCall, Usage, UsageMetric,
+    attribution, not_captured, not_exported, otel_key, session_key,
 };
 
 /// The Codex parser.
@@ -68,18 +68,10 @@ const PROMPT_FLAG: &str = "log_user_prompt";
 
 impl Parser for Codex {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "codex".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            agent: "codex".into(),
-            claims: Claims {
-                // `codex` (metrics), `codex_otel.log_only` and `codex_otel::metrics::client`
-                // (logs), and the originator as the tracer's scope (`codex_exec`, `codex_tui`).
-                scope_names: vec!["codex".into(), "codex_*".into()],
-                event_names: vec!["codex.*".into()],
-                service_names: vec!["codex*".into()],
-            },
-        }
+        // `codex` (metrics), `codex_otel.log_only` and `codex_otel::metrics::client`
+        // (logs), and the originator as the tracer's scope (`codex_exec`, `codex_tui`).
+        let claims = Claims::new(&["codex", "codex_*"], &["codex.*"], &["codex*"]);
+        PluginInfo::new("codex", "codex", env!("CARGO_PKG_VERSION"), claims)
     }
 
     fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
@@ -95,14 +87,6 @@ impl Parser for Codex {
 }
 
 // ---- shared helpers ------------------------------------------------------------------------
-
-fn otel_key(trace_id: &str) -> Option<String> {
-    (!trace_id.is_empty()).then(|| format!("otel-{trace_id}"))
-}
-
-fn session_key(who: &Attribution) -> String {
-    format!("session-{}", who.session_id.as_deref().unwrap_or("unknown"))
-}
 
 /// The SDK's attribution, with Codex's session: `conversation.id` (`thread_id` on some spans).
 fn codex_attribution(resource: &Attrs<'_>, record: &Attrs<'_>, session: Option<&str>) -> Attribution {
@@ -123,15 +107,6 @@ fn push(
     body: FragmentBody,
 ) {
     out.push(key, id, report, who, body).also_known_as.extend(aka.iter().cloned());
-}
-
-/// OpenAI's convention, each token counted once: `input` includes the cached reads and the
-/// cache writes, `output` includes reasoning.
-fn openai_usage(input: u64, cached: u64, cache_write: u64, output: u64, reasoning: u64) -> Usage {
-    let mut usage = Usage::openai(input, cached, output, reasoning);
-    usage.input = usage.input.saturating_sub(cache_write);
-    usage.cache_creation = cache_write;
-    usage
 }
 
 /// Attributes every Codex event repeats; not worth storing per event.
@@ -226,10 +201,6 @@ fn event_name(log: &LogRecord) -> Option<&str> {
         .or_else(|| Some(log.event_name.as_str()).filter(|n| n.starts_with("codex.")))
 }
 
-fn log_time(log: &LogRecord) -> u64 {
-    if log.time_unix_nano > 0 { log.time_unix_nano } else { log.observed_time_unix_nano }
-}
-
 fn prompt_text(attrs: &Attrs<'_>) -> String {
     match attrs.string("prompt") {
         Some(p) if p != REDACTED => p,
@@ -243,7 +214,8 @@ fn log_usage(attrs: &Attrs<'_>) -> Option<Usage> {
     if input.is_none() && output.is_none() {
         return None;
     }
-    Some(openai_usage(
+    // OpenAI's convention: input includes the cache reads and writes, output the reasoning.
+    Some(Usage::inclusive(
         input.unwrap_or(0),
         attrs.uint("cached_token_count").unwrap_or(0),
         attrs.uint("cache_write_token_count").unwrap_or(0),
@@ -280,7 +252,7 @@ fn normalize_logs(resource: &Attrs<'_>, batch: &ResourceBatch, out: &mut Fragmen
             continue;
         };
         let attrs = Attrs::new(&log.attributes);
-        let time = log_time(log);
+        let time = log.time();
         let conversation = attrs.str("conversation.id").unwrap_or_default();
         let cursor = cursors.entry(conversation).or_default();
 
@@ -420,7 +392,8 @@ fn span_usage(attrs: &Attrs<'_>) -> Option<Usage> {
     if input.is_none() && output.is_none() {
         return None;
     }
-    Some(openai_usage(
+    // OpenAI's convention: input includes the cache reads and writes, output the reasoning.
+    Some(Usage::inclusive(
         input.unwrap_or(0),
         attrs.uint("gen_ai.usage.cache_read.input_tokens").unwrap_or(0),
         attrs.uint("gen_ai.usage.cache_write.input_tokens").unwrap_or(0),
@@ -446,10 +419,6 @@ fn ancestor_with<'a>(span: &'a Span, by_id: &HashMap<&str, &'a Span>, key: &str)
 fn is_tool_span(span: &Span, attrs: &Attrs<'_>) -> bool {
     attrs.str("call_id").is_some()
         && (attrs.str("codex.tool.phase").is_some() || attrs.str("tool_name") == Some(span.name.as_str()))
-}
-
-fn span_duration_ms(span: &Span) -> Option<u64> {
-    (span.end_time_unix_nano > 0).then(|| span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) / 1_000_000)
 }
 
 fn normalize_spans(resource: &Attrs<'_>, batch: &ResourceBatch, out: &mut Fragments) {
@@ -478,13 +447,9 @@ fn normalize_spans(resource: &Attrs<'_>, batch: &ResourceBatch, out: &mut Fragme
         };
         let who = || codex_attribution(resource, &attrs, session);
         let report = format!("3-span-{}", span.span_id);
-        let end = Some(span.end_time_unix_nano).filter(|t| *t > 0);
-        let failed = span.status == StatusCode::Error;
-        let error = || {
-            Some(span.status_message.clone())
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| format!("{} failed", span.name))
-        };
+        let end = span.end_time();
+        let error = span.failure();
+        let failed = error.is_some();
 
         let usage = (span.name == "handle_responses").then(|| span_usage(&attrs)).flatten();
         if let Some(usage) = usage {
@@ -499,7 +464,7 @@ fn normalize_spans(resource: &Attrs<'_>, batch: &ResourceBatch, out: &mut Fragme
                 start_unix_nano: Some(start),
                 end_unix_nano: end,
                 duration_ms: end.map(|e| e.saturating_sub(start) / 1_000_000),
-                error: failed.then(error),
+                error,
             };
             let id = format!("span-{}", span.span_id);
             push(out, &key, &aka, id, report, who(), FragmentBody::ModelCall(call));
@@ -507,8 +472,8 @@ fn normalize_spans(resource: &Attrs<'_>, batch: &ResourceBatch, out: &mut Fragme
             let call = ToolCall {
                 name: attrs.string("tool_name").or_else(|| Some(span.name.clone())),
                 args: None,
-                result: failed.then(error),
-                duration_ms: span_duration_ms(span),
+                result: error,
+                duration_ms: span.duration_ms(),
                 success: (failed || attrs.bool("aborted") == Some(true)).then_some(false),
                 decision: None,
                 start_unix_nano: Some(span.start_time_unix_nano),
@@ -539,7 +504,7 @@ fn normalize_spans(resource: &Attrs<'_>, batch: &ResourceBatch, out: &mut Fragme
                         "busy_ns",
                         "idle_ns",
                     ]),
-                    error: Some(error()),
+                    error,
                 };
                 let id = format!("span-{}", span.span_id);
                 push(out, &key, &aka, id, report, who(), FragmentBody::Event(event));
@@ -597,17 +562,9 @@ fn normalize_metric(resource: &Attrs<'_>, point: &MetricPoint, out: &mut Fragmen
     if !USAGE_METRICS.contains(&point.name.as_str()) {
         return;
     }
-    let attrs = Attrs::new(&point.attributes);
-    let who = codex_attribution(resource, &attrs, None);
-    let metric = UsageMetric {
-        name: point.name.clone(),
-        unit: point.unit.clone(),
-        value: point.value,
-        time_unix_nano: point.time_unix_nano,
-        attributes_json: attrs.to_json(&[]),
-    };
-    let report = format!("{}-{}", point.time_unix_nano, metric.attributes_json);
-    out.push(session_key(&who), point.name.clone(), report, who, FragmentBody::UsageMetric(metric));
+    let who = codex_attribution(resource, &Attrs::new(&point.attributes), None);
+    // The report id is a digest of the attributes: as text they can exceed the host's id limit.
+    out.usage_metric(point, who, &[]);
 }
 
 antenna_sdk::export_parser!(Codex);

@@ -1,7 +1,8 @@
 //! Native tests of the parser on hand-made records shaped like Codex 0.169's.
 
 use super::*;
-use antenna_sdk::{Scope, ScopeRecords, Signal};
+use antenna_sdk::testing::model_calls;
+use antenna_sdk::{Scope, ScopeRecords, Signal, StatusCode};
 
 const TRACE: &str = "89b68a01cebe081b6bfa21f9e3cd1ce8";
 const TURN: &str = "01a20edd-bbf4-7503-98ec-85d332d5e0bd";
@@ -87,16 +88,6 @@ fn spans(records: Vec<Span>) -> ResourceBatch {
 
 fn run(batch: &ResourceBatch) -> Vec<Fragment> {
     Codex::normalize(batch).expect("normalizes")
-}
-
-fn model_calls(fragments: &[Fragment]) -> Vec<(&Fragment, &ModelCall)> {
-    fragments
-        .iter()
-        .filter_map(|f| match &f.body {
-            FragmentBody::ModelCall(c) => Some((f, c)),
-            _ => None,
-        })
-        .collect()
 }
 
 fn usage_tuple(u: &Usage) -> (u64, u64, u64, u64, u64) {
@@ -340,7 +331,15 @@ fn the_login_attributes_unless_the_resource_names_the_user() {
 
 #[test]
 fn cache_writes_count_once() {
-    let usage = openai_usage(1000, 200, 100, 50, 10);
+    let attrs = [
+        ("gen_ai.usage.input_tokens", "1000"),
+        ("gen_ai.usage.cache_read.input_tokens", "200"),
+        ("gen_ai.usage.cache_write.input_tokens", "100"),
+        ("gen_ai.usage.output_tokens", "50"),
+        ("codex.usage.reasoning_output_tokens", "10"),
+    ]
+    .map(|(k, v)| text(k, v));
+    let usage = span_usage(&Attrs::new(&attrs)).expect("usage");
     assert_eq!(usage_tuple(&usage), (700, 40, 200, 100, 10));
     assert_eq!(usage.total(), 1050);
 }
@@ -362,4 +361,28 @@ fn failed_requests_are_errors_not_model_calls() {
         _ => None,
     });
     assert_eq!(error.as_deref(), Some("upstream failed (status 500)"));
+}
+
+/// Codex 0.169's real capture (fixtures/codex/binary-content-on, protobuf): one prompt, two
+/// model calls (input 1234 of which 200 cached, output 56 of which 10 reasoning), one
+/// `exec_command`. Each call is reported on both channels; the host pairs them.
+#[test]
+fn the_real_capture_reports_each_call_once_per_channel() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/codex/binary-content-on");
+    let capture = antenna_sdk::testing::Capture::load(dir).expect("the capture loads");
+    let fragments = capture.normalize::<Codex>().expect("normalizes within the host's limits");
+    let calls = model_calls(&fragments);
+    for channel in [Channel::Log, Channel::Span] {
+        let of_channel: Vec<_> = calls.iter().filter(|(_, c)| c.channel == channel).collect();
+        assert_eq!(of_channel.len(), 2, "{channel:?}");
+        for (f, call) in of_channel {
+            assert_eq!(usage_tuple(&call.usage.expect("usage")), (1034, 46, 200, 0, 10));
+            assert_eq!(call.model.as_deref(), Some("gpt-5-codex"));
+            let keys: Vec<&String> = std::iter::once(&f.trace_key).chain(&f.also_known_as).collect();
+            assert!(keys.iter().any(|k| *k == "otel-89b68a01cebe081b6bfa21f9e3cd1ce8"), "{keys:?}");
+        }
+    }
+    let tools = antenna_sdk::testing::tool_calls(&fragments);
+    assert!(tools.iter().all(|(f, _)| f.id == "call_63f24db06c764e6d8c40"), "{tools:#?}");
+    assert!(tools.iter().any(|(_, t)| t.result.as_deref().is_some_and(|r| r.ends_with("README.md\nmain.py\n"))));
 }

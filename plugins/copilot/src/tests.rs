@@ -2,21 +2,22 @@
 //! one prompt, two `chat gpt-4.1` calls (input 1234 incl. 200 cache read, output 56 each),
 //! one `bash` tool call.
 
-mod otlp;
-
-use antenna_sdk::{AttrValue, KeyValue};
+use antenna_sdk::testing::{self, Capture, model_calls, prompts, tool_calls};
+use antenna_sdk::{Channel, Signal, StatusCode};
 
 use super::*;
 
-const TRACES: &str = "copilot-cli/json-content-on/0001-traces.json";
-const METRICS: &str = "copilot-cli/json-content-on/0002-metrics.json";
+const CAPTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/copilot-cli/json-content-on");
 
-fn capture(relative: &str) -> Vec<ResourceBatch> {
-    otlp::batches(&otlp::fixture(relative))
+/// The capture's resource batches of one signal, as the host hands them to the parser.
+fn capture(signal: Signal) -> Vec<ResourceBatch> {
+    let capture = Capture::load(CAPTURE).expect("the capture loads");
+    capture.only(&[signal]).resource_batches().expect("the capture decodes")
 }
 
+/// The parser on every batch, its output checked against the host's limits.
 fn run(batches: &[ResourceBatch]) -> Vec<Fragment> {
-    batches.iter().flat_map(|b| Copilot::normalize(b).expect("normalizes")).collect()
+    testing::normalize::<Copilot>(batches).expect("normalizes within the host's limits")
 }
 
 fn text(value: &str) -> AttrValue {
@@ -34,36 +35,6 @@ fn strip_content(batches: &mut [ResourceBatch]) {
     for_each_span(batches, |s| s.attributes.retain(|kv| !CONTENT_KEYS.contains(&kv.key.as_str())));
 }
 
-fn prompts(fragments: &[Fragment]) -> Vec<&Prompt> {
-    fragments
-        .iter()
-        .filter_map(|f| match &f.body {
-            FragmentBody::Prompt(p) => Some(p),
-            _ => None,
-        })
-        .collect()
-}
-
-fn model_calls(fragments: &[Fragment]) -> Vec<&ModelCall> {
-    fragments
-        .iter()
-        .filter_map(|f| match &f.body {
-            FragmentBody::ModelCall(c) => Some(c),
-            _ => None,
-        })
-        .collect()
-}
-
-fn tool_calls(fragments: &[Fragment]) -> Vec<(&Fragment, &ToolCall)> {
-    fragments
-        .iter()
-        .filter_map(|f| match &f.body {
-            FragmentBody::ToolCall(t) => Some((f, t)),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn claims_the_scope_and_the_genai_span_names() {
     let claims = Copilot::describe().claims;
@@ -74,7 +45,7 @@ fn claims_the_scope_and_the_genai_span_names() {
 
 #[test]
 fn the_capture_gives_one_prompt_two_calls_and_one_tool() {
-    let fragments = run(&capture(TRACES));
+    let fragments = run(&capture(Signal::Traces));
     assert!(
         fragments
             .iter()
@@ -86,17 +57,17 @@ fn the_capture_gives_one_prompt_two_calls_and_one_tool() {
     let prompts = prompts(&fragments);
     assert_eq!(prompts.len(), 1);
     assert_eq!(
-        prompts[0].text.as_deref(),
+        prompts[0].1.text.as_deref(),
         Some("List the files in the current directory using the shell, then summarize.")
     );
     assert_eq!(
-        prompts[0].response.as_deref(),
+        prompts[0].1.response.as_deref(),
         Some("Done. The directory listing shows the files in the current working directory.")
     );
 
     let calls = model_calls(&fragments);
     assert_eq!(calls.len(), 2, "two chat spans; invoke_agent's sum is not a call");
-    for call in &calls {
+    for (_, call) in &calls {
         assert_eq!(call.channel, Channel::Span);
         assert_eq!(call.model.as_deref(), Some("gpt-4.1"));
         assert_eq!(call.cost_usd, None, "github.copilot.cost is not dollars");
@@ -135,23 +106,23 @@ fn the_capture_gives_one_prompt_two_calls_and_one_tool() {
 
 #[test]
 fn content_off_gives_placeholders_and_the_same_tokens() {
-    let mut batches = capture(TRACES);
+    let mut batches = capture(Signal::Traces);
     strip_content(&mut batches);
     let fragments = run(&batches);
-    let prompt = prompts(&fragments)[0];
+    let (_, prompt) = prompts(&fragments)[0];
     let flag = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT";
     assert_eq!(prompt.text.as_deref(), Some(format!("[prompt not captured: {flag} is off]").as_str()));
     assert_eq!(prompt.response.as_deref(), Some(format!("[response not captured: {flag} is off]").as_str()));
     let (_, bash) = tool_calls(&fragments)[0];
     assert_eq!(bash.args.as_deref(), Some(format!("[args not captured: {flag} is off]").as_str()));
     assert_eq!(bash.result.as_deref(), Some(format!("[result not captured: {flag} is off]").as_str()));
-    let input: u64 = model_calls(&fragments).iter().filter_map(|c| c.usage.map(|u| u.input)).sum();
+    let input: u64 = model_calls(&fragments).iter().filter_map(|(_, c)| c.usage.map(|u| u.input)).sum();
     assert_eq!(input, 2 * 1034);
 }
 
 #[test]
 fn the_pseudonymous_id_is_the_user_unless_the_resource_names_one() {
-    let mut batches = capture(TRACES);
+    let mut batches = capture(Signal::Traces);
     for_each_span(&mut batches, |s| {
         if s.name == "invoke_agent" {
             s.attributes.push(KeyValue { key: "enduser.pseudo.id".into(), value: text("a1b2c3") });
@@ -173,14 +144,14 @@ fn the_pseudonymous_id_is_the_user_unless_the_resource_names_one() {
 
 #[test]
 fn metrics_are_usage_metrics_only() {
-    let fragments = run(&capture(METRICS));
+    let fragments = run(&capture(Signal::Metrics));
     assert!(!fragments.is_empty());
-    assert!(fragments.iter().all(|f| matches!(f.body, FragmentBody::UsageMetric(_)) && f.report_id.len() < 64));
+    assert!(fragments.iter().all(|f| f.usage_metric().is_some() && f.report_id.len() < 64));
 }
 
 #[test]
 fn failures_are_errors() {
-    let mut batches = capture(TRACES);
+    let mut batches = capture(Signal::Traces);
     for_each_span(&mut batches, |s| {
         if s.name.starts_with("execute_tool") {
             s.attributes.retain(|kv| kv.key != "process.exit.code");
@@ -193,23 +164,8 @@ fn failures_are_errors() {
     });
     let fragments = run(&batches);
     assert_eq!(tool_calls(&fragments)[0].1.success, Some(false));
-    let errors: Vec<_> = model_calls(&fragments).iter().filter_map(|c| c.error.clone()).collect();
+    let errors: Vec<_> = model_calls(&fragments).iter().filter_map(|(_, c)| c.error.clone()).collect();
     assert_eq!(errors, vec!["upstream 500".to_owned()]);
-}
-
-#[test]
-fn usage_counts_every_token_once() {
-    let attrs = vec![
-        KeyValue { key: "gen_ai.usage.input_tokens".into(), value: text("1000") },
-        KeyValue { key: "gen_ai.usage.cache_read.input_tokens".into(), value: AttrValue::Integer(300) },
-        KeyValue { key: "gen_ai.usage.cache_creation.input_tokens".into(), value: AttrValue::Integer(100) },
-        KeyValue { key: "gen_ai.usage.output_tokens".into(), value: AttrValue::Integer(50) },
-        KeyValue { key: "gen_ai.usage.reasoning.output_tokens".into(), value: AttrValue::Integer(20) },
-    ];
-    let u = usage(&Attrs::new(&attrs)).expect("usage");
-    assert_eq!((u.input, u.cache_read, u.cache_creation, u.output, u.reasoning), (600, 300, 100, 30, 20));
-    assert_eq!(u.total(), 1050);
-    assert!(usage(&Attrs::new(&[])).is_none());
 }
 
 #[test]
@@ -220,17 +176,11 @@ fn the_prompt_is_what_the_user_typed() {
     assert_eq!(strip_injected_context("<div class=x>keep</div>"), "<div class=x>keep</div>");
     assert_eq!(strip_injected_context("<open> no close"), "<open> no close");
     assert_eq!(strip_injected_context("<only>x</only>"), "<only>x</only>");
-    assert_eq!(
-        last_text(r#"[{"role":"user","parts":[{"type":"text","content":"a"},{"type":"text","content":"b"}]}]"#, "user")
-            .as_deref(),
-        Some("a\nb")
-    );
-    assert_eq!(last_text("not json", "user"), None);
 }
 
 #[test]
 fn hostile_input_never_panics() {
-    let mut batches = capture(TRACES);
+    let mut batches = capture(Signal::Traces);
     for_each_span(&mut batches, |s| {
         for kv in &mut s.attributes {
             kv.value = match kv.key.as_str() {
@@ -243,7 +193,7 @@ fn hostile_input_never_panics() {
         }
     });
     let fragments = run(&batches);
-    assert_eq!(prompts(&fragments)[0].text, None, "broken JSON is no text");
+    assert_eq!(prompts(&fragments)[0].1.text, None, "broken JSON is no text");
     assert!(fragments.iter().all(|f| f.id.len() <= 512));
 
     for_each_span(&mut batches, |s| s.trace_id.clear());

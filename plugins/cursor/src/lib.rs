@@ -15,11 +15,9 @@
 //! Cursor reports no tokens and no cost: token fields stay 0 and cost null. The records'
 //! `model` names the model, through one model-call fragment without usage per model and prompt.
 
-use std::borrow::Cow;
-
 use antenna_sdk::{
     AttrValue, Attribution, Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments, LogRecord, ModelCall,
-    Parser, PluginInfo, Prompt, ResourceBatch, ToolCall, attribution, not_exported,
+    Parser, PluginInfo, Prompt, ResourceBatch, ToolCall, attribution, bounded_id, not_exported, stable_id,
 };
 
 /// The Cursor parser.
@@ -48,16 +46,8 @@ const COMMON_KEYS: [&str; 10] = [
 
 impl Parser for Cursor {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "cursor".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            agent: "cursor".into(),
-            claims: Claims {
-                scope_names: vec!["antenna.cursor-hook".into()],
-                event_names: vec!["cursor.*".into()],
-                service_names: vec!["cursor".into()],
-            },
-        }
+        let claims = Claims::new(&["antenna.cursor-hook"], &["cursor.*"], &["cursor"]);
+        PluginInfo::new("cursor", "cursor", env!("CARGO_PKG_VERSION"), claims)
     }
 
     fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
@@ -141,11 +131,11 @@ fn normalize_hook(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
     let record = Record {
         hook,
         attrs,
-        time: if log.time_unix_nano > 0 { log.time_unix_nano } else { log.observed_time_unix_nano },
+        time: log.time(),
         generation,
-        trace_key: format!("prompt-{}", bounded(generation)),
+        trace_key: format!("prompt-{}", bounded_id(generation)),
         who: who(resource, &attrs),
-        digest: digest(&[hook, &attrs.to_json(&[])]),
+        digest: stable_id(&[hook, &attrs.to_json(&[])]),
     };
     if let Some(model) = attrs.str("model") {
         model_call(&record, model, out);
@@ -163,7 +153,7 @@ fn normalize_hook(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
         "afterAgentResponse" => {
             // An agent turn may answer in several messages; the host keeps the latest.
             let Some(text) = attrs.string("text") else { return };
-            let report = format!("1-response-{}", digest(&[&text]));
+            let report = format!("1-response-{}", stable_id(&[&text]));
             let prompt =
                 Prompt { text: None, response: Some(text), start_unix_nano: None, end_unix_nano: Some(record.time) };
             record.push("prompt".into(), report, FragmentBody::Prompt(prompt), out);
@@ -211,8 +201,8 @@ fn model_call(record: &Record<'_>, model: &str, out: &mut Fragments) {
         error: None,
     };
     record.push(
-        format!("model-{}", bounded(model)),
-        format!("{}-{}", bounded(record.hook), record.digest),
+        format!("model-{}", bounded_id(model)),
+        format!("{}-{}", bounded_id(record.hook), record.digest),
         FragmentBody::ModelCall(call),
         out,
     );
@@ -236,11 +226,11 @@ fn push_tool(record: &Record<'_>, id: String, call: ToolCall, out: &mut Fragment
 }
 
 fn shell_id(generation: &str, command: &str) -> String {
-    format!("shell-{}", digest(&[generation, command]))
+    format!("shell-{}", stable_id(&[generation, command]))
 }
 
 fn mcp_id(generation: &str, tool: &str, input: &str) -> String {
-    format!("mcp-{}", digest(&[generation, tool, input]))
+    format!("mcp-{}", stable_id(&[generation, tool, input]))
 }
 
 /// A duration in milliseconds, whole or not.
@@ -314,10 +304,10 @@ fn generic_tool(record: &Record<'_>, out: &mut Fragments) {
         }
         _ => {
             let id = match attrs.str("tool_use_id") {
-                Some(use_id) => format!("tool-{}", bounded(use_id)),
+                Some(use_id) => format!("tool-{}", bounded_id(use_id)),
                 None => format!(
                     "tool-{}",
-                    digest(&[record.generation, name.as_deref().unwrap_or(""), input.as_deref().unwrap_or(""),])
+                    stable_id(&[record.generation, name.as_deref().unwrap_or(""), input.as_deref().unwrap_or(""),])
                 ),
             };
             (id, name.clone(), input.clone())
@@ -348,30 +338,12 @@ fn generic_tool(record: &Record<'_>, out: &mut Fragments) {
 
 fn event(record: &Record<'_>, error: Option<String>, out: &mut Fragments) {
     let event = Event {
-        name: format!("cursor.{}", bounded(record.hook)),
+        name: format!("cursor.{}", bounded_id(record.hook)),
         time_unix_nano: record.time,
         attributes_json: record.attrs.to_json(&COMMON_KEYS),
         error,
     };
-    record.push(format!("{}-{}", bounded(record.hook), record.digest), "0".into(), FragmentBody::Event(event), out);
-}
-
-/// Text from the payload used inside an id: kept as is when short, else replaced by its digest
-/// (the host refuses ids over 512 bytes, and would fail the whole batch).
-fn bounded(text: &str) -> Cow<'_, str> {
-    if text.len() <= 200 { Cow::Borrowed(text) } else { Cow::Owned(digest(&[text])) }
-}
-
-/// FNV-1a (64-bit) over the parts, each ended by a NUL: stable across runs and builds.
-fn digest(parts: &[&str]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain(std::iter::once(0)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
+    record.push(format!("{}-{}", bounded_id(record.hook), record.digest), "0".into(), FragmentBody::Event(event), out);
 }
 
 antenna_sdk::export_parser!(Cursor);

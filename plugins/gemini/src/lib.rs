@@ -13,15 +13,12 @@
 //! the convention copy adds nothing and makes no fragment. No record of a call shares an id
 //! with the others, so pairing (in time order, per prompt) is what joins them.
 
-mod json;
-
+use antenna_sdk::serde_json::{self, Value};
 use antenna_sdk::{
-    AttrValue, Attribution, Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments, LogRecord, MetricPoint,
-    ModelCall, Parser, PluginInfo, Prompt, ResourceBatch, Span, StatusCode, ToolCall, Usage, UsageMetric, attribution,
-    not_captured, not_exported,
+    AttrValue, Attribution, Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments, LogRecord, ModelCall,
+    Parser, PluginInfo, Prompt, ResourceBatch, Span, ToolCall, Usage, attribution, bounded_id, not_captured,
+    not_exported, stable_id,
 };
-
-use json::Value;
 
 /// The Gemini parser.
 pub struct Gemini;
@@ -53,16 +50,8 @@ const ERROR_EVENTS: [&str; 4] =
 
 impl Parser for Gemini {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "gemini".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            agent: "gemini".into(),
-            claims: Claims {
-                scope_names: vec!["gemini-cli".into()],
-                event_names: vec!["gemini_cli.*".into()],
-                service_names: vec!["gemini-cli".into()],
-            },
-        }
+        let claims = Claims::new(&["gemini-cli"], &["gemini_cli.*"], &["gemini-cli"]);
+        PluginInfo::new("gemini", "gemini", env!("CARGO_PKG_VERSION"), claims)
     }
 
     fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
@@ -76,7 +65,7 @@ impl Parser for Gemini {
                 normalize_span(&resource, span, &mut out);
             }
             for point in &scope.metrics {
-                normalize_metric(&resource, point, &mut out);
+                out.usage_metric(point, who(&resource, &Attrs::new(&point.attributes)), &[]);
             }
         }
         Ok(out.into_vec())
@@ -92,7 +81,7 @@ fn who(resource: &Attrs<'_>, record: &Attrs<'_>) -> Attribution {
 }
 
 fn prompt_key(prompt_id: &str) -> String {
-    json::bounded("prompt-", prompt_id)
+    format!("prompt-{}", bounded_id(prompt_id))
 }
 
 /// The event's full name: the `event.name` attribute, else the LogRecord field, else a body
@@ -113,21 +102,21 @@ fn event_name(log: &LogRecord) -> Option<String> {
 /// Tool arguments as compact JSON: the event pretty-prints them, the span does not, and both
 /// must name the same call.
 fn canonical_args(raw: &str) -> String {
-    json::parse(raw).map_or_else(|| raw.to_owned(), |v| v.to_json())
+    serde_json::from_str::<Value>(raw).map_or_else(|_| raw.to_owned(), |v| v.to_string())
 }
 
 /// Neither the tool_call event nor every Gemini version carries the call id, so the event and
 /// the span of one call meet on the tool name and its arguments (within one prompt). Two
 /// calls with the same tool and arguments in one prompt merge into one.
 fn tool_id(name: &str, args: &str) -> String {
-    format!("tool-{:016x}", json::hash(&format!("{name}\0{args}")))
+    format!("tool-{}", stable_id(&[name, args]))
 }
 
 /// The answer's text from `response_text`: the Gemini API response (one, or a list of stream
 /// chunks) whose candidate parts hold the text; thought parts are not the answer. Older
 /// versions logged the plain text.
 fn response_text(raw: &str) -> Option<String> {
-    let Some(value) = json::parse(raw) else {
+    let Ok(value) = serde_json::from_str::<Value>(raw) else {
         return Some(raw.to_owned());
     };
     let chunks = match &value {
@@ -146,7 +135,7 @@ fn response_text(raw: &str) -> Option<String> {
             .and_then(|c| c.get("content"))
             .and_then(|c| c.get("parts"))
             .and_then(Value::as_array)
-            .unwrap_or_default();
+            .map_or(&[][..], Vec::as_slice);
         for part in parts {
             if part.get("thought").and_then(Value::as_bool) == Some(true) {
                 continue;
@@ -193,9 +182,9 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
     };
     let trace_key = prompt_key(prompt_id);
     let who = who(resource, &attrs);
-    let time = if log.time_unix_nano > 0 { log.time_unix_nano } else { log.observed_time_unix_nano };
+    let time = log.time();
     // No sequence number: the time and the attributes name one record, stably across re-sends.
-    let seq = format!("{time}-{:016x}", json::hash(&attrs.to_json(&[])));
+    let seq = format!("{time}-{}", stable_id(&[&attrs.to_json(&[])]));
     let duration = attrs.uint("duration_ms");
     let start = duration.map(|d| time.saturating_sub(d.saturating_mul(1_000_000)));
 
@@ -220,7 +209,8 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
                 duration_ms: duration,
                 error: None,
             };
-            let id = attrs.str("response_id").map_or_else(|| format!("log-{seq}"), |r| json::bounded("resp-", r));
+            let id =
+                attrs.str("response_id").map_or_else(|| format!("log-{seq}"), |r| format!("resp-{}", bounded_id(r)));
             out.push(trace_key.clone(), id, format!("1-log-{seq}"), who.clone(), FragmentBody::ModelCall(call));
             // The answer is the main loop's last text; router, compressor and other side
             // calls are not it.
@@ -295,14 +285,6 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
     }
 }
 
-fn end_time(span: &Span) -> Option<u64> {
-    Some(span.end_time_unix_nano).filter(|t| *t > 0)
-}
-
-fn duration_ms(span: &Span) -> Option<u64> {
-    end_time(span).map(|end| end.saturating_sub(span.start_time_unix_nano) / 1_000_000)
-}
-
 /// A tool's result from the `tool_call` span's output JSON: what the user saw, else what the
 /// model was given, else the error.
 fn tool_result(output: &Value) -> Option<String> {
@@ -310,7 +292,7 @@ fn tool_result(output: &Value) -> Option<String> {
     if let Some(display) = response.get("resultDisplay").and_then(Value::as_str) {
         return Some(display.to_owned());
     }
-    let parts = response.get("responseParts").and_then(Value::as_array).unwrap_or_default();
+    let parts = response.get("responseParts").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
     let given = parts.iter().find_map(|p| {
         let r = p.get("functionResponse")?.get("response")?;
         ["output", "error"].iter().find_map(|k| r.get(k).and_then(Value::as_str).map(str::to_owned))
@@ -325,7 +307,7 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, out: &mut Fragments) {
     let attrs = Attrs::new(&span.attributes);
     let who = who(resource, &attrs);
     let report = format!("2-span-{}", span.span_id);
-    let failed = span.status == StatusCode::Error;
+    let error = span.failure();
     let operation = attrs.str("gen_ai.operation.name").unwrap_or(span.name.as_str());
     // A span with no prompt id would make a trace of its own: the events carry the same
     // call, so such spans are left to the raw batch.
@@ -345,13 +327,9 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, out: &mut Fragments) {
                     .then(|| Usage::gemini(input.unwrap_or(0), 0, output.unwrap_or(0), 0)),
                 cost_usd: None,
                 start_unix_nano: Some(span.start_time_unix_nano),
-                end_unix_nano: end_time(span),
-                duration_ms: duration_ms(span),
-                error: failed.then(|| {
-                    Some(span.status_message.clone())
-                        .filter(|m| !m.is_empty())
-                        .unwrap_or_else(|| "llm_call failed".into())
-                }),
+                end_unix_nano: span.end_time(),
+                duration_ms: span.duration_ms(),
+                error,
             };
             out.push(
                 prompt_key(prompt_id),
@@ -363,11 +341,11 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, out: &mut Fragments) {
         }
         "tool_call" => {
             // The request (with prompt id and arguments) is there only with prompt logging on.
-            let Some(request) = attrs.str("gen_ai.input.messages").and_then(json::parse) else {
+            let Some(request) = attrs.json("gen_ai.input.messages") else {
                 return;
             };
             let (Some(prompt_id), Some(args)) =
-                (request.get("prompt_id").and_then(Value::as_str), request.get("args").map(Value::to_json))
+                (request.get("prompt_id").and_then(Value::as_str), request.get("args").map(Value::to_string))
             else {
                 return;
             };
@@ -375,14 +353,14 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, out: &mut Fragments) {
             else {
                 return;
             };
-            let output = attrs.str("gen_ai.output.messages").and_then(json::parse);
+            let output = attrs.json("gen_ai.output.messages");
             let status = output.as_ref().and_then(|o| o.get("status")).and_then(Value::as_str);
             let call = ToolCall {
                 name: Some(tool.to_owned()),
                 args: Some(args.clone()),
                 result: output.as_ref().and_then(tool_result),
-                duration_ms: duration_ms(span),
-                success: status.map(|s| s == "success").or(failed.then_some(false)),
+                duration_ms: span.duration_ms(),
+                success: status.map(|s| s == "success").or(error.is_some().then_some(false)),
                 decision: None,
                 start_unix_nano: Some(span.start_time_unix_nano),
             };
@@ -390,28 +368,6 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, out: &mut Fragments) {
         }
         _ => {}
     }
-}
-
-fn normalize_metric(resource: &Attrs<'_>, point: &MetricPoint, out: &mut Fragments) {
-    let attrs = Attrs::new(&point.attributes);
-    let who = who(resource, &attrs);
-    let metric = UsageMetric {
-        name: point.name.clone(),
-        unit: point.unit.clone(),
-        value: point.value,
-        time_unix_nano: point.time_unix_nano,
-        attributes_json: attrs.to_json(&[]),
-    };
-    // Attributes can be long (routing reasons): a hash keeps the report id within the limit.
-    let report = format!("{}-{:016x}", point.time_unix_nano, json::hash(&metric.attributes_json));
-    let session = who.session_id.as_deref().unwrap_or("unknown");
-    out.push(
-        json::bounded("session-", session),
-        json::bounded("", &point.name),
-        report,
-        who,
-        FragmentBody::UsageMetric(metric),
-    );
 }
 
 antenna_sdk::export_parser!(Gemini);

@@ -3,57 +3,27 @@
 //! `gemini-3.8-flash` main-loop calls; input 1234 incl. 200 cached, output 56, thoughts 10
 //! each), one `run_shell_command` tool call.
 
-mod otlp;
-
-use antenna_sdk::KeyValue;
+use antenna_sdk::testing::{self, Capture, model_calls, prompts, tool_calls};
+use antenna_sdk::{KeyValue, Signal};
 
 use super::*;
 
-const METRICS: &str = "gemini-cli/json-content-on/0001-metrics.json";
-const TRACES: &str = "gemini-cli/json-content-on/0002-traces.json";
-const LOGS: &str = "gemini-cli/json-content-on/0003-logs.json";
+const CAPTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/gemini-cli/json-content-on");
 const PROMPT_KEY: &str = "prompt-bb835694-72ea-4e64-928c-e5ad661ee18d";
 
-fn capture(relative: &str) -> Vec<ResourceBatch> {
-    otlp::batches(&otlp::fixture(relative))
+/// The capture's resource batches of these signals, as the host hands them to the parser.
+fn capture(signals: &[Signal]) -> Vec<ResourceBatch> {
+    let capture = Capture::load(CAPTURE).expect("the capture loads");
+    capture.only(signals).resource_batches().expect("the capture decodes")
 }
 
+/// The parser on every batch, its output checked against the host's limits.
 fn run(batches: &[ResourceBatch]) -> Vec<Fragment> {
-    batches.iter().flat_map(|b| Gemini::normalize(b).expect("normalizes")).collect()
+    testing::normalize::<Gemini>(batches).expect("normalizes within the host's limits")
 }
 
 fn all() -> Vec<ResourceBatch> {
-    [METRICS, TRACES, LOGS].iter().flat_map(|f| capture(f)).collect()
-}
-
-fn prompts(fragments: &[Fragment]) -> Vec<&Prompt> {
-    fragments
-        .iter()
-        .filter_map(|f| match &f.body {
-            FragmentBody::Prompt(p) => Some(p),
-            _ => None,
-        })
-        .collect()
-}
-
-fn model_calls(fragments: &[Fragment]) -> Vec<&ModelCall> {
-    fragments
-        .iter()
-        .filter_map(|f| match &f.body {
-            FragmentBody::ModelCall(c) => Some(c),
-            _ => None,
-        })
-        .collect()
-}
-
-fn tool_calls(fragments: &[Fragment]) -> Vec<(&Fragment, &ToolCall)> {
-    fragments
-        .iter()
-        .filter_map(|f| match &f.body {
-            FragmentBody::ToolCall(t) => Some((f, t)),
-            _ => None,
-        })
-        .collect()
+    capture(&[Signal::Metrics, Signal::Traces, Signal::Logs])
 }
 
 /// Remove these attribute keys from every log record and span.
@@ -91,7 +61,7 @@ fn every_report_of_the_prompt_is_keyed_by_prompt_id() {
 #[test]
 fn each_call_has_one_log_and_one_span_report() {
     let fragments = run(&all());
-    let calls = model_calls(&fragments);
+    let calls: Vec<&ModelCall> = model_calls(&fragments).into_iter().map(|(_, c)| c).collect();
     let logs: Vec<_> = calls.iter().filter(|c| c.channel == Channel::Log).collect();
     let spans: Vec<_> = calls.iter().filter(|c| c.channel == Channel::Span).collect();
     assert_eq!((logs.len(), spans.len()), (3, 3), "api_response and llm_call; the operation.details copy makes none");
@@ -115,11 +85,11 @@ fn each_call_has_one_log_and_one_span_report() {
 
 #[test]
 fn prompt_and_the_main_loops_last_answer() {
-    let fragments = run(&capture(LOGS));
+    let fragments = run(&capture(&[Signal::Logs]));
     let prompts = prompts(&fragments);
-    let texts: Vec<_> = prompts.iter().filter_map(|p| p.text.as_deref()).collect();
+    let texts: Vec<_> = prompts.iter().filter_map(|(_, p)| p.text.as_deref()).collect();
     assert_eq!(texts, ["List the files in the current directory using the shell, then summarize."]);
-    let responses: Vec<_> = prompts.iter().filter_map(|p| p.response.as_deref()).collect();
+    let responses: Vec<_> = prompts.iter().filter_map(|(_, p)| p.response.as_deref()).collect();
     assert_eq!(
         responses,
         ["Done. The directory listing shows the files in the current working directory."],
@@ -166,10 +136,10 @@ fn prompt_logging_off_gives_placeholders() {
     assert!(
         prompts
             .iter()
-            .filter_map(|p| p.text.as_deref())
+            .filter_map(|(_, p)| p.text.as_deref())
             .all(|t| t == "[prompt not captured: telemetry.logPrompts is off]")
     );
-    let responses: Vec<_> = prompts.iter().filter_map(|p| p.response.as_deref()).collect();
+    let responses: Vec<_> = prompts.iter().filter_map(|(_, p)| p.response.as_deref()).collect();
     assert_eq!(
         responses, ["[response not captured: telemetry.logPrompts is off]"; 2],
         "both main-loop calls, not the router"
@@ -182,7 +152,7 @@ fn prompt_logging_off_gives_placeholders() {
 
 #[test]
 fn a_record_login_is_not_the_user() {
-    let mut batches = capture(LOGS);
+    let mut batches = capture(&[Signal::Logs]);
     for batch in &mut batches {
         batch.resource_attributes.retain(|kv| kv.key != "user.id");
         for log in batch.scopes.iter_mut().flat_map(|s| &mut s.logs) {
@@ -222,7 +192,7 @@ fn api_errors_are_failed_calls_with_no_tokens() {
     let mut out = Fragments::default();
     normalize_event(&Attrs::new(&[]), &log, &mut out);
     let fragments = out.into_vec();
-    let call = model_calls(&fragments)[0];
+    let (_, call) = model_calls(&fragments)[0];
     assert_eq!(call.error.as_deref(), Some("quota exceeded (status 429)"));
     assert_eq!(call.usage.map(|u| u.total()), Some(0));
     assert_eq!(call.start_unix_nano, Some(1_988_000_000));
@@ -246,7 +216,7 @@ fn response_text_in_every_shape() {
 
 #[test]
 fn metrics_are_usage_metrics_of_the_session() {
-    let fragments = run(&capture(METRICS));
+    let fragments = run(&capture(&[Signal::Metrics]));
     assert!(!fragments.is_empty());
     for f in &fragments {
         assert!(matches!(f.body, FragmentBody::UsageMetric(_)));
