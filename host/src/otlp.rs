@@ -84,14 +84,47 @@ pub fn decode(signal: Signal, encoding: Encoding, body: &[u8]) -> Result<Export,
     fn proto<T: Message + Default>(body: &[u8]) -> Result<T, DecodeError> {
         T::decode(body).map_err(|e| DecodeError(format!("malformed OTLP protobuf: {e}")))
     }
-    Ok(match (signal, encoding) {
+    let export = match (signal, encoding) {
         (Signal::Traces, Encoding::Json) => Export::Traces(json(body)?),
         (Signal::Traces, Encoding::Protobuf) => Export::Traces(proto(body)?),
         (Signal::Logs, Encoding::Json) => Export::Logs(json(body)?),
         (Signal::Logs, Encoding::Protobuf) => Export::Logs(proto(body)?),
         (Signal::Metrics, Encoding::Json) => Export::Metrics(json(body)?),
         (Signal::Metrics, Encoding::Protobuf) => Export::Metrics(proto(body)?),
-    })
+    };
+    if let Export::Metrics(req) = &export {
+        let repeated = repeated_metric_text(req);
+        if repeated > MAX_REPEATED_METRIC_TEXT {
+            return Err(DecodeError(format!(
+                "metric names and units repeated on every data point would take {repeated} bytes \
+                 (at most {MAX_REPEATED_METRIC_TEXT})"
+            )));
+        }
+    }
+    Ok(export)
+}
+
+/// Most bytes of metric name and unit that [`Export::into_resource_batches`] may copy onto data
+/// points. Each point carries its metric's name and unit, so a long name over many tiny points
+/// would multiply a small body into gigabytes (a 180 KB body became 3.6 GB).
+pub const MAX_REPEATED_METRIC_TEXT: usize = 64 << 20;
+
+/// The bytes of name and unit copied onto data points when `req` is split into plugin input.
+fn repeated_metric_text(req: &ExportMetricsServiceRequest) -> usize {
+    let metrics = req.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics);
+    metrics
+        .map(|m| {
+            let points = match &m.data {
+                Some(Data::Gauge(g)) => g.data_points.len(),
+                Some(Data::Sum(s)) => s.data_points.len(),
+                Some(Data::Histogram(h)) => h.data_points.len(),
+                Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                Some(Data::Summary(s)) => s.data_points.len(),
+                None => 0,
+            };
+            (m.name.len() + m.unit.len()).saturating_mul(points)
+        })
+        .fold(0, usize::saturating_add)
 }
 
 /// The OTLP success response for `signal`, in `encoding`.

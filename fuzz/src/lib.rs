@@ -1,0 +1,282 @@
+//! Shared pieces of the fuzz targets.
+//!
+//! Input format (both targets): the first byte chooses the signal and the encoding, the rest is
+//! the request body as the host would receive it (after any gzip):
+//!
+//! | byte % 6 | signal  | encoding |
+//! |----------|---------|----------|
+//! | 0        | traces  | protobuf |
+//! | 1        | logs    | protobuf |
+//! | 2        | metrics | protobuf |
+//! | 3        | traces  | JSON     |
+//! | 4        | logs    | JSON     |
+//! | 5        | metrics | JSON     |
+
+use std::collections::BTreeMap;
+
+use antenna::merge::{self, KeyGroups, Stored, Trace};
+use antenna::model::{Body, Fragment};
+use antenna::otlp::{Encoding, Signal};
+use antenna::runtime::wit;
+
+/// The signal and encoding of a fuzz input, and its body.
+pub fn split(data: &[u8]) -> Option<(Signal, Encoding, &[u8])> {
+    let (&first, body) = data.split_first()?;
+    let signal = [Signal::Traces, Signal::Logs, Signal::Metrics][usize::from(first % 3)];
+    let encoding = if (first % 6) < 3 { Encoding::Protobuf } else { Encoding::Json };
+    Some((signal, encoding, body))
+}
+
+/// The first byte of an input of `signal` in `encoding` (the inverse of [`split`]).
+pub fn prefix(signal: Signal, encoding: Encoding) -> u8 {
+    let s = match signal {
+        Signal::Traces => 0,
+        Signal::Logs => 1,
+        Signal::Metrics => 2,
+    };
+    s + if encoding == Encoding::Json { 3 } else { 0 }
+}
+
+/// Whether a resource carries no records (the host's pipeline skips those).
+pub fn is_empty(batch: &wit::ResourceBatch) -> bool {
+    batch.scopes.iter().all(|s| s.spans.is_empty() && s.logs.is_empty() && s.metrics.is_empty())
+}
+
+/// Merge like the host does (`store::apply_fragments` / `dryrun::normalize`): fragments go
+/// through their stored JSON form, keys named together form one trace, usage metrics stay out.
+pub fn merge_like_the_host(fragments: &[(String, Fragment)]) -> Vec<Trace> {
+    let stored: Vec<Stored> = fragments
+        .iter()
+        .filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_)))
+        .map(|(agent, f)| {
+            // The store keeps a fragment as JSON and reads it back to recompute a trace: what
+            // `validate` let through must survive that.
+            let payload = serde_json::to_string(f).expect("a validated fragment serializes");
+            let fragment: Fragment = serde_json::from_str(&payload).expect("a stored fragment reads back");
+            Stored { agent: agent.clone(), fragment }
+        })
+        .collect();
+    let mut groups = KeyGroups::default();
+    for s in &stored {
+        groups.join(std::iter::once(&s.fragment.trace_key).chain(&s.fragment.also_known_as));
+    }
+    // Each key names one trace (the store's `trace_keys` table); a trace is its keys' fragments.
+    let groups = groups.into_groups();
+    let trace_of: BTreeMap<&str, usize> =
+        groups.iter().enumerate().flat_map(|(i, keys)| keys.iter().map(move |k| (k.as_str(), i))).collect();
+    let mut members: Vec<Vec<Stored>> = vec![Vec::new(); groups.len()];
+    for s in stored {
+        let i = *trace_of.get(s.fragment.trace_key.as_str()).expect("every trace key is in a group");
+        members[i].push(s);
+    }
+    members
+        .into_iter()
+        .map(|members| {
+            assert!(!members.is_empty(), "a group without fragments");
+            let trace = merge::merge(members);
+            // The trace is stored and served as JSON.
+            serde_json::to_string(&trace).expect("a trace serializes");
+            trace
+        })
+        .collect()
+}
+
+// ---- synthetic plugin output (the `decode_merge` target) -------------------------------------
+
+fn attr<'a>(attrs: &'a [wit::KeyValue], key: &str) -> Option<&'a wit::AttrValue> {
+    attrs.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+}
+
+fn text(attrs: &[wit::KeyValue], key: &str) -> Option<String> {
+    match attr(attrs, key)? {
+        wit::AttrValue::Text(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn nonzero(v: u64) -> Option<u64> {
+    (v != 0).then_some(v)
+}
+
+/// A record's attribute values by type, in order: the synthetic fragment takes its fields from
+/// them by position, whatever the keys (easy for the fuzzer to steer).
+#[derive(Default)]
+struct Values {
+    texts: Vec<String>,
+    ints: Vec<u64>,
+    floats: Vec<f64>,
+    bools: Vec<bool>,
+}
+
+impl Values {
+    fn of(attrs: &[wit::KeyValue]) -> Self {
+        let mut v = Values::default();
+        for kv in attrs {
+            match &kv.value {
+                wit::AttrValue::Text(s) | wit::AttrValue::Json(s) => v.texts.push(s.clone()),
+                wit::AttrValue::Bytes(b) => v.texts.push(String::from_utf8_lossy(b).into_owned()),
+                // Negative numbers become huge ones on purpose: a plugin may return any u64.
+                wit::AttrValue::Integer(i) => v.ints.push(*i as u64),
+                wit::AttrValue::Double(d) => v.floats.push(*d),
+                wit::AttrValue::Boolean(b) => v.bools.push(*b),
+                wit::AttrValue::Empty => {}
+            }
+        }
+        v
+    }
+
+    fn text(&self, i: usize) -> Option<String> {
+        self.texts.get(i).cloned()
+    }
+
+    fn int(&self, i: usize) -> Option<u64> {
+        self.ints.get(i).copied()
+    }
+}
+
+/// The fields one record gives a synthetic fragment.
+struct Record<'a> {
+    selector: u64,
+    channel: wit::Channel,
+    trace_key: String,
+    id: String,
+    name: &'a str,
+    start: u64,
+    end: u64,
+    attrs: &'a [wit::KeyValue],
+    resource: &'a [wit::KeyValue],
+    also_known_as: Vec<String>,
+    value: f64,
+}
+
+fn fragment(r: Record<'_>) -> wit::Fragment {
+    let v = Values::of(r.attrs);
+    let either = |key: &str| text(r.attrs, key).or_else(|| text(r.resource, key));
+    let body = match r.selector % 5 {
+        0 => wit::FragmentBody::Prompt(wit::Prompt {
+            text: v.text(0),
+            response: v.text(1),
+            start_unix_nano: nonzero(r.start),
+            end_unix_nano: nonzero(r.end),
+        }),
+        1 => wit::FragmentBody::ModelCall(wit::ModelCall {
+            channel: r.channel,
+            model: v.text(0),
+            usage: v.int(1).map(|input| wit::Usage {
+                input,
+                output: v.int(2).unwrap_or(0),
+                cache_read: v.int(3).unwrap_or(0),
+                cache_creation: v.int(4).unwrap_or(0),
+                reasoning: v.int(5).unwrap_or(0),
+            }),
+            cost_usd: v.floats.first().copied().or((r.value != 0.0).then_some(r.value)),
+            start_unix_nano: nonzero(r.start),
+            end_unix_nano: nonzero(r.end),
+            duration_ms: v.int(0),
+            error: v.text(1),
+        }),
+        2 => wit::FragmentBody::ToolCall(wit::ToolCall {
+            name: Some(r.name.to_owned()),
+            args: v.text(0),
+            result: v.text(1),
+            duration_ms: v.int(0),
+            success: v.bools.first().copied(),
+            decision: v.text(2),
+            start_unix_nano: nonzero(r.start),
+        }),
+        3 => wit::FragmentBody::Event(wit::Event {
+            name: r.name.to_owned(),
+            time_unix_nano: r.start,
+            attributes_json: v.text(0).unwrap_or_else(|| "{}".into()),
+            error: v.text(1),
+        }),
+        _ => wit::FragmentBody::UsageMetric(wit::UsageMetric {
+            name: r.name.to_owned(),
+            unit: v.text(0).unwrap_or_default(),
+            value: r.value,
+            time_unix_nano: r.end,
+            attributes_json: v.text(1).unwrap_or_else(|| "{}".into()),
+        }),
+    };
+    wit::Fragment {
+        trace_key: r.trace_key,
+        also_known_as: r.also_known_as,
+        report_id: text(r.attrs, "report").unwrap_or_else(|| format!("{}-{}", r.id, r.start)),
+        id: r.id,
+        attribution: wit::Attribution {
+            session_id: either("session.id"),
+            user_id: either("user.id"),
+            device_id: either("device.id"),
+        },
+        body,
+    }
+}
+
+fn first_nonempty(candidates: &[Option<&str>]) -> String {
+    candidates.iter().flatten().find(|s| !s.is_empty()).map(|s| (*s).to_owned()).unwrap_or_default()
+}
+
+/// What a (hostile or buggy) plugin might return for `batch`: one fragment per span, log
+/// record and metric point, kind and fields taken from the record itself, so that the fuzzer
+/// steers every field `validate` and `merge` see.
+pub fn synthesize(batch: &wit::ResourceBatch) -> Vec<wit::Fragment> {
+    let res = batch.resource_attributes.as_slice();
+    let mut out = Vec::new();
+    for scope in &batch.scopes {
+        for s in &scope.spans {
+            let session = text(&s.attributes, "session.id");
+            out.push(fragment(Record {
+                selector: s.kind as u32 as u64,
+                channel: wit::Channel::Span,
+                trace_key: first_nonempty(&[Some(&s.trace_id), session.as_deref(), Some(&scope.scope.name)]),
+                id: first_nonempty(&[Some(&s.span_id), Some(&s.name)]),
+                name: &s.name,
+                start: s.start_time_unix_nano,
+                end: s.end_time_unix_nano,
+                attrs: &s.attributes,
+                resource: res,
+                also_known_as: s.events.iter().map(|e| e.name.clone()).collect(),
+                value: s.events.first().map_or(0.0, |e| e.time_unix_nano as f64),
+            }));
+        }
+        for l in &scope.logs {
+            let session = text(&l.attributes, "session.id");
+            out.push(fragment(Record {
+                selector: l.severity_number as u32 as u64,
+                channel: wit::Channel::Log,
+                trace_key: first_nonempty(&[session.as_deref(), Some(&l.trace_id), Some(&scope.scope.name)]),
+                id: first_nonempty(&[Some(&l.span_id), Some(&l.event_name), Some(&l.severity_text)]),
+                name: &l.event_name,
+                start: l.time_unix_nano,
+                end: l.observed_time_unix_nano,
+                attrs: &l.attributes,
+                resource: res,
+                also_known_as: match &l.body {
+                    wit::AttrValue::Text(s) => s.split(',').map(str::to_owned).collect(),
+                    _ => Vec::new(),
+                },
+                value: match &l.body {
+                    wit::AttrValue::Double(d) => *d,
+                    _ => 0.0,
+                },
+            }));
+        }
+        for m in &scope.metrics {
+            let session = text(&m.attributes, "session.id");
+            out.push(fragment(Record {
+                selector: m.kind as u64 + m.count,
+                channel: wit::Channel::Log,
+                trace_key: first_nonempty(&[session.as_deref(), Some(&m.name), Some(&scope.scope.name)]),
+                id: first_nonempty(&[Some(&m.name), Some(&m.unit)]),
+                name: &m.name,
+                start: m.start_time_unix_nano,
+                end: m.time_unix_nano,
+                attrs: &m.attributes,
+                resource: res,
+                also_known_as: Vec::new(),
+                value: m.value,
+            }));
+        }
+    }
+    out
+}
