@@ -15,6 +15,8 @@ if [ "$#" -eq 0 ]; then
   set -- "$here/corpus/ingest" "$here/corpus/decode_merge"
 fi
 for dir in "$@"; do mkdir -p "$dir"; done
+# ingest_structured builds its bodies from arbitrary bytes: it starts from an empty corpus.
+mkdir -p "$here/corpus/ingest_structured"
 
 seeds=0
 emit() { # name prefix-byte body-file

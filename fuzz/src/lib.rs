@@ -11,13 +11,92 @@
 //! | 3        | traces  | JSON     |
 //! | 4        | logs    | JSON     |
 //! | 5        | metrics | JSON     |
+//!
+//! The `ingest_structured` target builds its body instead (see [`structured`]).
+
+pub mod structured;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use antenna::Limits;
 use antenna::merge::{self, KeyGroups, Stored, Trace};
 use antenna::model::{Body, Fragment};
-use antenna::otlp::{Encoding, Signal};
-use antenna::runtime::wit;
+use antenna::otlp::{self, Encoding, Signal, Signature};
+use antenna::pipeline::validate;
+use antenna::plugins::{Loaded, Registry, detect};
+use antenna::runtime::{Runtime, wit};
+
+/// The sandbox and every built-in parser, compiled once per process.
+pub struct Host {
+    pub plugins: Arc<Vec<Arc<Loaded>>>,
+    pub limits: Limits,
+}
+
+pub fn host() -> &'static Host {
+    static HOST: OnceLock<Host> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let limits = Limits::default();
+        let runtime = Runtime::new(limits.clone()).expect("runtime");
+        let registry = Registry::new(runtime, None);
+        for (file, bytes) in antenna::builtin::PLUGINS {
+            let plugin = registry.compile(bytes).unwrap_or_else(|e| panic!("built-in {file}: {e}"));
+            registry.add_builtin(plugin);
+        }
+        let plugins = registry.snapshot();
+        assert_eq!(plugins.len(), antenna::builtin::PLUGINS.len(), "every built-in parser is active");
+        Host { plugins, limits }
+    })
+}
+
+/// How far inputs get (printed every 65 536 inputs when `ANTENNA_FUZZ_STATS` is set): inputs,
+/// decoded, resources claimed by a parser, parser calls that returned fragments, valid outputs.
+static COUNTS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+
+fn count(i: usize) {
+    COUNTS[i].fetch_add(1, Ordering::Relaxed);
+}
+
+fn report() {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    let n = COUNTS[0].load(Ordering::Relaxed);
+    if n % 65_536 == 0 && *ENABLED.get_or_init(|| std::env::var_os("ANTENNA_FUZZ_STATS").is_some()) {
+        let c: Vec<u64> = COUNTS.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        eprintln!(
+            "ANTENNA_FUZZ_STATS inputs={} decoded={} claimed={} normalized={} valid={}",
+            c[0], c[1], c[2], c[3], c[4]
+        );
+    }
+}
+
+/// The whole ingest path on one request body: decode -> for each resource: detect -> normalize
+/// in the real built-in Wasm parsers -> validate -> merge (like `dryrun.rs`, for every plugin
+/// through `detect`, and like the host's pipeline: empty resources skipped). A plugin error or
+/// trap returned as `Err` is expected; any panic in the host is a bug.
+pub fn ingest(signal: Signal, encoding: Encoding, body: &[u8]) {
+    let host = host();
+    count(0);
+    report();
+    let Ok(export) = otlp::decode(signal, encoding, body) else { return };
+    count(1);
+    let _ = export.record_count();
+    let mut fragments = Vec::new();
+    for batch in export.into_resource_batches() {
+        if is_empty(&batch) {
+            continue;
+        }
+        let Some(loaded) = detect(&host.plugins, &Signature::of(&batch)) else { continue };
+        count(2);
+        let Ok(output) = loaded.plugin.normalize(&batch) else { continue };
+        count(3);
+        let Ok(valid) = validate(output, &host.limits) else { continue };
+        count(4);
+        let agent = loaded.plugin.info.agent.clone();
+        fragments.extend(valid.into_iter().map(|f| (agent.clone(), f)));
+    }
+    merge_like_the_host(&fragments);
+}
 
 /// The signal and encoding of a fuzz input, and its body.
 pub fn split(data: &[u8]) -> Option<(Signal, Encoding, &[u8])> {
