@@ -17,15 +17,70 @@ use crate::{Attribution, Attrs};
 /// An agent that names the user on one record of a batch only (Copilot's `invoke_agent`
 /// span) can add that attribute to the resource attributes it passes here.
 pub fn attribution(resource: &Attrs<'_>, record: &Attrs<'_>) -> Attribution {
+    attribution_with(resource, record, &AttributionOverrides::NONE)
+}
+
+/// An agent's own twists on the [`attribution`] rules: where it puts its session and its
+/// login, or that its records name no user. The default changes nothing.
+///
+/// ```
+/// use antenna_sdk::{AttrValue, Attrs, AttributionOverrides, KeyValue, attribution_with};
+///
+/// // Codex names the session `conversation.id` (on some spans `thread_id`).
+/// const CODEX: AttributionOverrides =
+///     AttributionOverrides { fallback_session: &["conversation.id", "thread_id"], ..AttributionOverrides::NONE };
+/// let record = [KeyValue { key: "conversation.id".into(), value: AttrValue::Text("c-1".into()) }];
+/// let who = attribution_with(&Attrs::new(&[]), &Attrs::new(&record), &CODEX);
+/// assert_eq!(who.session_id.as_deref(), Some("c-1"));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttributionOverrides<'a> {
+    /// Record keys naming the session, ahead of the standard ones (Cursor's `conversation_id`).
+    pub session: &'a [&'a str],
+    /// Record keys naming the session when neither the record nor the resource has a standard
+    /// one (Codex's `conversation.id`).
+    pub fallback_session: &'a [&'a str],
+    /// The session when nothing else names one (a session found on another record).
+    pub default_session: Option<&'a str>,
+    /// Record keys naming the agent's own login, after the standard `user.email` and
+    /// `user.account_id` and before a pseudonymous id (Cursor's `user_email`).
+    pub login: &'a [&'a str],
+    /// Only the resource names the user: the records' logins and pseudonymous ids are not
+    /// used (Gemini CLI's records carry no login of the user's own).
+    pub resource_user_only: bool,
+}
+
+impl AttributionOverrides<'_> {
+    /// No override: [`attribution`]'s rules as they are (usable in a `const`).
+    pub const NONE: AttributionOverrides<'static> = AttributionOverrides {
+        session: &[],
+        fallback_session: &[],
+        default_session: None,
+        login: &[],
+        resource_user_only: false,
+    };
+}
+
+/// [`attribution`] with an agent's [`AttributionOverrides`].
+pub fn attribution_with(resource: &Attrs<'_>, record: &Attrs<'_>, overrides: &AttributionOverrides<'_>) -> Attribution {
+    let record_user = || {
+        record
+            .first_str(&["user.email", "user.account_id"])
+            .or_else(|| record.first_str(overrides.login))
+            .or_else(|| record.str("enduser.pseudo.id"))
+    };
     let user = resource
         .first_str(&["user.id", "enduser.id", "user.account_id"])
-        .or_else(|| record.first_str(&["user.email", "user.account_id", "enduser.pseudo.id"]))
+        .or_else(|| if overrides.resource_user_only { None } else { record_user() })
         .or_else(|| resource.first_str(&["enduser.pseudo.id", "user.email"]));
+    let session = record
+        .first_str(overrides.session)
+        .or_else(|| record.first_str(&["session.id", "gen_ai.conversation.id"]))
+        .or_else(|| resource.str("session.id"))
+        .or_else(|| record.first_str(overrides.fallback_session))
+        .or(overrides.default_session);
     Attribution {
-        session_id: record
-            .first_str(&["session.id", "gen_ai.conversation.id"])
-            .or_else(|| resource.str("session.id"))
-            .map(str::to_owned),
+        session_id: session.map(str::to_owned),
         user_id: user.map(str::to_owned),
         device_id: resource.str("host.id").map(str::to_owned),
     }
@@ -70,6 +125,35 @@ mod tests {
         let named = kvs(&[("user.id", "dev@example.com"), ("enduser.pseudo.id", "5f1d3c")]);
         let a = attribution(&Attrs::new(&named), &Attrs::new(&record));
         assert_eq!(a.user_id.as_deref(), Some("dev@example.com"));
+    }
+
+    #[test]
+    fn overrides_add_sessions_and_logins_or_keep_to_the_resource() {
+        let resource = kvs(&[("user.email", "someone@else.com"), ("session.id", "res-session")]);
+        let record = kvs(&[("user_email", "login@example.com"), ("conversation_id", "conv-1"), ("thread_id", "t")]);
+        let (resource, record) = (Attrs::new(&resource), Attrs::new(&record));
+        let cursor =
+            AttributionOverrides { session: &["conversation_id"], login: &["user_email"], ..Default::default() };
+        let a = attribution_with(&resource, &record, &cursor);
+        assert_eq!((a.user_id.as_deref(), a.session_id.as_deref()), (Some("login@example.com"), Some("conv-1")));
+        let plain = attribution(&resource, &record);
+        assert_eq!(
+            (plain.user_id.as_deref(), plain.session_id.as_deref()),
+            (Some("someone@else.com"), Some("res-session"))
+        );
+        let fallback = AttributionOverrides { fallback_session: &["thread_id"], ..Default::default() };
+        assert_eq!(attribution_with(&resource, &record, &fallback).session_id.as_deref(), Some("res-session"));
+        let bare = Attrs::new(&[]);
+        assert_eq!(attribution_with(&bare, &record, &fallback).session_id.as_deref(), Some("t"));
+        let default = AttributionOverrides { default_session: Some("d"), ..Default::default() };
+        assert_eq!(attribution_with(&bare, &bare, &default).session_id.as_deref(), Some("d"));
+        let login = kvs(&[("user.email", "login@example.com"), ("enduser.pseudo.id", "5f1d3c")]);
+        let only = AttributionOverrides { resource_user_only: true, ..Default::default() };
+        assert_eq!(
+            attribution_with(&resource, &Attrs::new(&login), &only).user_id.as_deref(),
+            Some("someone@else.com")
+        );
+        assert_eq!(attribution_with(&bare, &Attrs::new(&login), &only).user_id, None);
     }
 
     #[test]

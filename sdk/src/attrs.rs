@@ -2,6 +2,8 @@
 //! `intValue`, `doubleValue` or strings; booleans as `boolValue` or "true"), so every getter
 //! accepts each form that means the same thing.
 
+use antenna_wit::hex;
+
 use crate::{AttrValue, KeyValue};
 
 /// A borrowed attribute list with typed getters.
@@ -110,11 +112,6 @@ pub(crate) fn render(value: &AttrValue) -> Option<String> {
         AttrValue::Boolean(b) => Some(b.to_string()),
         AttrValue::Bytes(_) | AttrValue::Empty => None,
     }
-}
-
-/// Lowercase hex, as OTLP/JSON writes ids and the host renders bytes.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn to_json_value(value: &AttrValue) -> serde_json::Value {

@@ -10,11 +10,14 @@
 //! re-exported here and helpers for what every parser does:
 //!
 //! - attribute lookup with typed getters: [`Attrs`];
-//! - the attribution rules as one call: [`attribution`];
+//! - the attribution rules as one call: [`attribution`], with an agent's twists:
+//!   [`attribution_with`] and [`AttributionOverrides`];
+//! - walking a batch record by record: [`Visitor`] and [`visit`];
 //! - stable, bounded ids: [`stable_id`], [`bounded_id`], [`otel_key`], [`session_key`];
 //! - token conventions: [`Usage::anthropic`], [`Usage::openai`], [`Usage::inclusive`],
 //!   [`Usage::gemini`], and the GenAI semantic conventions in [`genai`];
-//! - span and log helpers: [`Span::duration_ms`], [`Span::failure`], [`LogRecord::time`], ...;
+//! - span and log helpers: [`Span::duration_ms`], [`Span::failure`], [`LogRecord::time`],
+//!   [`LogRecord::name`], ...;
 //! - content placeholders: [`not_captured`], [`not_exported`];
 //! - building the output: [`Fragments`];
 //! - JSON: [`serde_json`], re-exported (agents put message content into attributes as JSON);
@@ -54,6 +57,8 @@
 //! assert_eq!(Echo::describe().name, "echo");
 //! ```
 
+#![warn(missing_docs)]
+
 /// The plugin author's guide (PLUGINS.md at the root of the repository): from nothing to a
 /// loaded plugin, the contract, claims and versions, testing, limits. Its Rust examples are
 /// compiled as doctests.
@@ -62,6 +67,7 @@ pub mod guide {}
 
 mod attribution;
 mod attrs;
+mod convert;
 mod fragments;
 pub mod genai;
 mod ids;
@@ -69,8 +75,11 @@ mod records;
 #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
 pub mod testing;
 mod usage;
+mod visit;
 
+/// The generated component bindings (wit-bindgen's canonical-ABI glue is `unsafe`).
 #[doc(hidden)]
+#[allow(unsafe_code, missing_docs)]
 pub mod __bindings {
     wit_bindgen::generate!({
         path: "../wit/since_v0.1.0",
@@ -87,13 +96,14 @@ pub use __bindings::antenna::normalizer::types::{
     MetricPoint, ModelCall, PluginInfo, Prompt, ResourceBatch, Scope, ScopeRecords, Signal, Span, SpanEvent,
     StatusCode, ToolCall, Usage, UsageMetric,
 };
-pub use attribution::attribution;
+pub use attribution::{AttributionOverrides, attribution, attribution_with};
 pub use attrs::Attrs;
 pub use fragments::{Fragments, not_captured, not_exported};
 pub use ids::{MAX_ID_LEN, bounded_id, otel_key, session_key, stable_id};
 /// JSON, for the message content agents put into attributes: the same `serde_json` the SDK
 /// uses, so a parser crate needs no dependency of its own.
 pub use serde_json;
+pub use visit::{Visitor, visit, visit_with_resource};
 
 impl PluginInfo {
     /// Describe a plugin: its unique `name`, the `agent` written on its traces, its own
@@ -119,8 +129,8 @@ impl Claims {
     }
 }
 
-/// The WIT package version this SDK builds components against.
-pub const WIT_VERSION: &str = "0.1.0";
+/// The WIT package version this SDK builds components against (defined once, in `antenna-wit`).
+pub use antenna_wit::WIT_VERSION;
 
 /// A parser for one agent's telemetry.
 pub trait Parser {

@@ -1,6 +1,6 @@
 //! What every parser asks of a span or a log record: when, how long, and whether it failed.
 
-use crate::{Attrs, LogRecord, Span, StatusCode};
+use crate::{AttrValue, Attrs, LogRecord, Span, StatusCode};
 
 impl Span {
     /// The end time, or `None` for a span that reports none (0).
@@ -39,15 +39,53 @@ impl LogRecord {
     /// The event's name: the `event.name` attribute (where most agents put it, and the one to
     /// trust: Codex fills the `event_name` field with a source location), else the `event_name`
     /// field. Some agents also repeat the name in `body`; that is left to the parser.
+    ///
+    /// Agents disagree on where the name goes, so the three places are also available one by
+    /// one ([`name_attribute`](Self::name_attribute), [`name_field`](Self::name_field),
+    /// [`body_name`](Self::body_name)) for a parser that must look in another order.
+    ///
+    /// ```
+    /// # use antenna_sdk::*;
+    /// let log = LogRecord {
+    ///     time_unix_nano: 0, observed_time_unix_nano: 0, severity_number: 9, severity_text: String::new(),
+    ///     event_name: "src/codex.rs:12".into(), body: AttrValue::Text("codex.user_prompt".into()),
+    ///     attributes: vec![KeyValue { key: "event.name".into(), value: AttrValue::Text("codex.user_prompt".into()) }],
+    ///     trace_id: String::new(), span_id: String::new(),
+    /// };
+    /// assert_eq!(log.name(), Some("codex.user_prompt"));
+    /// assert_eq!(log.name_field(), Some("src/codex.rs:12"));
+    /// assert_eq!(log.body_name("codex."), Some("codex.user_prompt"));
+    /// assert_eq!(log.body_name("claude_code."), None);
+    /// ```
     pub fn name(&self) -> Option<&str> {
-        Attrs::new(&self.attributes).str("event.name").or(Some(self.event_name.as_str()).filter(|n| !n.is_empty()))
+        self.name_attribute().or_else(|| self.name_field())
+    }
+
+    /// The `event.name` attribute, when it is a non-empty string.
+    pub fn name_attribute(&self) -> Option<&str> {
+        Attrs::new(&self.attributes).str("event.name")
+    }
+
+    /// The LogRecord `event_name` field, when it is set (not empty).
+    pub fn name_field(&self) -> Option<&str> {
+        Some(self.event_name.as_str()).filter(|n| !n.is_empty())
+    }
+
+    /// The body, when it is text starting with `prefix`: some agents repeat the event's name
+    /// there (`claude_code.user_prompt`), others put the message itself, so only a body in the
+    /// agent's own namespace counts as a name.
+    pub fn body_name(&self, prefix: &str) -> Option<&str> {
+        match &self.body {
+            AttrValue::Text(s) if s.starts_with(prefix) => Some(s),
+            _ => None,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AttrValue, KeyValue};
+    use crate::KeyValue;
 
     fn span(status: StatusCode, message: &str, attributes: Vec<KeyValue>) -> Span {
         Span {

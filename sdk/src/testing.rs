@@ -40,17 +40,10 @@ use std::path::{Path, PathBuf};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data, number_data_point};
-use opentelemetry_proto::tonic::{logs::v1 as logs, trace::v1 as trace};
 use prost::Message;
 use serde_json::Value;
 
-use crate::attrs::hex;
-use crate::{
-    AttrValue, Event, Fragment, KeyValue, LogRecord, MAX_ID_LEN, MetricKind, MetricPoint, ModelCall, Parser, Prompt,
-    ResourceBatch, Scope, ScopeRecords, Signal, Span, SpanEvent, StatusCode, ToolCall,
-};
+use crate::{Event, Fragment, MAX_ID_LEN, ModelCall, Parser, Prompt, ResourceBatch, Signal, ToolCall};
 
 /// Most fragments the host accepts from one call.
 pub const MAX_FRAGMENTS: usize = 100_000;
@@ -81,9 +74,13 @@ pub enum Encoding {
 /// One captured request body.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The body's file.
     pub file: PathBuf,
+    /// The signal it was posted as.
     pub signal: Signal,
+    /// How it is encoded.
     pub encoding: Encoding,
+    /// The bytes as the agent sent them (never compressed: a compressed capture is refused).
     pub body: Vec<u8>,
 }
 
@@ -191,7 +188,8 @@ pub fn events(fragments: &[Fragment]) -> Vec<(&Fragment, &Event)> {
     fragments.iter().filter_map(|f| Some((f, f.event()?))).collect()
 }
 
-/// Decode one request body and split it per resource.
+/// Decode one request body and split it per resource, with the host's lowering
+/// (`antenna_wit::lower_*`).
 pub fn decode(signal: Signal, encoding: Encoding, body: &[u8]) -> Result<Vec<ResourceBatch>, Error> {
     fn parse<T: Message + Default + serde::de::DeserializeOwned>(encoding: Encoding, body: &[u8]) -> Result<T, Error> {
         match encoding {
@@ -199,47 +197,12 @@ pub fn decode(signal: Signal, encoding: Encoding, body: &[u8]) -> Result<Vec<Res
             Encoding::Protobuf => T::decode(body).map_err(|e| Error(format!("malformed OTLP protobuf: {e}"))),
         }
     }
-    Ok(match signal {
-        Signal::Traces => parse::<ExportTraceServiceRequest>(encoding, body)?
-            .resource_spans
-            .into_iter()
-            .map(|rs| ResourceBatch {
-                signal,
-                resource_attributes: attributes(rs.resource.map(|r| r.attributes).unwrap_or_default()),
-                scopes: rs
-                    .scope_spans
-                    .into_iter()
-                    .map(|ss| records(ss.scope, ss.spans.into_iter().map(span).collect(), Vec::new(), Vec::new()))
-                    .collect(),
-            })
-            .collect(),
-        Signal::Logs => parse::<ExportLogsServiceRequest>(encoding, body)?
-            .resource_logs
-            .into_iter()
-            .map(|rl| ResourceBatch {
-                signal,
-                resource_attributes: attributes(rl.resource.map(|r| r.attributes).unwrap_or_default()),
-                scopes: rl
-                    .scope_logs
-                    .into_iter()
-                    .map(|sl| records(sl.scope, Vec::new(), sl.log_records.into_iter().map(log).collect(), Vec::new()))
-                    .collect(),
-            })
-            .collect(),
-        Signal::Metrics => parse::<ExportMetricsServiceRequest>(encoding, body)?
-            .resource_metrics
-            .into_iter()
-            .map(|rm| ResourceBatch {
-                signal,
-                resource_attributes: attributes(rm.resource.map(|r| r.attributes).unwrap_or_default()),
-                scopes: rm
-                    .scope_metrics
-                    .into_iter()
-                    .map(|sm| records(sm.scope, Vec::new(), Vec::new(), sm.metrics.iter().flat_map(points).collect()))
-                    .collect(),
-            })
-            .collect(),
-    })
+    let plain = match signal {
+        Signal::Traces => antenna_wit::lower_traces(parse::<ExportTraceServiceRequest>(encoding, body)?),
+        Signal::Logs => antenna_wit::lower_logs(parse::<ExportLogsServiceRequest>(encoding, body)?),
+        Signal::Metrics => antenna_wit::lower_metrics(parse::<ExportMetricsServiceRequest>(encoding, body)?),
+    };
+    Ok(plain.into_iter().map(ResourceBatch::from).collect())
 }
 
 /// A request body: not its metadata or a readable rendering.
@@ -287,166 +250,10 @@ fn request(file: &Path) -> Result<Request, Error> {
     })
 }
 
-fn records(
-    scope: Option<InstrumentationScope>,
-    spans: Vec<Span>,
-    logs: Vec<LogRecord>,
-    metrics: Vec<MetricPoint>,
-) -> ScopeRecords {
-    let scope = scope.unwrap_or_default();
-    ScopeRecords {
-        scope: Scope { name: scope.name, version: scope.version, attributes: attributes(scope.attributes) },
-        spans,
-        logs,
-        metrics,
-    }
-}
-
-fn attributes(list: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>) -> Vec<KeyValue> {
-    list.into_iter().map(|kv| KeyValue { key: kv.key, value: value(kv.value) }).collect()
-}
-
-/// An OTLP value as the host passes it: nested arrays and kvlists as JSON text.
-fn value(v: Option<AnyValue>) -> AttrValue {
-    match v.and_then(|v| v.value) {
-        Some(any_value::Value::StringValue(s)) => AttrValue::Text(s),
-        Some(any_value::Value::BoolValue(b)) => AttrValue::Boolean(b),
-        Some(any_value::Value::IntValue(i)) => AttrValue::Integer(i),
-        Some(any_value::Value::DoubleValue(d)) => AttrValue::Double(d),
-        Some(any_value::Value::BytesValue(b)) => AttrValue::Bytes(b),
-        Some(nested @ (any_value::Value::ArrayValue(_) | any_value::Value::KvlistValue(_))) => {
-            AttrValue::Json(json_of(&nested).to_string())
-        }
-        _ => AttrValue::Empty,
-    }
-}
-
-/// A nested value as plain JSON (`["a", 1]`, `{"k": true}`), bytes as hex.
-fn json_of(v: &any_value::Value) -> Value {
-    match v {
-        any_value::Value::StringValue(s) => Value::String(s.clone()),
-        any_value::Value::BoolValue(b) => Value::Bool(*b),
-        any_value::Value::IntValue(i) => Value::from(*i),
-        any_value::Value::DoubleValue(d) => serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number),
-        any_value::Value::BytesValue(b) => Value::String(hex(b)),
-        any_value::Value::ArrayValue(a) => {
-            Value::Array(a.values.iter().map(|v| v.value.as_ref().map_or(Value::Null, json_of)).collect())
-        }
-        any_value::Value::KvlistValue(kv) => Value::Object(
-            kv.values
-                .iter()
-                .map(|kv| {
-                    (kv.key.clone(), kv.value.as_ref().and_then(|v| v.value.as_ref()).map_or(Value::Null, json_of))
-                })
-                .collect(),
-        ),
-        _ => Value::Null,
-    }
-}
-
-fn span(s: trace::Span) -> Span {
-    let status = s.status.unwrap_or_default();
-    Span {
-        trace_id: hex(&s.trace_id),
-        span_id: hex(&s.span_id),
-        parent_span_id: hex(&s.parent_span_id),
-        name: s.name,
-        kind: s.kind,
-        start_time_unix_nano: s.start_time_unix_nano,
-        end_time_unix_nano: s.end_time_unix_nano,
-        attributes: attributes(s.attributes),
-        events: s
-            .events
-            .into_iter()
-            .map(|e| SpanEvent { time_unix_nano: e.time_unix_nano, name: e.name, attributes: attributes(e.attributes) })
-            .collect(),
-        status: match status.code {
-            1 => StatusCode::Ok,
-            2 => StatusCode::Error,
-            _ => StatusCode::Unset,
-        },
-        status_message: status.message,
-    }
-}
-
-fn log(r: logs::LogRecord) -> LogRecord {
-    LogRecord {
-        time_unix_nano: r.time_unix_nano,
-        observed_time_unix_nano: r.observed_time_unix_nano,
-        severity_number: r.severity_number,
-        severity_text: r.severity_text,
-        event_name: r.event_name,
-        body: value(r.body),
-        attributes: attributes(r.attributes),
-        trace_id: hex(&r.trace_id),
-        span_id: hex(&r.span_id),
-    }
-}
-
-/// One point per data point: gauges and sums give their value, histograms and summaries their
-/// sum and count.
-fn points(m: &Metric) -> Vec<MetricPoint> {
-    let point =
-        |kind, attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue], start, time, value, count| MetricPoint {
-            name: m.name.clone(),
-            unit: m.unit.clone(),
-            kind,
-            start_time_unix_nano: start,
-            time_unix_nano: time,
-            attributes: attributes(attrs.to_vec()),
-            value,
-            count,
-        };
-    let number = |v: Option<number_data_point::Value>| match v {
-        Some(number_data_point::Value::AsDouble(d)) => d,
-        Some(number_data_point::Value::AsInt(i)) => i as f64,
-        None => 0.0,
-    };
-    match &m.data {
-        Some(Data::Gauge(g)) => g
-            .data_points
-            .iter()
-            .map(|p| {
-                point(MetricKind::Gauge, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, number(p.value), 1)
-            })
-            .collect(),
-        Some(Data::Sum(s)) => s
-            .data_points
-            .iter()
-            .map(|p| {
-                point(MetricKind::Sum, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, number(p.value), 1)
-            })
-            .collect(),
-        Some(Data::Histogram(h)) => h
-            .data_points
-            .iter()
-            .map(|p| {
-                let sum = p.sum.unwrap_or(0.0);
-                point(MetricKind::Histogram, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, sum, p.count)
-            })
-            .collect(),
-        Some(Data::ExponentialHistogram(h)) => h
-            .data_points
-            .iter()
-            .map(|p| {
-                let (kind, sum) = (MetricKind::ExponentialHistogram, p.sum.unwrap_or(0.0));
-                point(kind, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, sum, p.count)
-            })
-            .collect(),
-        Some(Data::Summary(s)) => s
-            .data_points
-            .iter()
-            .map(|p| {
-                point(MetricKind::Summary, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.sum, p.count)
-            })
-            .collect(),
-        None => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{AttrValue, Span};
 
     fn fixture(relative: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(relative)

@@ -11,8 +11,9 @@
 //! fragments say through which channel, and the host counts each call once.
 
 use antenna_sdk::{
-    AttrValue, Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments, LogRecord, MetricPoint, ModelCall,
-    Parser, PluginInfo, Prompt, ResourceBatch, Span, StatusCode, ToolCall, Usage, attribution, not_captured, otel_key,
+    Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments, LogRecord, MetricPoint, ModelCall, Parser,
+    PluginInfo, Prompt, ResourceBatch, ScopeRecords, Span, StatusCode, ToolCall, Usage, Visitor, attribution,
+    not_captured, otel_key, visit,
 };
 
 /// The Claude Code parser.
@@ -28,37 +29,31 @@ impl Parser for ClaudeCode {
     }
 
     fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
-        let resource = Attrs::new(&batch.resource_attributes);
-        let mut out = Fragments::default();
-        for scope in &batch.scopes {
-            for log in &scope.logs {
-                normalize_event(&resource, log, &mut out);
-            }
-            for span in &scope.spans {
-                normalize_span(&resource, span, &scope.spans, &mut out);
-            }
-            for point in &scope.metrics {
-                normalize_metric(&resource, point, &mut out);
-            }
-        }
-        Ok(out.into_vec())
+        Ok(visit(batch, &mut ClaudeCode))
+    }
+}
+
+impl Visitor for ClaudeCode {
+    fn span(&mut self, resource: &Attrs<'_>, scope: &ScopeRecords, span: &Span, out: &mut Fragments) {
+        normalize_span(resource, span, &scope.spans, out);
+    }
+
+    fn log(&mut self, resource: &Attrs<'_>, _: &ScopeRecords, log: &LogRecord, out: &mut Fragments) {
+        normalize_event(resource, log, out);
+    }
+
+    /// A usage metric of the session. Its report id is the point's time and a digest of its
+    /// attributes: the attributes themselves can make an id longer than the host accepts.
+    fn metric(&mut self, resource: &Attrs<'_>, _: &ScopeRecords, point: &MetricPoint, out: &mut Fragments) {
+        out.usage_metric(point, attribution(resource, &Attrs::new(&point.attributes)), &EXCLUDED_KEYS);
     }
 }
 
 /// The event's short name: the `event.name` attribute, else the body or the LogRecord field
 /// without the `claude_code.` prefix.
 fn event_name(log: &LogRecord) -> Option<String> {
-    let attrs = Attrs::new(&log.attributes);
-    if let Some(name) = attrs.str("event.name") {
-        return Some(name.trim_start_matches("claude_code.").to_owned());
-    }
-    let from_body = match &log.body {
-        AttrValue::Text(s) if s.starts_with("claude_code.") => Some(s.as_str()),
-        _ => None,
-    };
-    from_body
-        .or((!log.event_name.is_empty()).then_some(log.event_name.as_str()))
-        .map(|s| s.trim_start_matches("claude_code.").to_owned())
+    let name = log.name_attribute().or_else(|| log.body_name("claude_code.")).or_else(|| log.name_field());
+    name.map(|s| s.trim_start_matches("claude_code.").to_owned())
 }
 
 /// Claude Code appends the context-window size to span models (`claude-opus-4-8[1m]`); the
@@ -183,7 +178,7 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
             FragmentBody::Event(Event {
                 name: format!("claude_code.{name}"),
                 time_unix_nano: time,
-                attributes_json: attrs.to_json(&STANDARD_KEYS),
+                attributes_json: attrs.to_json(&EXCLUDED_KEYS),
                 error,
             })
         }
@@ -197,7 +192,7 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
 }
 
 /// Attributes every record repeats; not worth storing per event.
-const STANDARD_KEYS: [&str; 6] =
+const EXCLUDED_KEYS: [&str; 6] =
     ["user.id", "session.id", "host.id", "terminal.type", "deployment.environment", "event.timestamp"];
 
 fn is_main_query(attrs: &Attrs<'_>) -> bool {
@@ -304,7 +299,7 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mu
             let event = Event {
                 name: other.to_owned(),
                 time_unix_nano: span.start_time_unix_nano,
-                attributes_json: attrs.to_json(&STANDARD_KEYS),
+                attributes_json: attrs.to_json(&EXCLUDED_KEYS),
                 error,
             };
             out.push(trace_key, format!("span-{}", span.span_id), report, who, FragmentBody::Event(event));
@@ -312,37 +307,8 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, siblings: &[Span], out: &mu
     }
 }
 
-/// A usage metric of the session. Its report id is the point's time and a digest of its
-/// attributes: the attributes themselves can make an id longer than the host accepts.
-fn normalize_metric(resource: &Attrs<'_>, point: &MetricPoint, out: &mut Fragments) {
-    let who = attribution(resource, &Attrs::new(&point.attributes));
-    out.usage_metric(point, who, &STANDARD_KEYS);
-}
-
 #[cfg(feature = "component")]
 antenna_sdk::export_parser!(ClaudeCode);
 
 #[cfg(test)]
-mod tests {
-    use antenna_sdk::testing::{Capture, model_calls};
-
-    use super::*;
-
-    /// Both real captures (Claude Code 2.1.197): three model calls, each reported as an
-    /// `api_request` event and an `llm_request` span, and every id within the host's limit
-    /// (usage metrics used to embed their attributes in the report id).
-    #[test]
-    fn the_real_captures_fit_the_hosts_limits() {
-        for run in ["protobuf-content-on", "json-content-off"] {
-            let dir = format!("{}/../../fixtures/claude-code/{run}", env!("CARGO_MANIFEST_DIR"));
-            let fragments = Capture::load(&dir).and_then(|c| c.normalize::<ClaudeCode>()).expect(run);
-            let calls = model_calls(&fragments);
-            for channel in [Channel::Log, Channel::Span] {
-                assert_eq!(calls.iter().filter(|(_, c)| c.channel == channel).count(), 3, "{run} {channel:?}");
-            }
-            let metrics: Vec<&Fragment> = fragments.iter().filter(|f| f.usage_metric().is_some()).collect();
-            assert!(!metrics.is_empty(), "{run}");
-            assert!(metrics.iter().all(|f| f.report_id.len() < 40 && f.trace_key.starts_with("session-")), "{run}");
-        }
-    }
-}
+mod tests;

@@ -51,9 +51,9 @@
 use std::collections::HashMap;
 
 use antenna_sdk::{
-    AttrValue, Attribution, Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments, KeyValue, LogRecord,
-    MetricPoint, ModelCall, Parser, PluginInfo, Prompt, ResourceBatch, Span, SpanEvent, ToolCall, Usage, UsageMetric,
-    attribution, not_captured, not_exported, otel_key, session_key,
+    AttrValue, Attribution, AttributionOverrides, Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments,
+    KeyValue, LogRecord, MetricPoint, ModelCall, Parser, PluginInfo, Prompt, ResourceBatch, Span, SpanEvent, ToolCall,
+    Usage, UsageMetric, attribution_with, not_captured, not_exported, otel_key, session_key,
 };
 
 /// The Codex parser.
@@ -89,13 +89,8 @@ impl Parser for Codex {
 // ---- shared helpers ------------------------------------------------------------------------
 
 /// The SDK's attribution, with Codex's session: `conversation.id` (`thread_id` on some spans).
-fn codex_attribution(resource: &Attrs<'_>, record: &Attrs<'_>, session: Option<&str>) -> Attribution {
-    let mut who = attribution(resource, record);
-    if who.session_id.is_none() {
-        who.session_id = record.first_str(&["conversation.id", "thread_id"]).or(session).map(str::to_owned);
-    }
-    who
-}
+const WHO: AttributionOverrides =
+    AttributionOverrides { fallback_session: &["conversation.id", "thread_id"], ..AttributionOverrides::NONE };
 
 fn push(
     out: &mut Fragments,
@@ -110,7 +105,7 @@ fn push(
 }
 
 /// Attributes every Codex event repeats; not worth storing per event.
-const COMMON_KEYS: [&str; 12] = [
+const EXCLUDED_KEYS: [&str; 12] = [
     "event.name",
     "event.timestamp",
     "conversation.id",
@@ -189,16 +184,11 @@ struct Cursor {
     request_start: Option<u64>,
 }
 
-/// The event's name: the `event.name` attribute (the LogRecord field is a source location).
+/// The event's name: the `event.name` attribute, else a `codex.` body, else a `codex.`
+/// LogRecord field (Codex fills the field with a source location).
 fn event_name(log: &LogRecord) -> Option<&str> {
-    let from_body = match &log.body {
-        AttrValue::Text(s) if s.starts_with("codex.") => Some(s.as_str()),
-        _ => None,
-    };
-    Attrs::new(&log.attributes)
-        .str("event.name")
-        .or(from_body)
-        .or_else(|| Some(log.event_name.as_str()).filter(|n| n.starts_with("codex.")))
+    let field = || log.name_field().filter(|n| n.starts_with("codex."));
+    log.name_attribute().or_else(|| log.body_name("codex.")).or_else(field)
 }
 
 fn prompt_text(attrs: &Attrs<'_>) -> String {
@@ -270,7 +260,7 @@ fn normalize_logs(resource: &Attrs<'_>, batch: &ResourceBatch, out: &mut Fragmen
             cursor.request_start = None;
         }
         let aka: Vec<String> = if turn.is_some() { otel.into_iter().collect() } else { Vec::new() };
-        let who = codex_attribution(resource, &attrs, None);
+        let who = attribution_with(resource, &attrs, &WHO);
         let report = |rank: u8| format!("{rank}-log-{time}");
 
         let Some(key) = own.or_else(|| cursor.key.clone()) else {
@@ -354,7 +344,7 @@ fn log_event(
     error: Option<String>,
 ) {
     let event =
-        Event { name: name.to_owned(), time_unix_nano: time, attributes_json: attrs.to_json(&COMMON_KEYS), error };
+        Event { name: name.to_owned(), time_unix_nano: time, attributes_json: attrs.to_json(&EXCLUDED_KEYS), error };
     push(out, key, aka, format!("log-{time}"), format!("1-log-{time}"), who, FragmentBody::Event(event));
 }
 
@@ -445,7 +435,7 @@ fn normalize_spans(resource: &Attrs<'_>, batch: &ResourceBatch, out: &mut Fragme
             (None, Some(otel)) => (otel, Vec::new()),
             (None, None) => continue,
         };
-        let who = || codex_attribution(resource, &attrs, session);
+        let who = || attribution_with(resource, &attrs, &AttributionOverrides { default_session: session, ..WHO });
         let report = format!("3-span-{}", span.span_id);
         let end = span.end_time();
         let error = span.failure();
@@ -562,7 +552,7 @@ fn normalize_metric(resource: &Attrs<'_>, point: &MetricPoint, out: &mut Fragmen
     if !USAGE_METRICS.contains(&point.name.as_str()) {
         return;
     }
-    let who = codex_attribution(resource, &Attrs::new(&point.attributes), None);
+    let who = attribution_with(resource, &Attrs::new(&point.attributes), &WHO);
     // The report id is a digest of the attributes: as text they can exceed the host's id limit.
     out.usage_metric(point, who, &[]);
 }

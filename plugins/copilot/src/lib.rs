@@ -13,8 +13,9 @@
 
 use antenna_sdk::genai::{self, CONTENT_FLAG, CONTENT_KEYS};
 use antenna_sdk::{
-    AttrValue, Attribution, Attrs, Claims, Event, Fragment, FragmentBody, Fragments, KeyValue, Parser, PluginInfo,
-    Prompt, ResourceBatch, Span, SpanEvent, ToolCall, attribution, bounded_id, not_captured, otel_key,
+    AttrValue, Attribution, Attrs, Claims, Event, Fragment, FragmentBody, Fragments, KeyValue, MetricPoint, Parser,
+    PluginInfo, Prompt, ResourceBatch, ScopeRecords, Span, SpanEvent, ToolCall, Visitor, attribution, bounded_id,
+    not_captured, otel_key, visit_with_resource,
 };
 
 /// The Copilot parser.
@@ -37,17 +38,17 @@ impl Parser for Copilot {
 
     fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
         let resource_attributes = with_pseudonymous_user(batch);
-        let resource = Attrs::new(&resource_attributes);
-        let mut out = Fragments::default();
-        for scope in &batch.scopes {
-            for span in &scope.spans {
-                normalize_span(&resource, span, &mut out);
-            }
-            for point in &scope.metrics {
-                out.usage_metric(point, attribution(&resource, &Attrs::new(&point.attributes)), &[]);
-            }
-        }
-        Ok(out.into_vec())
+        Ok(visit_with_resource(batch, &Attrs::new(&resource_attributes), &mut Copilot))
+    }
+}
+
+impl Visitor for Copilot {
+    fn span(&mut self, resource: &Attrs<'_>, _: &ScopeRecords, span: &Span, out: &mut Fragments) {
+        normalize_span(resource, span, out);
+    }
+
+    fn metric(&mut self, resource: &Attrs<'_>, _: &ScopeRecords, point: &MetricPoint, out: &mut Fragments) {
+        out.usage_metric(point, attribution(resource, &Attrs::new(&point.attributes)), &[]);
     }
 }
 

@@ -15,9 +15,9 @@
 
 use antenna_sdk::serde_json::{self, Value};
 use antenna_sdk::{
-    AttrValue, Attribution, Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments, LogRecord, ModelCall,
-    Parser, PluginInfo, Prompt, ResourceBatch, Span, ToolCall, Usage, attribution, bounded_id, not_captured,
-    not_exported, stable_id,
+    AttrValue, Attribution, AttributionOverrides, Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments,
+    LogRecord, MetricPoint, ModelCall, Parser, PluginInfo, Prompt, ResourceBatch, ScopeRecords, Span, ToolCall, Usage,
+    Visitor, attribution_with, bounded_id, not_captured, not_exported, stable_id, visit,
 };
 
 /// The Gemini parser.
@@ -30,7 +30,7 @@ const AGENT: &str = "Gemini CLI";
 const PROMPTS_FLAG: &str = "telemetry.logPrompts";
 
 /// Attributes every record repeats, and content already used: not copied into events.
-const SKIPPED_KEYS: [&str; 11] = [
+const EXCLUDED_KEYS: [&str; 11] = [
     "session.id",
     "installation.id",
     "interactive",
@@ -55,29 +55,28 @@ impl Parser for Gemini {
     }
 
     fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
-        let resource = Attrs::new(&batch.resource_attributes);
-        let mut out = Fragments::default();
-        for scope in &batch.scopes {
-            for log in &scope.logs {
-                normalize_event(&resource, log, &mut out);
-            }
-            for span in &scope.spans {
-                normalize_span(&resource, span, &mut out);
-            }
-            for point in &scope.metrics {
-                out.usage_metric(point, who(&resource, &Attrs::new(&point.attributes)), &[]);
-            }
-        }
-        Ok(out.into_vec())
+        Ok(visit(batch, &mut Gemini))
+    }
+}
+
+impl Visitor for Gemini {
+    fn span(&mut self, resource: &Attrs<'_>, _: &ScopeRecords, span: &Span, out: &mut Fragments) {
+        normalize_span(resource, span, out);
+    }
+
+    fn log(&mut self, resource: &Attrs<'_>, _: &ScopeRecords, log: &LogRecord, out: &mut Fragments) {
+        normalize_event(resource, log, out);
+    }
+
+    fn metric(&mut self, resource: &Attrs<'_>, _: &ScopeRecords, point: &MetricPoint, out: &mut Fragments) {
+        out.usage_metric(point, who(resource, &Attrs::new(&point.attributes)), &[]);
     }
 }
 
 /// Gemini names no user of its own: only the resource (`OTEL_RESOURCE_ATTRIBUTES`) does, and
 /// without one the host applies its fallback. The session is the record's `session.id`.
 fn who(resource: &Attrs<'_>, record: &Attrs<'_>) -> Attribution {
-    let mut who = attribution(resource, record);
-    who.user_id = attribution(resource, &Attrs::new(&[])).user_id;
-    who
+    attribution_with(resource, record, &AttributionOverrides { resource_user_only: true, ..AttributionOverrides::NONE })
 }
 
 fn prompt_key(prompt_id: &str) -> String {
@@ -87,16 +86,7 @@ fn prompt_key(prompt_id: &str) -> String {
 /// The event's full name: the `event.name` attribute, else the LogRecord field, else a body
 /// that is a name.
 fn event_name(log: &LogRecord) -> Option<String> {
-    if let Some(name) = Attrs::new(&log.attributes).str("event.name") {
-        return Some(name.to_owned());
-    }
-    if !log.event_name.is_empty() {
-        return Some(log.event_name.clone());
-    }
-    match &log.body {
-        AttrValue::Text(s) if s.starts_with("gemini_cli.") => Some(s.clone()),
-        _ => None,
-    }
+    log.name().or_else(|| log.body_name("gemini_cli.")).map(str::to_owned)
 }
 
 /// Tool arguments as compact JSON: the event pretty-prints them, the span does not, and both
@@ -277,7 +267,7 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
             let event = Event {
                 name: full_name.clone(),
                 time_unix_nano: time,
-                attributes_json: attrs.to_json(&SKIPPED_KEYS),
+                attributes_json: attrs.to_json(&EXCLUDED_KEYS),
                 error,
             };
             out.push(trace_key, format!("log-{seq}"), format!("1-log-{seq}"), who, FragmentBody::Event(event));

@@ -51,7 +51,7 @@
 use antenna_sdk::genai;
 use antenna_sdk::{
     Attrs, Channel, Claims, Event, Fragment, FragmentBody, Fragments, LogRecord, ModelCall, Parser, PluginInfo, Prompt,
-    ResourceBatch, Span, ToolCall, attribution, bounded_id, otel_key, stable_id,
+    ResourceBatch, ScopeRecords, Span, ToolCall, Visitor, attribution, bounded_id, otel_key, stable_id, visit,
 };
 
 /// The generic GenAI parser.
@@ -77,18 +77,20 @@ impl Parser for GenAi {
     }
 
     fn normalize(batch: &ResourceBatch) -> Result<Vec<Fragment>, String> {
-        let resource = Attrs::new(&batch.resource_attributes);
-        let mut out = Fragments::default();
-        for scope in &batch.scopes {
-            for span in &scope.spans {
-                normalize_span(&resource, span, &mut out);
-            }
-            for log in &scope.logs {
-                normalize_event(&resource, log, &mut out);
-            }
-        }
         // Never `Err`: a record this parser does not understand is skipped, not fatal.
-        Ok(out.into_vec())
+        Ok(visit(batch, &mut GenAi))
+    }
+}
+
+/// The SDK walks the batch scope by scope and hands each record to one of these; metric
+/// points keep the default, nothing (detection never routes metric batches here).
+impl Visitor for GenAi {
+    fn span(&mut self, resource: &Attrs<'_>, _: &ScopeRecords, span: &Span, out: &mut Fragments) {
+        normalize_span(resource, span, out);
+    }
+
+    fn log(&mut self, resource: &Attrs<'_>, _: &ScopeRecords, log: &LogRecord, out: &mut Fragments) {
+        normalize_event(resource, log, out);
     }
 }
 
