@@ -22,8 +22,10 @@ pub struct Config {
     pub authorization: Option<String>,
     pub timeout: Duration,
     pub backoff: Duration,
-    /// Unsent records wait here for the next successful post.
-    pub spool_dir: PathBuf,
+    /// Unsent records wait here for the next successful post: `ANTENNA_SPOOL_DIR`, else the
+    /// user's state directory. `None` when neither can be had; then nothing is spooled (never a
+    /// shared temporary directory, where other users could read or plant records).
+    pub spool_dir: Option<PathBuf>,
     /// Extra resource attributes (`OTEL_RESOURCE_ATTRIBUTES`).
     pub resource: Vec<(String, String)>,
     /// The user, when the environment names one; else the payload's `user_email` is used.
@@ -69,7 +71,7 @@ impl Config {
             authorization,
             timeout: millis("ANTENNA_TIMEOUT_MS", DEFAULT_TIMEOUT_MS),
             backoff: millis("ANTENNA_BACKOFF_MS", DEFAULT_BACKOFF_MS),
-            spool_dir: var("ANTENNA_SPOOL_DIR").map(PathBuf::from).unwrap_or_else(|| default_spool_dir(&var)),
+            spool_dir: var("ANTENNA_SPOOL_DIR").map(PathBuf::from).or_else(|| default_spool_dir(&var)),
             user_id: var("ANTENNA_USER_ID").or_else(|| from_resource("user.id")),
             host_id: var("ANTENNA_HOST_ID").or_else(|| from_resource("host.id")),
             file_content: var("ANTENNA_CURSOR_FILE_CONTENT")
@@ -115,17 +117,19 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The user's cache directory, per platform, without a crate for it.
-fn default_spool_dir(var: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+/// The user's own state directory, per platform, without a crate for it: `%LOCALAPPDATA%` on
+/// Windows, else `$XDG_STATE_HOME`, else `~/.local/state`. Only absolute paths count; with none,
+/// `None` (no fallback to the temporary directory, which every user shares).
+fn default_spool_dir(var: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     let absolute = |v: String| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
     let base = if cfg!(windows) {
         var("LOCALAPPDATA").and_then(absolute)
-    } else if cfg!(target_os = "macos") {
-        var("HOME").and_then(absolute).map(|h| h.join("Library").join("Caches"))
     } else {
-        var("XDG_CACHE_HOME").and_then(absolute).or_else(|| var("HOME").and_then(absolute).map(|h| h.join(".cache")))
+        var("XDG_STATE_HOME")
+            .and_then(absolute)
+            .or_else(|| var("HOME").and_then(absolute).map(|h| h.join(".local").join("state")))
     };
-    base.unwrap_or_else(std::env::temp_dir).join("antenna").join("cursor-spool")
+    base.map(|b| b.join("antenna").join("cursor-spool"))
 }
 
 /// The OpenTelemetry convention for `host.id` outside a cloud: the machine id.
@@ -154,9 +158,23 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_millis(2_000));
         assert_eq!(c.authorization, None);
         assert!(!c.file_content);
-        if cfg!(target_os = "linux") {
-            assert_eq!(c.spool_dir, PathBuf::from("/home/dev/.cache/antenna/cursor-spool"));
+        if cfg!(unix) {
+            assert_eq!(c.spool_dir, Some(PathBuf::from("/home/dev/.local/state/antenna/cursor-spool")));
         }
+    }
+
+    #[test]
+    fn the_spool_is_per_user_or_nowhere() {
+        if cfg!(unix) {
+            let c = config(&[("HOME", "/home/dev"), ("XDG_STATE_HOME", "/home/dev/state")]);
+            assert_eq!(c.spool_dir, Some(PathBuf::from("/home/dev/state/antenna/cursor-spool")));
+            // A relative XDG_STATE_HOME is ignored, as the XDG spec says.
+            let c = config(&[("HOME", "/home/dev"), ("XDG_STATE_HOME", "state")]);
+            assert_eq!(c.spool_dir, Some(PathBuf::from("/home/dev/.local/state/antenna/cursor-spool")));
+        }
+        // No home, no state directory: no spool, and never the shared temporary directory.
+        assert_eq!(config(&[]).spool_dir, None);
+        assert_eq!(config(&[("HOME", "relative")]).spool_dir, None);
     }
 
     #[test]
@@ -173,7 +191,7 @@ mod tests {
         assert_eq!(c.logs_url, "https://antenna.example.com/api/public/otel/v1/logs");
         assert_eq!(c.authorization.as_deref(), Some("Basic cGstbG9jYWw6c2stbG9jYWw="));
         assert_eq!(c.timeout, Duration::from_millis(500));
-        assert_eq!(c.spool_dir, PathBuf::from("/tmp/spool"));
+        assert_eq!(c.spool_dir, Some(PathBuf::from("/tmp/spool")));
         assert_eq!(c.user_id.as_deref(), Some("dev@example.com"));
         assert_eq!(c.host_id.as_deref(), Some("device-1"));
         assert!(c.file_content);

@@ -1,6 +1,6 @@
 //! `antenna-cursor-hook`: run by Cursor for each agent hook (see the library docs).
 //!
-//! Whatever happens, it prints the go-ahead for the hook and exits 0.
+//! Whatever happens, it prints its answer for the hook (never a permission) and exits 0.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     let _ = std::io::stdin().lock().take(MAX_INPUT_BYTES).read_to_end(&mut input);
     let invocation = Invocation::parse(&input, std::env::args().nth(1));
 
-    // Answer first: whatever the network does next, Cursor has its go-ahead.
+    // Answer first: whatever the network does next, Cursor has its answer.
     {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "{}", invocation.answer());

@@ -4,9 +4,14 @@
 //! processes running side by side (Cursor runs hooks in parallel) never read half a record.
 //! A sender claims a file by renaming it: only one process wins each rename, so two senders
 //! never post the same record. A claim left by a process that died is taken over after a while.
+//!
+//! The records hold prompts, commands and their output, so the directory is private: created
+//! 0700, each file 0600, and an existing directory is used only when it is this user's and no one
+//! else can write to it (see [`Spool::open`]); otherwise another local user could read the
+//! records, or plant ones that the next post would send with this user's keys.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -41,19 +46,21 @@ fn now() -> Duration {
 }
 
 impl Spool {
-    pub fn new(dir: &Path) -> Self {
-        Spool { dir: dir.to_path_buf() }
+    /// The spool at `dir`, created (mode 0700) if missing. An existing directory must belong to
+    /// this user and be writable by no one else; if it is not, the error says why and nothing
+    /// in it is read or written.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        create_private_dir(dir)?;
+        check_private_dir(dir)?;
+        Ok(Spool { dir: dir.to_path_buf() })
     }
 
     /// Keep a record for a later run.
     pub fn push(&self, record: &Value) -> io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
         self.trim()?;
-        let name =
-            format!("{:020}-{}-{}", now().as_nanos(), std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        let temporary = self.dir.join(format!("{name}.tmp"));
-        fs::write(&temporary, serde_json::to_vec(record)?)?;
-        fs::rename(&temporary, self.dir.join(format!("{name}{PENDING}")))
+        let name = unique_name();
+        write_private(&self.dir.join(format!("{name}.tmp")), &serde_json::to_vec(record)?)?;
+        fs::rename(self.dir.join(format!("{name}.tmp")), self.dir.join(format!("{name}{PENDING}")))
     }
 
     /// The records waiting, oldest first (their names start with the time they were kept).
@@ -156,8 +163,12 @@ impl Spool {
             return;
         }
         let until = (now() + duration).as_millis();
-        let _ = fs::create_dir_all(&self.dir);
-        let _ = fs::write(self.dir.join(BACKOFF_FILE), until.to_string());
+        let temporary = self.dir.join(format!("{}.tmp", unique_name()));
+        if write_private(&temporary, until.to_string().as_bytes()).is_ok()
+            && fs::rename(&temporary, self.dir.join(BACKOFF_FILE)).is_err()
+        {
+            let _ = fs::remove_file(&temporary);
+        }
     }
 
     pub fn clear_backoff(&self) {
@@ -169,6 +180,80 @@ fn is_stale(path: &Path) -> bool {
     fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > STALE)
 }
 
+/// A name no other run uses: the time first, so names sort oldest first.
+fn unique_name() -> String {
+    format!("{:020}-{}-{}", now().as_nanos(), std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A new file only this user can read (0600 on Unix).
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+/// This user's directory, writable by no one else; then narrowed to 0700 if it was wider.
+#[cfg(unix)]
+fn check_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let refuse = |why: String| Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+    let meta = fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return refuse(format!("{} is not a directory", dir.display()));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return refuse(format!(
+            "{} is writable by other users (mode {mode:o}); refusing to spool there",
+            dir.display()
+        ));
+    }
+    // The user this process runs as, without libc: the owner of a file it creates. A directory
+    // this user cannot write to fails here already.
+    let probe = dir.join(format!(".owner-check-{}", unique_name()));
+    write_private(&probe, b"")?;
+    let me = fs::metadata(&probe).map(|m| m.uid());
+    let _ = fs::remove_file(&probe);
+    let me = me?;
+    if meta.uid() != me {
+        return refuse(format!(
+            "{} belongs to another user (uid {}, not {me}); refusing to spool there",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private_dir(dir: &Path) -> io::Result<()> {
+    if fs::metadata(dir)?.is_dir() {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::Other, format!("{} is not a directory", dir.display())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,7 +262,7 @@ mod tests {
     #[test]
     fn records_wait_in_order_and_claims_are_exclusive() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let spool = Spool::new(dir.path());
+        let spool = Spool::open(dir.path()).expect("spool");
         assert!(spool.is_empty());
         for i in 0..3 {
             spool.push(&json!({ "n": i })).expect("spooled");
@@ -204,7 +289,7 @@ mod tests {
     #[test]
     fn corrupt_records_are_dropped_and_backoff_expires() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let spool = Spool::new(dir.path());
+        let spool = Spool::open(dir.path()).expect("spool");
         fs::write(dir.path().join("00000000000000000001-1-0.json"), b"{not json").expect("write");
         spool.push(&json!({ "ok": true })).expect("spooled");
         let claimed = spool.claim(10, u64::MAX);
@@ -218,5 +303,62 @@ mod tests {
         assert!(spool.backing_off());
         spool.clear_backoff();
         assert!(!spool.backing_off());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_spool_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).expect("metadata").permissions().mode() & 0o7777;
+        let root = tempfile::tempdir().expect("temporary directory");
+        let dir = root.path().join("state").join("antenna").join("cursor-spool");
+        let spool = Spool::open(&dir).expect("created");
+        assert_eq!(mode(&dir), 0o700);
+        spool.push(&json!({ "n": 1 })).expect("spooled");
+        spool.back_off(Duration::from_secs(60));
+        let files: Vec<PathBuf> = fs::read_dir(&dir).expect("list").map(|e| e.expect("entry").path()).collect();
+        assert_eq!(files.len(), 2, "one record and the backoff mark, no probe left: {files:?}");
+        for file in files {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+
+        // An existing directory of this user's that others may read is narrowed to 0700.
+        let readable = root.path().join("readable");
+        fs::create_dir(&readable).expect("mkdir");
+        fs::set_permissions(&readable, fs::Permissions::from_mode(0o755)).expect("chmod");
+        Spool::open(&readable).expect("usable");
+        assert_eq!(mode(&readable), 0o700);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_spool_others_can_write_is_refused_and_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().expect("temporary directory");
+        for open_mode in [0o777, 0o770, 0o1777, 0o722] {
+            let dir = root.path().join(format!("shared-{open_mode:o}"));
+            fs::create_dir(&dir).expect("mkdir");
+            fs::write(dir.join("00000000000000000001-1-0.json"), br#"{"planted":true}"#).expect("plant");
+            fs::set_permissions(&dir, fs::Permissions::from_mode(open_mode)).expect("chmod");
+            let error = Spool::open(&dir).err().expect("refused");
+            assert_eq!(error.kind(), io::ErrorKind::PermissionDenied, "{open_mode:o}");
+            assert!(error.to_string().contains("writable by other users"), "{error}");
+            assert_eq!(fs::read_dir(&dir).expect("list").count(), 1, "nothing written or removed");
+            assert_eq!(fs::metadata(&dir).expect("meta").permissions().mode() & 0o7777, open_mode, "not changed");
+        }
+        // Someone else's private directory: only root can make one here, and root can write into
+        // it, so the check that matters is the owner's.
+        let theirs = root.path().join("theirs");
+        fs::create_dir(&theirs).expect("mkdir");
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o700)).expect("chmod");
+        if std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).is_ok() {
+            let error = Spool::open(&theirs).err().expect("refused");
+            assert!(error.to_string().contains("belongs to another user"), "{error}");
+            assert_eq!(fs::read_dir(&theirs).expect("list").count(), 0, "no probe left behind");
+        }
+        // A file where the directory should be.
+        let file = root.path().join("file");
+        fs::write(&file, b"").expect("file");
+        assert!(Spool::open(&file).is_err());
     }
 }
