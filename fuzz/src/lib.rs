@@ -16,17 +16,18 @@
 
 pub mod structured;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use antenna::Limits;
-use antenna::merge::{self, KeyGroups, Stored, Trace};
-use antenna::model::{Body, Fragment};
-use antenna::otlp::{self, Encoding, Signal, Signature};
-use antenna::pipeline::validate;
-use antenna::plugins::{Loaded, Registry, detect};
-use antenna::runtime::{Runtime, wit};
+use antenna::otlp::{self, Encoding, Signal};
+use antenna::plugins::{Loaded, Registry};
+use antenna::sandbox::Runtime;
+use antenna::sandbox::wit::{AttrValue, KeyValue, ResourceBatch};
+// What a plugin returns: the output records of the WIT version the host lowers into.
+use antenna::sandbox::wit::latest::types as wit;
+use antenna::trace::model::Fragment;
+use antenna::trace::{Trace, in_memory};
 
 /// The sandbox and every built-in parser, compiled once per process.
 pub struct Host {
@@ -70,10 +71,9 @@ fn report() {
     }
 }
 
-/// The whole ingest path on one request body: decode -> for each resource: detect -> normalize
-/// in the real built-in Wasm parsers -> validate -> merge (like `dryrun.rs`, for every plugin
-/// through `detect`, and like the host's pipeline: empty resources skipped). A plugin error or
-/// trap returned as `Err` is expected; any panic in the host is a bug.
+/// The whole ingest path on one request body: decode -> the host's normalization core (for each
+/// resource: detect -> the real built-in Wasm parser -> validate; empty resources skipped) ->
+/// merge. A plugin error or trap is expected; any panic in the host is a bug.
 pub fn ingest(signal: Signal, encoding: Encoding, body: &[u8]) {
     let host = host();
     count(0);
@@ -81,21 +81,17 @@ pub fn ingest(signal: Signal, encoding: Encoding, body: &[u8]) {
     let Ok(export) = otlp::decode(signal, encoding, body) else { return };
     count(1);
     let _ = export.record_count();
-    let mut fragments = Vec::new();
-    for batch in export.into_resource_batches() {
-        if is_empty(&batch) {
-            continue;
-        }
-        let Some(loaded) = detect(&host.plugins, &Signature::of(&batch)) else { continue };
+    let normalized = antenna::pipeline::normalize(&host.plugins, &host.limits, export.into_resource_batches());
+    if !normalized.agents.is_empty() {
         count(2);
-        let Ok(output) = loaded.plugin.normalize(&batch) else { continue };
-        count(3);
-        let Ok(valid) = validate(output, &host.limits) else { continue };
-        count(4);
-        let agent = loaded.plugin.info.agent.clone();
-        fragments.extend(valid.into_iter().map(|f| (agent.clone(), f)));
     }
-    merge_like_the_host(&fragments);
+    if !normalized.fragments.is_empty() {
+        count(3);
+    }
+    if normalized.errors.is_empty() {
+        count(4);
+    }
+    merge_like_the_host(&normalized.fragments);
 }
 
 /// The signal and encoding of a fuzz input, and its body.
@@ -116,43 +112,20 @@ pub fn prefix(signal: Signal, encoding: Encoding) -> u8 {
     s + if encoding == Encoding::Json { 3 } else { 0 }
 }
 
-/// Whether a resource carries no records (the host's pipeline skips those).
-pub fn is_empty(batch: &wit::ResourceBatch) -> bool {
-    batch.scopes.iter().all(|s| s.spans.is_empty() && s.logs.is_empty() && s.metrics.is_empty())
-}
-
-/// Merge like the host does (`store::apply_fragments` / `dryrun::normalize`): fragments go
-/// through their stored JSON form, keys named together form one trace, usage metrics stay out.
+/// Merge like the host does: fragments go through their stored JSON form (what `validate` let
+/// through must survive it), then keys named together form one trace, usage metrics stay out.
 pub fn merge_like_the_host(fragments: &[(String, Fragment)]) -> Vec<Trace> {
-    let stored: Vec<Stored> = fragments
+    let stored: Vec<(String, Fragment)> = fragments
         .iter()
-        .filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_)))
         .map(|(agent, f)| {
-            // The store keeps a fragment as JSON and reads it back to recompute a trace: what
-            // `validate` let through must survive that.
             let payload = serde_json::to_string(f).expect("a validated fragment serializes");
             let fragment: Fragment = serde_json::from_str(&payload).expect("a stored fragment reads back");
-            Stored { agent: agent.clone(), fragment }
+            (agent.clone(), fragment)
         })
         .collect();
-    let mut groups = KeyGroups::default();
-    for s in &stored {
-        groups.join(std::iter::once(&s.fragment.trace_key).chain(&s.fragment.also_known_as));
-    }
-    // Each key names one trace (the store's `trace_keys` table); a trace is its keys' fragments.
-    let groups = groups.into_groups();
-    let trace_of: BTreeMap<&str, usize> =
-        groups.iter().enumerate().flat_map(|(i, keys)| keys.iter().map(move |k| (k.as_str(), i))).collect();
-    let mut members: Vec<Vec<Stored>> = vec![Vec::new(); groups.len()];
-    for s in stored {
-        let i = *trace_of.get(s.fragment.trace_key.as_str()).expect("every trace key is in a group");
-        members[i].push(s);
-    }
-    members
+    in_memory(&stored)
         .into_iter()
-        .map(|members| {
-            assert!(!members.is_empty(), "a group without fragments");
-            let trace = merge::merge(members);
+        .map(|(_, trace)| {
             // The trace is stored and served as JSON.
             serde_json::to_string(&trace).expect("a trace serializes");
             trace
@@ -162,13 +135,13 @@ pub fn merge_like_the_host(fragments: &[(String, Fragment)]) -> Vec<Trace> {
 
 // ---- synthetic plugin output (the `decode_merge` target) -------------------------------------
 
-fn attr<'a>(attrs: &'a [wit::KeyValue], key: &str) -> Option<&'a wit::AttrValue> {
+fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AttrValue> {
     attrs.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
 }
 
-fn text(attrs: &[wit::KeyValue], key: &str) -> Option<String> {
+fn text(attrs: &[KeyValue], key: &str) -> Option<String> {
     match attr(attrs, key)? {
-        wit::AttrValue::Text(s) => Some(s.clone()),
+        AttrValue::Text(s) => Some(s.clone()),
         _ => None,
     }
 }
@@ -188,17 +161,17 @@ struct Values {
 }
 
 impl Values {
-    fn of(attrs: &[wit::KeyValue]) -> Self {
+    fn of(attrs: &[KeyValue]) -> Self {
         let mut v = Values::default();
         for kv in attrs {
             match &kv.value {
-                wit::AttrValue::Text(s) | wit::AttrValue::Json(s) => v.texts.push(s.clone()),
-                wit::AttrValue::Bytes(b) => v.texts.push(String::from_utf8_lossy(b).into_owned()),
+                AttrValue::Text(s) | AttrValue::Json(s) => v.texts.push(s.clone()),
+                AttrValue::Bytes(b) => v.texts.push(String::from_utf8_lossy(b).into_owned()),
                 // Negative numbers become huge ones on purpose: a plugin may return any u64.
-                wit::AttrValue::Integer(i) => v.ints.push(*i as u64),
-                wit::AttrValue::Double(d) => v.floats.push(*d),
-                wit::AttrValue::Boolean(b) => v.bools.push(*b),
-                wit::AttrValue::Empty => {}
+                AttrValue::Integer(i) => v.ints.push(*i as u64),
+                AttrValue::Double(d) => v.floats.push(*d),
+                AttrValue::Boolean(b) => v.bools.push(*b),
+                AttrValue::Empty => {}
             }
         }
         v
@@ -222,8 +195,8 @@ struct Record<'a> {
     name: &'a str,
     start: u64,
     end: u64,
-    attrs: &'a [wit::KeyValue],
-    resource: &'a [wit::KeyValue],
+    attrs: &'a [KeyValue],
+    resource: &'a [KeyValue],
     also_known_as: Vec<String>,
     value: f64,
 }
@@ -298,7 +271,7 @@ fn first_nonempty(candidates: &[Option<&str>]) -> String {
 /// What a (hostile or buggy) plugin might return for `batch`: one fragment per span, log
 /// record and metric point, kind and fields taken from the record itself, so that the fuzzer
 /// steers every field `validate` and `merge` see.
-pub fn synthesize(batch: &wit::ResourceBatch) -> Vec<wit::Fragment> {
+pub fn synthesize(batch: &ResourceBatch) -> Vec<wit::Fragment> {
     let res = batch.resource_attributes.as_slice();
     let mut out = Vec::new();
     for scope in &batch.scopes {
@@ -331,11 +304,11 @@ pub fn synthesize(batch: &wit::ResourceBatch) -> Vec<wit::Fragment> {
                 attrs: &l.attributes,
                 resource: res,
                 also_known_as: match &l.body {
-                    wit::AttrValue::Text(s) => s.split(',').map(str::to_owned).collect(),
+                    AttrValue::Text(s) => s.split(',').map(str::to_owned).collect(),
                     _ => Vec::new(),
                 },
                 value: match &l.body {
-                    wit::AttrValue::Double(d) => *d,
+                    AttrValue::Double(d) => *d,
                     _ => 0.0,
                 },
             }));

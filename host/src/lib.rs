@@ -1,31 +1,29 @@
 //! Antenna: an ingest host for AI coding-agent telemetry.
 //!
-//! The modules follow the flow of a batch: [`ingest`] (HTTP, auth, limits) -> [`otlp`]
-//! (decode) -> [`store`] (raw batch, durably) -> [`pipeline`] (detect, run the plugin in the
-//! [`runtime`] sandbox, validate) -> [`merge`] (fragments into traces) -> [`api`] (query).
+//! The modules follow the path of a batch, dependencies pointing one way:
+//! [`ingest`] (OTLP/HTTP and gRPC, [`auth`], admission, limits) -> [`otlp`] (decode) ->
+//! [`storage`] (the raw batch, durably) -> [`pipeline`] (detect the agent among the
+//! [`plugins`], run its parser in the [`sandbox`], validate) -> [`trace`] (merge fragments into
+//! per-prompt traces) -> [`api`] (query) and [`admin`] (operators). [`server`] is the
+//! composition root that wires them, over the shared [`app`] state; [`cli`] is the command line.
 
 pub mod admin;
-pub mod admission;
 pub mod api;
+pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
-pub mod dryrun;
-pub mod grpc;
+pub mod ids;
 pub mod ingest;
-pub mod merge;
-pub mod model;
+pub mod metrics;
 pub mod otlp;
 pub mod pipeline;
 pub mod plugins;
-pub mod runtime;
-pub mod scaffold;
+pub mod sandbox;
 pub mod server;
-pub mod store;
-
-/// The parsers built from `plugins/` and embedded in the binary.
-pub mod builtin {
-    include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
-}
+pub mod storage;
+pub mod trace;
 
 pub use config::{Config, Limits};
+pub use plugins::builtin;
 pub use server::{RunningServer, start};

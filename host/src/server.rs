@@ -1,5 +1,6 @@
-//! Wiring: start-up (database, bootstrap keys, plugins, recovery of pending batches) and the
-//! HTTP routes.
+//! The composition root, the one module that knows every part: start-up (database, bootstrap
+//! keys, plugins, recovery of pending batches), the HTTP routes and the gRPC services,
+//! `/readyz` and `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,23 +14,16 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
+use crate::api::Api;
+use crate::app::AppState;
+use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::plugins::{self, Registry};
-use crate::runtime::Runtime;
-use crate::store::Store;
-use crate::{admin, api, builtin, ingest};
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub registry: Arc<Registry>,
-    pub config: Arc<Config>,
-    pub ready: Arc<AtomicBool>,
-    pub admission: Arc<crate::admission::Admission>,
-    /// Keeps the plugins-directory watcher alive as long as the server.
-    _watcher: Option<Arc<notify::RecommendedWatcher>>,
-}
+use crate::ingest::Ingest;
+use crate::metrics::Counters;
+use crate::pipeline::Pipeline;
+use crate::plugins::{Registry, builtin, watcher};
+use crate::sandbox::Runtime;
+use crate::{admin, api, auth, ingest, storage};
 
 /// A host serving on `addr` until `shutdown` is called or it is dropped.
 pub struct RunningServer {
@@ -59,37 +53,17 @@ impl RunningServer {
 /// batches stored but not normalized before a crash, and listen.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let started = Instant::now();
-    let store =
-        Store::connect(&config.database_url).await.with_context(|| format!("opening {}", config.database_url))?;
+    let storage = storage::connect(&config.database_url, config.fallback_user.clone())
+        .await
+        .with_context(|| format!("opening {}", config.database_url))?;
     if let Some((public, secret)) = &config.bootstrap_keys {
-        store.ensure_project("default", public, secret).await.context("creating the bootstrap project")?;
+        auth::ensure_project(&*storage, "default", public, secret).await.context("creating the bootstrap project")?;
         tracing::info!(public_key = %public, "bootstrap project ready");
     }
 
     let runtime = Runtime::new(config.limits.clone()).context("starting the plugin runtime")?;
     let registry = Arc::new(Registry::new(runtime, config.cache_dir.clone()));
-    // Compile the built-in parsers side by side (each compile is single-threaded enough to
-    // leave cores idle), then register them in a fixed order.
-    let mut compiles = Vec::new();
-    for (file, bytes) in builtin::PLUGINS {
-        let loader = registry.clone();
-        compiles.push((
-            *file,
-            tokio::task::spawn_blocking(move || {
-                let loaded = Instant::now();
-                loader.compile(bytes).map(|plugin| (plugin, loaded.elapsed()))
-            }),
-        ));
-    }
-    for (file, compile) in compiles {
-        let (plugin, took) =
-            compile.await.context("loading a built-in plugin")?.with_context(|| format!("built-in plugin {file}"))?;
-        tracing::info!(
-            plugin = %plugin.info.name, version = %plugin.info.version, wit = %plugin.wit_version,
-            ms = took.as_millis() as u64, "built-in plugin loaded"
-        );
-        registry.add_builtin(plugin);
-    }
+    builtin::load_all(&registry).await?;
 
     // When the plugins change, batches that no plugin claimed get another chance.
     let plugins_changed = Arc::new(tokio::sync::Notify::new());
@@ -99,7 +73,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             let dir = dir.clone();
             let notify = plugins_changed.clone();
             let watcher =
-                tokio::task::spawn_blocking(move || plugins::watch_dir(registry, dir, move || notify.notify_one()))
+                tokio::task::spawn_blocking(move || watcher::watch_dir(registry, dir, move || notify.notify_one()))
                     .await
                     .context("watching the plugins directory")??;
             Some(Arc::new(watcher))
@@ -109,43 +83,41 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let limits = config.limits.clone();
+    let counters = Arc::new(Counters::default());
+    let authenticator =
+        Arc::new(Authenticator::new(storage.clone(), counters.clone(), config.limits.auth_failures_per_minute));
+    let pipeline = Pipeline::new(storage.clone(), registry.clone(), config.limits.clone());
+    let ingest = Arc::new(Ingest::new(
+        authenticator.clone(),
+        storage.clone(),
+        pipeline.clone(),
+        config.limits.clone(),
+        counters.clone(),
+    ));
     let state = AppState {
-        store,
+        api: Api { storage: storage.clone(), authenticator },
+        storage,
         registry,
+        pipeline,
+        ingest,
+        counters,
         config: Arc::new(config),
         ready: Arc::new(AtomicBool::new(false)),
-        admission: Arc::new(crate::admission::Admission::new(&limits)),
         _watcher: watcher,
     };
 
     // Recover what a crash left stored but not normalized, then report ready.
-    let recovery = state.clone();
+    let recovery = state.pipeline.clone();
+    let ready = state.ready.clone();
     tokio::spawn(async move {
-        match recovery.store.pending_batches().await {
-            Ok(pending) => {
-                if !pending.is_empty() {
-                    tracing::info!(count = pending.len(), "normalizing batches stored before a restart");
-                }
-                let c = &recovery.config;
-                for batch in &pending {
-                    crate::pipeline::process(
-                        &recovery.store,
-                        &recovery.registry,
-                        &c.limits,
-                        c.fallback_user.as_deref(),
-                        batch,
-                    )
-                    .await;
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "could not list pending batches"),
-        }
-        recovery.ready.store(true, Ordering::SeqCst);
+        recovery.recover_pending().await;
+        ready.store(true, Ordering::SeqCst);
         // Pending work done: from now on, retry unclaimed batches whenever plugins change.
         loop {
             plugins_changed.notified().await;
-            let _ = crate::admin::reprocess_unclaimed(&recovery).await;
+            if let Err(e) = recovery.reprocess_unclaimed().await {
+                tracing::error!(error = %e, "could not list unclaimed batches");
+            }
         }
     });
 
@@ -158,7 +130,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             let grpc_listener =
                 TcpListener::bind(grpc_listen).await.with_context(|| format!("binding {grpc_listen} (OTLP/gRPC)"))?;
             let grpc_addr = grpc_listener.local_addr()?;
-            let routes = crate::grpc::Collector::new(state.clone()).router();
+            let routes = ingest::grpc::Collector::new(state.ingest.clone()).router();
             let stop = stopped(stopping.clone());
             let task = tokio::spawn(async move {
                 tonic::transport::Server::builder()
@@ -186,17 +158,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/{signal}", post(ingest::export))
-        .route("/api/public/otel/v1/{signal}", post(ingest::export))
-        .route("/api/public/traces", get(api::list_traces))
-        .route("/api/public/traces/{id}", get(api::get_trace))
-        .route("/api/public/sessions", get(api::list_sessions))
-        .route("/api/public/sessions/{id}", get(api::get_session))
-        .route("/api/public/users", get(api::list_users))
-        .route("/api/public/batches", get(api::list_problem_batches))
-        .route("/api/public/unclaimed", get(api::list_unclaimed))
-        .route("/api/admin/plugins", get(admin::list_plugins))
-        .route("/api/admin/replay", post(admin::replay))
+        .route("/v1/{signal}", post(ingest::http::export))
+        .route("/api/public/otel/v1/{signal}", post(ingest::http::export))
+        .merge(api::router())
+        .merge(admin::router())
         .route("/", get(|| async { axum::response::Html(include_str!("ui.html")) }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -209,7 +174,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     if !state.ready.load(Ordering::SeqCst) || state.registry.snapshot().is_empty() {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting");
     }
-    match state.store.ping().await {
+    match state.storage.ping().await {
         Ok(()) => (StatusCode::OK, "ready"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
     }
@@ -218,8 +183,8 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
 /// `GET /metrics`: the host's own counters, in the Prometheus text format.
 async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     use std::fmt::Write;
-    let c = &state.admission.metrics;
-    let (in_flight, queued) = state.admission.load();
+    let c = &state.counters;
+    let (in_flight, queued) = state.ingest.load();
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");

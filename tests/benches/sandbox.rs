@@ -15,7 +15,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use antenna::otlp::{self, Encoding, Signal};
-use antenna::runtime::{Plugin, Runtime, wit};
+use antenna::sandbox::wit::ResourceBatch;
+use antenna::sandbox::{Plugin, Runtime};
 use antenna_plugin_claude_code::ClaudeCode;
 use antenna_sdk::Parser;
 use antenna_sdk::testing::{self, Capture};
@@ -44,7 +45,7 @@ fn bodies(capture: &Capture) -> Vec<(Signal, Encoding, &[u8])> {
 }
 
 /// The host's decoding: each body into the plugin input, per resource.
-fn decode(bodies: &[(Signal, Encoding, &[u8])]) -> Vec<wit::ResourceBatch> {
+fn decode(bodies: &[(Signal, Encoding, &[u8])]) -> Vec<ResourceBatch> {
     bodies
         .iter()
         .flat_map(|(signal, encoding, body)| {
@@ -57,8 +58,8 @@ fn native(batches: &[antenna_sdk::ResourceBatch]) -> usize {
     batches.iter().map(|b| ClaudeCode::normalize(black_box(b)).expect("normalizes").len()).sum()
 }
 
-fn component(plugin: &Plugin, batches: &[wit::ResourceBatch]) -> usize {
-    batches.iter().map(|b| plugin.normalize(black_box(b)).expect("normalizes").len()).sum()
+fn component(plugin: &Plugin, batches: &[ResourceBatch]) -> usize {
+    batches.iter().map(|b| plugin.normalize(black_box(b.clone())).expect("normalizes").len()).sum()
 }
 
 /// Mean time of `f` over about a second, for the summary line.

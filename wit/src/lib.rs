@@ -231,3 +231,146 @@ pub fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Implement `From<antenna_wit::X>` for each input record of a binding generator's types, field
+/// by field: `antenna_wit::impl_from_plain!(crate::bindings::types)`. The SDK (wit-bindgen guest
+/// types) and the host (wasmtime bindings) both expand this one definition, so the records a
+/// native test sees and the ones a component sees cannot drift apart.
+#[macro_export]
+macro_rules! impl_from_plain {
+    ($($m:ident)::+) => {
+        impl From<$crate::Signal> for $($m)::+::Signal {
+            fn from(s: $crate::Signal) -> Self {
+                match s {
+                    $crate::Signal::Traces => $($m)::+::Signal::Traces,
+                    $crate::Signal::Logs => $($m)::+::Signal::Logs,
+                    $crate::Signal::Metrics => $($m)::+::Signal::Metrics,
+                }
+            }
+        }
+
+        impl From<$crate::AttrValue> for $($m)::+::AttrValue {
+            fn from(v: $crate::AttrValue) -> Self {
+                match v {
+                    $crate::AttrValue::Text(s) => $($m)::+::AttrValue::Text(s),
+                    $crate::AttrValue::Boolean(b) => $($m)::+::AttrValue::Boolean(b),
+                    $crate::AttrValue::Integer(i) => $($m)::+::AttrValue::Integer(i),
+                    $crate::AttrValue::Double(d) => $($m)::+::AttrValue::Double(d),
+                    $crate::AttrValue::Bytes(b) => $($m)::+::AttrValue::Bytes(b),
+                    $crate::AttrValue::Json(j) => $($m)::+::AttrValue::Json(j),
+                    $crate::AttrValue::Empty => $($m)::+::AttrValue::Empty,
+                }
+            }
+        }
+
+        impl From<$crate::KeyValue> for $($m)::+::KeyValue {
+            fn from(kv: $crate::KeyValue) -> Self {
+                $($m)::+::KeyValue { key: kv.key, value: kv.value.into() }
+            }
+        }
+
+        impl From<$crate::Scope> for $($m)::+::Scope {
+            fn from(s: $crate::Scope) -> Self {
+                $($m)::+::Scope { name: s.name, version: s.version, attributes: $crate::__list(s.attributes) }
+            }
+        }
+
+        impl From<$crate::SpanEvent> for $($m)::+::SpanEvent {
+            fn from(e: $crate::SpanEvent) -> Self {
+                $($m)::+::SpanEvent { time_unix_nano: e.time_unix_nano, name: e.name, attributes: $crate::__list(e.attributes) }
+            }
+        }
+
+        impl From<$crate::StatusCode> for $($m)::+::StatusCode {
+            fn from(s: $crate::StatusCode) -> Self {
+                match s {
+                    $crate::StatusCode::Unset => $($m)::+::StatusCode::Unset,
+                    $crate::StatusCode::Ok => $($m)::+::StatusCode::Ok,
+                    $crate::StatusCode::Error => $($m)::+::StatusCode::Error,
+                }
+            }
+        }
+
+        impl From<$crate::Span> for $($m)::+::Span {
+            fn from(s: $crate::Span) -> Self {
+                $($m)::+::Span {
+                    trace_id: s.trace_id,
+                    span_id: s.span_id,
+                    parent_span_id: s.parent_span_id,
+                    name: s.name,
+                    kind: s.kind,
+                    start_time_unix_nano: s.start_time_unix_nano,
+                    end_time_unix_nano: s.end_time_unix_nano,
+                    attributes: $crate::__list(s.attributes),
+                    events: $crate::__list(s.events),
+                    status: s.status.into(),
+                    status_message: s.status_message,
+                }
+            }
+        }
+
+        impl From<$crate::LogRecord> for $($m)::+::LogRecord {
+            fn from(r: $crate::LogRecord) -> Self {
+                $($m)::+::LogRecord {
+                    time_unix_nano: r.time_unix_nano,
+                    observed_time_unix_nano: r.observed_time_unix_nano,
+                    severity_number: r.severity_number,
+                    severity_text: r.severity_text,
+                    event_name: r.event_name,
+                    body: r.body.into(),
+                    attributes: $crate::__list(r.attributes),
+                    trace_id: r.trace_id,
+                    span_id: r.span_id,
+                }
+            }
+        }
+
+        impl From<$crate::MetricKind> for $($m)::+::MetricKind {
+            fn from(k: $crate::MetricKind) -> Self {
+                match k {
+                    $crate::MetricKind::Gauge => $($m)::+::MetricKind::Gauge,
+                    $crate::MetricKind::Sum => $($m)::+::MetricKind::Sum,
+                    $crate::MetricKind::Histogram => $($m)::+::MetricKind::Histogram,
+                    $crate::MetricKind::ExponentialHistogram => $($m)::+::MetricKind::ExponentialHistogram,
+                    $crate::MetricKind::Summary => $($m)::+::MetricKind::Summary,
+                }
+            }
+        }
+
+        impl From<$crate::MetricPoint> for $($m)::+::MetricPoint {
+            fn from(p: $crate::MetricPoint) -> Self {
+                $($m)::+::MetricPoint {
+                    name: p.name,
+                    unit: p.unit,
+                    kind: p.kind.into(),
+                    start_time_unix_nano: p.start_time_unix_nano,
+                    time_unix_nano: p.time_unix_nano,
+                    attributes: $crate::__list(p.attributes),
+                    value: p.value,
+                    count: p.count,
+                }
+            }
+        }
+
+        impl From<$crate::ScopeRecords> for $($m)::+::ScopeRecords {
+            fn from(s: $crate::ScopeRecords) -> Self {
+                $($m)::+::ScopeRecords { scope: s.scope.into(), spans: $crate::__list(s.spans), logs: $crate::__list(s.logs), metrics: $crate::__list(s.metrics) }
+            }
+        }
+
+        impl From<$crate::ResourceBatch> for $($m)::+::ResourceBatch {
+            fn from(b: $crate::ResourceBatch) -> Self {
+                $($m)::+::ResourceBatch {
+                    signal: b.signal.into(),
+                    resource_attributes: $crate::__list(b.resource_attributes),
+                    scopes: $crate::__list(b.scopes),
+                }
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+pub fn __list<T: Into<U>, U>(items: Vec<T>) -> Vec<U> {
+    items.into_iter().map(Into::into).collect()
+}

@@ -1,10 +1,12 @@
-//! Project keys: HTTP Basic `public:secret`. Secrets are stored only as a salted SHA-256 hash
+//! Key material: HTTP Basic `public:secret`. Secrets are stored only as a salted SHA-256 hash
 //! and compared in constant time.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::ids::random_hex;
 
 /// The `public:secret` pair from an `Authorization: Basic ...` header value.
 pub fn parse_basic(header: &str) -> Option<(String, String)> {
@@ -42,14 +44,6 @@ pub fn verify_secret(secret: &str, stored: &str) -> bool {
 /// A new key pair: (`pk-ant-...`, `sk-ant-...`).
 pub fn generate_key_pair() -> (String, String) {
     (format!("pk-ant-{}", random_hex(12)), format!("sk-ant-{}", random_hex(24)))
-}
-
-/// `bytes` random bytes as hex, from the operating system.
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    // The OS RNG failing is not recoverable for key generation; it does not happen on Linux.
-    getrandom::fill(&mut buf).expect("operating system random source");
-    hex::encode(buf)
 }
 
 #[cfg(test)]

@@ -7,12 +7,11 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::config::Limits;
-use crate::merge::{self, KeyGroups, Stored};
-use crate::model::Body;
-use crate::otlp::{self, Encoding, Signal, Signature};
-use crate::pipeline::validate;
-use crate::plugins::detect;
-use crate::runtime::Runtime;
+use crate::otlp::{self, Encoding, Signal};
+use crate::pipeline::run_plugin;
+use crate::plugins::{Registry, Signature, detect};
+use crate::sandbox::Runtime;
+use crate::trace;
 
 /// One body of a capture.
 pub struct CaptureFile {
@@ -63,10 +62,11 @@ pub fn normalize(plugin_file: &Path, input: &Path) -> anyhow::Result<Value> {
     let limits = Limits::default();
     let runtime = Runtime::new(limits.clone())?;
     let plugin = runtime.load(&bytes).with_context(|| format!("loading {}", plugin_file.display()))?;
-    let registry = crate::plugins::Registry::new(runtime, None);
+    let registry = Registry::new(runtime, None);
     registry.add_builtin(plugin);
     let plugins = registry.snapshot();
     let Some(loaded) = plugins.first().cloned() else { bail!("the plugin did not load") };
+    let agent = loaded.plugin.info.agent.clone();
 
     let mut resources = Vec::new();
     let mut fragments = Vec::new();
@@ -75,42 +75,24 @@ pub fn normalize(plugin_file: &Path, input: &Path) -> anyhow::Result<Value> {
         let export =
             otlp::decode(file.signal, file.encoding, &body).with_context(|| file.path.display().to_string())?;
         for batch in export.into_resource_batches() {
+            // The plugin runs on every resource, claimed or not: an author sees what it makes
+            // of input it does not claim yet.
             let claimed = detect(&plugins, &Signature::of(&batch)).is_some();
-            let output = loaded
-                .plugin
-                .normalize(&batch)
-                .map_err(anyhow::Error::from)
-                .and_then(|f| validate(f, &limits).map_err(|e| anyhow::anyhow!("invalid plugin output: {e}")));
             let file_name = file.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            match output {
+            match run_plugin(&loaded, batch, &limits) {
                 Ok(out) => {
                     resources.push(json!({ "file": file_name, "claimed": claimed, "fragments": out.len() }));
-                    fragments.extend(out);
+                    fragments.extend(out.into_iter().map(|f| (agent.clone(), f)));
                 }
-                Err(e) => resources.push(json!({ "file": file_name, "claimed": claimed, "error": format!("{e:#}") })),
+                Err(e) => resources.push(json!({ "file": file_name, "claimed": claimed, "error": e })),
             }
         }
     }
 
-    // Merge like the host does: keys named together form one trace; its id is the smallest key.
-    let mut groups = KeyGroups::default();
-    for f in fragments.iter().filter(|f| !matches!(f.body, Body::UsageMetric(_))) {
-        groups.join(std::iter::once(&f.trace_key).chain(&f.also_known_as));
-    }
-    let agent = loaded.plugin.info.agent.clone();
-    let traces: Vec<Value> = groups
-        .into_groups()
-        .into_iter()
-        .map(|keys| {
-            let members: Vec<Stored> = fragments
-                .iter()
-                .filter(|f| keys.contains(&f.trace_key))
-                .map(|f| Stored { agent: agent.clone(), fragment: f.clone() })
-                .collect();
-            let trace = merge::merge(members);
-            json!({ "id": keys.first(), "trace": trace })
-        })
-        .collect();
+    // Merged like the host merges them.
+    let traces: Vec<Value> =
+        trace::in_memory(&fragments).into_iter().map(|(id, trace)| json!({ "id": id, "trace": trace })).collect();
+    let fragments: Vec<_> = fragments.into_iter().map(|(_, f)| f).collect();
     Ok(json!({
         "plugin": loaded.plugin.info,
         "wit_version": loaded.plugin.wit_version,

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-const CARGO_MEMBER: &str = include_str!("../templates/plugin/Cargo.member.toml.tmpl");
-const CARGO_STANDALONE: &str = include_str!("../templates/plugin/Cargo.standalone.toml.tmpl");
-const LIB_RS: &str = include_str!("../templates/plugin/lib.rs.tmpl");
-const FIXTURE_TEST: &str = include_str!("../templates/plugin/fixture_test.rs.tmpl");
-const FIXTURE: &str = include_str!("../templates/plugin/logs.json.tmpl");
-const README: &str = include_str!("../templates/plugin/README.md.tmpl");
-const RUSTFMT: &str = include_str!("../templates/plugin/rustfmt.toml.tmpl");
-const GITIGNORE: &str = include_str!("../templates/plugin/gitignore.tmpl");
+const CARGO_MEMBER: &str = include_str!("../../templates/plugin/Cargo.member.toml.tmpl");
+const CARGO_STANDALONE: &str = include_str!("../../templates/plugin/Cargo.standalone.toml.tmpl");
+const LIB_RS: &str = include_str!("../../templates/plugin/lib.rs.tmpl");
+const FIXTURE_TEST: &str = include_str!("../../templates/plugin/fixture_test.rs.tmpl");
+const FIXTURE: &str = include_str!("../../templates/plugin/logs.json.tmpl");
+const README: &str = include_str!("../../templates/plugin/README.md.tmpl");
+const RUSTFMT: &str = include_str!("../../templates/plugin/rustfmt.toml.tmpl");
+const GITIGNORE: &str = include_str!("../../templates/plugin/gitignore.tmpl");
 
 /// Plugin names are crate names, scope claims and agent names at once (`describe` allows 64);
 /// 40 keeps every generated line within rustfmt's width, so the crate is `cargo fmt`-clean.

@@ -14,47 +14,42 @@ use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
-use crate::otlp::{Encoding, Export, Signal};
-use crate::server::AppState;
+use std::sync::Arc;
 
-/// The three OTLP collector services over one [`AppState`].
+use super::Ingest;
+use super::limits::check_shape;
+use crate::otlp::{Encoding, Export, Signal};
+
+/// The three OTLP collector services over one [`Ingest`].
 #[derive(Clone)]
 pub struct Collector {
-    state: AppState,
+    ingest: Arc<Ingest>,
 }
 
 impl Collector {
-    pub fn new(state: AppState) -> Self {
-        Collector { state }
+    pub fn new(ingest: Arc<Ingest>) -> Self {
+        Collector { ingest }
     }
 
     /// Authenticate, check, store and normalize one export request.
     async fn accept<T>(&self, request: Request<T>, wrap: fn(T) -> Export) -> Result<(), Status> {
-        use axum::http::StatusCode;
         let authorization = request.metadata().get("authorization").map(|v| v.to_str().unwrap_or(""));
         let client = request.remote_addr().map(|a| a.ip());
-        let project =
-            crate::api::authenticate_value(&self.state, authorization, client).await.map_err(|r| match r.status {
-                StatusCode::UNAUTHORIZED => Status::unauthenticated(r.message),
-                StatusCode::TOO_MANY_REQUESTS => Status::resource_exhausted(r.message),
-                _ => Status::unavailable(r.message),
-            })?;
-        let _slot =
-            self.state.admission.enter().await.map_err(|_| Status::resource_exhausted("overloaded, retry later"))?;
+        let (project, _slot) = self.ingest.admit(authorization, client).await.map_err(|e| e.to_grpc())?;
         let export = wrap(request.into_inner());
-        crate::ingest::check_shape(&export, &self.state.config.limits).map_err(Status::invalid_argument)?;
+        check_shape(&export, &self.ingest.limits).map_err(Status::invalid_argument)?;
         // tonic decoded the message once; the stored raw batch is its protobuf encoding.
         let (signal, body) = match &export {
             Export::Traces(r) => (Signal::Traces, r.encode_to_vec()),
             Export::Logs(r) => (Signal::Logs, r.encode_to_vec()),
             Export::Metrics(r) => (Signal::Metrics, r.encode_to_vec()),
         };
-        crate::ingest::accept(&self.state, project, signal, Encoding::Protobuf, body).await.map_err(Status::unavailable)
+        self.ingest.accept(project, signal, Encoding::Protobuf, body).await.map_err(|e| e.to_grpc())
     }
 
     /// The services, with gzip accepted and the decoded-size limit applied.
     pub fn router(self) -> tonic::service::Routes {
-        let max = self.state.config.limits.max_decoded_bytes;
+        let max = self.ingest.limits.max_decoded_bytes;
         tonic::service::Routes::new(
             TraceServiceServer::new(self.clone())
                 .accept_compressed(CompressionEncoding::Gzip)

@@ -1,234 +1,146 @@
-//! The flow of one stored batch: decode -> split by resource -> detect the agent -> run its
-//! plugin in the sandbox -> validate what it returned -> store fragments and recompute traces.
+//! The flow of one stored batch: decode -> split by resource -> the pure [`normalize`] core
+//! (detect, sandboxed plugin, [`validate`]) -> store fragments and recompute traces -> record
+//! the outcome on the batch. A [`Pipeline`] value carries what that needs, for ingest, replay,
+//! recovery at start-up and the retry of unclaimed batches alike.
+
+pub mod normalize;
+pub mod validate;
+
+use std::sync::Arc;
+
+pub use normalize::{Normalized, Unclaimed, normalize, run_plugin};
+use serde::{Deserialize, Serialize};
+pub use validate::validate;
 
 use crate::config::Limits;
-use crate::model::{self, Attribution, Body, Fragment};
-use crate::otlp::{self, Encoding, Signal, Signature};
-use crate::plugins::{Registry, detect};
-use crate::runtime::wit;
-use crate::store::{Batch, Store};
+use crate::otlp::{self, Encoding, Signal};
+use crate::plugins::Registry;
+use crate::storage::{Batch, BatchSelection, BatchStatus, Storage, StorageError};
 
 /// What became of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    pub status: &'static str,
+    pub status: BatchStatus,
     pub agents: Vec<String>,
     pub error: Option<String>,
 }
 
-/// Normalize a stored batch and record the outcome on it. Errors here are the batch's, not
-/// the request's: the batch stays stored with its error for replay.
-pub async fn process(
-    store: &Store,
-    registry: &Registry,
-    limits: &Limits,
-    fallback_user: Option<&str>,
-    batch: &Batch,
-) -> Outcome {
-    let outcome = run(store, registry, limits, fallback_user, batch).await;
-    if let Some(error) = &outcome.error {
-        tracing::warn!(batch = batch.id, status = outcome.status, %error, "batch not fully normalized");
-    }
-    if let Err(e) = store.finish_batch(batch.id, outcome.status, &outcome.agents, outcome.error.as_deref()).await {
-        tracing::error!(batch = batch.id, error = %e, "could not record the batch outcome");
-    }
-    outcome
+/// What a replay did.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub batches: usize,
+    pub done: usize,
+    pub failed: usize,
+    pub unclaimed: usize,
 }
 
-async fn run(
-    store: &Store,
-    registry: &Registry,
-    limits: &Limits,
-    fallback_user: Option<&str>,
-    batch: &Batch,
-) -> Outcome {
-    let failed = |agents, error: String| Outcome { status: "failed", agents, error: Some(error) };
-    let (Some(signal), Some(encoding)) = (Signal::parse(&batch.signal), Encoding::from_content_type(&batch.encoding))
-    else {
-        return failed(Vec::new(), format!("unknown signal {:?} or encoding {:?}", batch.signal, batch.encoding));
-    };
-    let export = match otlp::decode(signal, encoding, &batch.body) {
-        Ok(export) => export,
-        Err(e) => return failed(Vec::new(), e.to_string()),
-    };
-    let resources = export.into_resource_batches();
-    let plugins = registry.snapshot();
-    let mut agents: Vec<String> = Vec::new();
-    let mut errors: Vec<String> = Vec::new();
-    let mut unclaimed = 0usize;
-    let mut output: Vec<(String, Fragment)> = Vec::new();
+/// Storage, plugins and limits: everything a batch goes through after it is stored.
+#[derive(Clone)]
+pub struct Pipeline {
+    storage: Arc<dyn Storage>,
+    registry: Arc<Registry>,
+    limits: Limits,
+}
 
-    for resource in resources {
-        if resource.scopes.iter().all(|s| s.spans.is_empty() && s.logs.is_empty() && s.metrics.is_empty()) {
-            continue;
+impl Pipeline {
+    pub fn new(storage: Arc<dyn Storage>, registry: Arc<Registry>, limits: Limits) -> Self {
+        Pipeline { storage, registry, limits }
+    }
+
+    /// Normalize a stored batch and record the outcome on it. Errors here are the batch's, not
+    /// the request's: the batch stays stored with its error for replay.
+    pub async fn process(&self, batch: &Batch) -> Outcome {
+        let outcome = self.run(batch).await;
+        if let Some(error) = &outcome.error {
+            tracing::warn!(batch = batch.id, status = outcome.status.as_str(), %error, "batch not fully normalized");
         }
-        let signature = Signature::of(&resource);
-        let Some(loaded) = detect(&plugins, &signature) else {
-            unclaimed += 1;
-            tracing::info!(
-                batch = batch.id,
-                service = signature.service_name.unwrap_or(""),
-                scopes = ?signature.scope_names,
-                "no plugin claims this resource; kept for replay"
-            );
-            if let Err(e) = store.count_unclaimed(&batch.project_id, &signature).await {
+        if let Err(e) =
+            self.storage.finish_batch(batch.id, outcome.status, &outcome.agents, outcome.error.as_deref()).await
+        {
+            tracing::error!(batch = batch.id, error = %e, "could not record the batch outcome");
+        }
+        outcome
+    }
+
+    async fn run(&self, batch: &Batch) -> Outcome {
+        let failed = |agents, error: String| Outcome { status: BatchStatus::Failed, agents, error: Some(error) };
+        let (Some(signal), Some(encoding)) =
+            (Signal::parse(&batch.signal), Encoding::from_content_type(&batch.encoding))
+        else {
+            return failed(Vec::new(), format!("unknown signal {:?} or encoding {:?}", batch.signal, batch.encoding));
+        };
+        let export = match otlp::decode(signal, encoding, &batch.body) {
+            Ok(export) => export,
+            Err(e) => return failed(Vec::new(), e.to_string()),
+        };
+        let plugins = self.registry.snapshot();
+        let limits = self.limits.clone();
+        let resources = export.into_resource_batches();
+        let normalized =
+            tokio::task::spawn_blocking(move || normalize(&plugins, &limits, resources)).await.unwrap_or_else(|e| {
+                Normalized { errors: vec![format!("plugin call panicked: {e}")], ..Default::default() }
+            });
+        let Normalized { agents, fragments, unclaimed, mut errors } = normalized;
+
+        for resource in &unclaimed {
+            if let Err(e) =
+                self.storage.count_unclaimed(&batch.project_id, &resource.service_name, &resource.scope_names).await
+            {
                 tracing::error!(error = %e, "could not count an unclaimed resource");
             }
-            continue;
-        };
-        let agent = loaded.plugin.info.agent.clone();
-        if !agents.contains(&agent) {
-            agents.push(agent.clone());
         }
-        if loaded.is_put_aside() {
-            errors
-                .push(format!("plugin {} is put aside after repeated failures; batch kept for replay", loaded.label()));
-            continue;
+        // Always applied, even when empty: a replay replaces what earlier versions produced.
+        if let Err(e) = self.storage.apply_fragments(&batch.project_id, batch.id, &fragments).await {
+            errors.push(format!("storing fragments: {e}"));
         }
-        let worker = loaded.clone();
-        let limits_for_call = limits.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            worker
-                .plugin
-                .normalize(&resource)
-                .map_err(|e| e.to_string())
-                .and_then(|fragments| validate(fragments, &limits_for_call))
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("plugin call panicked: {e}")));
-        match result {
-            Ok(fragments) => {
-                loaded.record_success();
-                output.extend(fragments.into_iter().map(|f| (agent.clone(), f)));
-            }
-            Err(error) => {
-                let error = format!("{}: {error}", loaded.label());
-                loaded.record_failure(&error);
-                errors.push(error);
+        if !errors.is_empty() {
+            return failed(agents, errors.join("; "));
+        }
+        if !unclaimed.is_empty() {
+            let error = format!("{} resource(s) claimed by no plugin", unclaimed.len());
+            let status = if agents.is_empty() { BatchStatus::Unclaimed } else { BatchStatus::Done };
+            return Outcome { status, agents, error: Some(error) };
+        }
+        Outcome { status: BatchStatus::Done, agents, error: None }
+    }
+
+    /// Re-normalize `batches` through the plugins loaded now. Idempotent: each batch's earlier
+    /// output is replaced, never added to.
+    pub async fn replay(&self, batches: &[Batch]) -> ReplayReport {
+        let mut report = ReplayReport { batches: batches.len(), ..Default::default() };
+        for batch in batches {
+            match self.process(batch).await.status {
+                BatchStatus::Done => report.done += 1,
+                BatchStatus::Unclaimed => report.unclaimed += 1,
+                BatchStatus::Failed | BatchStatus::Pending => report.failed += 1,
             }
         }
+        report
     }
 
-    // Always applied, even when empty: a replay replaces what earlier versions produced.
-    if let Err(e) = store.apply_fragments(&batch.project_id, batch.id, &output, fallback_user).await {
-        errors.push(format!("storing fragments: {e}"));
-    }
-    if !errors.is_empty() {
-        return failed(agents, errors.join("; "));
-    }
-    if unclaimed > 0 {
-        let error = format!("{unclaimed} resource(s) claimed by no plugin");
-        return Outcome { status: if agents.is_empty() { "unclaimed" } else { "done" }, agents, error: Some(error) };
-    }
-    Outcome { status: "done", agents, error: None }
-}
-
-/// Plugin output is untrusted: bound it, and convert it to the host's model.
-pub fn validate(fragments: Vec<wit::Fragment>, limits: &Limits) -> Result<Vec<Fragment>, String> {
-    if fragments.len() > limits.max_fragments {
-        return Err(format!(
-            "plugin returned {} fragments, more than the limit of {}",
-            fragments.len(),
-            limits.max_fragments
-        ));
-    }
-    let id = |what: &str, value: String| -> Result<String, String> {
-        if value.is_empty() || value.len() > limits.max_id_len {
-            return Err(format!(
-                "plugin returned a {what} of {} bytes (1..={} allowed)",
-                value.len(),
-                limits.max_id_len
-            ));
+    /// Normalize what a crash left stored but not normalized (called before `/readyz`).
+    pub async fn recover_pending(&self) {
+        match self.storage.batches(&BatchSelection::Pending).await {
+            Ok(pending) => {
+                if !pending.is_empty() {
+                    tracing::info!(count = pending.len(), "normalizing batches stored before a restart");
+                }
+                for batch in &pending {
+                    self.process(batch).await;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not list pending batches"),
         }
-        Ok(value)
-    };
-    let text = |value: Option<String>| value.map(|v| clip(v, limits.max_text_len));
-    let mut out = Vec::with_capacity(fragments.len());
-    for f in fragments {
-        if f.also_known_as.len() > 16 {
-            return Err("plugin returned more than 16 also-known-as keys on one fragment".into());
-        }
-        let body = match f.body {
-            wit::FragmentBody::Prompt(p) => Body::Prompt(model::Prompt {
-                text: text(p.text),
-                response: text(p.response),
-                start_unix_nano: p.start_unix_nano,
-                end_unix_nano: p.end_unix_nano,
-            }),
-            wit::FragmentBody::ModelCall(c) => Body::ModelCall(model::ModelCall {
-                channel: match c.channel {
-                    wit::Channel::Log => model::Channel::Log,
-                    wit::Channel::Span => model::Channel::Span,
-                },
-                model: text(c.model),
-                usage: c.usage.map(|u| model::Usage {
-                    input: u.input,
-                    output: u.output,
-                    cache_read: u.cache_read,
-                    cache_creation: u.cache_creation,
-                    reasoning: u.reasoning,
-                }),
-                cost_usd: c.cost_usd.filter(|c| c.is_finite() && *c >= 0.0),
-                start_unix_nano: c.start_unix_nano,
-                end_unix_nano: c.end_unix_nano,
-                duration_ms: c.duration_ms,
-                error: text(c.error),
-            }),
-            wit::FragmentBody::ToolCall(t) => Body::ToolCall(model::ToolCall {
-                name: text(t.name),
-                args: text(t.args),
-                result: text(t.result),
-                duration_ms: t.duration_ms,
-                success: t.success,
-                decision: text(t.decision),
-                start_unix_nano: t.start_unix_nano,
-            }),
-            wit::FragmentBody::Event(e) => Body::Event(model::Event {
-                name: clip(e.name, limits.max_id_len),
-                time_unix_nano: e.time_unix_nano,
-                attributes_json: json_or_empty(clip(e.attributes_json, limits.max_text_len)),
-                error: text(e.error),
-            }),
-            wit::FragmentBody::UsageMetric(m) => Body::UsageMetric(model::UsageMetric {
-                name: clip(m.name, limits.max_id_len),
-                unit: clip(m.unit, 64),
-                value: if m.value.is_finite() { m.value } else { 0.0 },
-                time_unix_nano: m.time_unix_nano,
-                attributes_json: json_or_empty(clip(m.attributes_json, limits.max_text_len)),
-            }),
-        };
-        out.push(Fragment {
-            trace_key: id("trace key", f.trace_key)?,
-            also_known_as: f.also_known_as.into_iter().map(|k| id("trace key", k)).collect::<Result<_, _>>()?,
-            id: id("fragment id", f.id)?,
-            report_id: id("report id", f.report_id)?,
-            attribution: Attribution {
-                session_id: text(f.attribution.session_id),
-                user_id: text(f.attribution.user_id),
-                device_id: text(f.attribution.device_id),
-            },
-            body,
-        });
     }
-    Ok(out)
-}
 
-fn clip(mut value: String, max: usize) -> String {
-    if value.len() > max {
-        let mut cut = max;
-        while !value.is_char_boundary(cut) {
-            cut -= 1;
+    /// Give batches that no plugin claimed another chance (called when the plugins change).
+    pub async fn reprocess_unclaimed(&self) -> Result<ReplayReport, StorageError> {
+        let batches = self.storage.batches(&BatchSelection::Unclaimed).await?;
+        if batches.is_empty() {
+            return Ok(ReplayReport::default());
         }
-        value.truncate(cut);
-    }
-    value
-}
-
-/// A plugin's JSON text that is not JSON is kept as a JSON string instead.
-fn json_or_empty(text: String) -> String {
-    if serde_json::from_str::<serde_json::Value>(&text).is_ok() {
-        text
-    } else {
-        serde_json::Value::String(text).to_string()
+        let report = self.replay(&batches).await;
+        tracing::info!(?report, "re-normalized batches that no plugin had claimed");
+        Ok(report)
     }
 }

@@ -1,5 +1,7 @@
-//! The plugins serving now: built-in ones from the binary, and `*.wasm` files in the plugins
-//! directory, which is watched so that a new or fixed parser goes live without a restart.
+//! The plugins serving now: built-in ones from the binary ([`builtin`]), and `*.wasm` files in
+//! the plugins directory ([`watcher`]), which is watched so that a new or fixed parser goes live
+//! without a restart; [`detect`] picks the plugin for a resource; a [`breaker`] puts aside a
+//! plugin that keeps failing.
 //!
 //! - Precedence: for one plugin name, a directory plugin replaces the built-in one; removing the
 //!   file falls back to the built-in. Between different plugins whose claims overlap, detection
@@ -9,24 +11,23 @@
 //! - A component that fails to load (not a component, wrong WIT version, wrong exports, failed
 //!   self-check) is refused with one log line naming the file and the reason; the version
 //!   already serving keeps serving.
-//! - Compiled code is cached on disk, keyed by the component's SHA-256 and the engine's
-//!   compatibility hash, so a restart does not recompile.
+
+mod breaker;
+pub mod builtin;
+pub mod detect;
+pub mod watcher;
+
+pub use breaker::{BREAKER_COOL_DOWN, BREAKER_THRESHOLD};
+pub use detect::{Signature, detect};
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-use crate::otlp::Signature;
-use crate::runtime::{Plugin, Runtime, RuntimeError};
-
-/// Consecutive failures after which a plugin is put aside for [`BREAKER_COOL_DOWN`].
-pub const BREAKER_THRESHOLD: u32 = 5;
-pub const BREAKER_COOL_DOWN: Duration = Duration::from_secs(30);
+use crate::sandbox::{Claims, Plugin, Runtime, RuntimeError};
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,8 +43,7 @@ pub struct Loaded {
     pub source: Source,
     pub batches: AtomicU64,
     pub failures: AtomicU64,
-    consecutive_failures: AtomicU32,
-    open_until: Mutex<Option<Instant>>,
+    breaker: breaker::Breaker,
     pub last_error: RwLock<Option<String>>,
 }
 
@@ -54,8 +54,7 @@ impl Loaded {
             source,
             batches: AtomicU64::new(0),
             failures: AtomicU64::new(0),
-            consecutive_failures: AtomicU32::new(0),
-            open_until: Mutex::new(None),
+            breaker: Default::default(),
             last_error: RwLock::new(None),
         })
     }
@@ -67,7 +66,7 @@ impl Loaded {
 
     pub fn record_success(&self) {
         self.batches.fetch_add(1, Ordering::Relaxed);
-        self.consecutive_failures.store(0, Ordering::Relaxed);
+        self.breaker.success();
     }
 
     /// Count a failure; after [`BREAKER_THRESHOLD`] in a row the plugin is put aside.
@@ -77,19 +76,14 @@ impl Loaded {
         if let Ok(mut last) = self.last_error.write() {
             *last = Some(error.to_owned());
         }
-        if self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1 >= BREAKER_THRESHOLD
-            && let Ok(mut open) = self.open_until.lock()
-        {
-            if open.is_none() {
-                tracing::warn!(plugin = %self.label(), "plugin keeps failing: put aside; its batches are kept for replay");
-            }
-            *open = Some(Instant::now() + BREAKER_COOL_DOWN);
+        if self.breaker.failure() {
+            tracing::warn!(plugin = %self.label(), "plugin keeps failing: put aside; its batches are kept for replay");
         }
     }
 
     /// Whether the circuit breaker has put this plugin aside right now.
     pub fn is_put_aside(&self) -> bool {
-        self.open_until.lock().map(|open| open.is_some_and(|until| Instant::now() < until)).unwrap_or(false)
+        self.breaker.is_open()
     }
 
     fn precedence(&self) -> (u8, Version, String) {
@@ -118,7 +112,7 @@ pub struct PluginStatus {
     pub source: Source,
     pub sha256: String,
     pub active: bool,
-    pub claims: crate::model::Claims,
+    pub claims: Claims,
     pub batches: u64,
     pub failures: u64,
     pub put_aside: bool,
@@ -146,10 +140,6 @@ impl Registry {
             refused: Default::default(),
             active: Default::default(),
         }
-    }
-
-    pub fn runtime(&self) -> &Runtime {
-        &self.runtime
     }
 
     /// The active plugins, in detection precedence order.
@@ -273,136 +263,4 @@ impl Registry {
             })
             .collect()
     }
-}
-
-fn matches(patterns: &[String], value: &str) -> bool {
-    patterns.iter().any(|p| match p.strip_suffix('*') {
-        Some(prefix) => value.starts_with(prefix),
-        None => p == value,
-    })
-}
-
-/// The plugin for one resource. An instrumentation scope claim is the strongest evidence, an
-/// event/span name claim next (generic names like `chat *` may be shared), `service.name` the
-/// weakest (a stale `OTEL_SERVICE_NAME` must not decide); ties go to the earlier plugin in
-/// precedence order.
-pub fn detect(plugins: &[Arc<Loaded>], signature: &Signature<'_>) -> Option<Arc<Loaded>> {
-    let score = |p: &Loaded| {
-        let claims = &p.plugin.info.claims;
-        if signature.scope_names.iter().any(|s| matches(&claims.scope_names, s)) {
-            3
-        } else if signature.event_names.iter().any(|e| matches(&claims.event_names, e)) {
-            2
-        } else if signature.service_name.is_some_and(|s| matches(&claims.service_names, s)) {
-            1
-        } else {
-            0
-        }
-    };
-    let mut best: Option<(u8, &Arc<Loaded>)> = None;
-    for plugin in plugins {
-        let s = score(plugin);
-        if s > 0 && best.is_none_or(|(b, _)| s > b) {
-            best = Some((s, plugin));
-        }
-    }
-    best.map(|(_, p)| p.clone())
-}
-
-impl Runtime {
-    /// [`Runtime::load`] through an on-disk cache of compiled code. The cache key covers the
-    /// component bytes and the engine's settings and version, so a stale entry is never used.
-    pub fn load_cached(&self, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Plugin, RuntimeError> {
-        let Some(dir) = cache_dir else { return self.load(bytes) };
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine().precompile_compatibility_hash().hash(&mut hasher);
-        let key = format!("{}-{:016x}.cwasm", crate::store::sha256_hex(bytes), hasher.finish());
-        let path = dir.join(key);
-        self.load_with_cache(bytes, &path)
-    }
-}
-
-/// Watch `dir`: load what is there now, then rescan whenever it changes. Each rescan compares
-/// file digests with what is loaded, so duplicate or partial-write events are harmless: a half
-/// written file is refused, and loaded once its last write lands.
-pub fn watch_dir(
-    registry: Arc<Registry>,
-    dir: PathBuf,
-    on_change: impl Fn() + Send + Sync + 'static,
-) -> anyhow::Result<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    std::fs::create_dir_all(&dir)?;
-    rescan(&registry, &dir);
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            let _ = tx.send(());
-        }
-    })?;
-    watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
-    std::thread::Builder::new().name("antenna-plugins-dir".into()).spawn(move || {
-        while rx.recv().is_ok() {
-            // Let a burst of events (create, write, close, rename) settle into one rescan.
-            std::thread::sleep(Duration::from_millis(100));
-            while rx.try_recv().is_ok() {}
-            if rescan(&registry, &dir) {
-                on_change();
-            }
-        }
-    })?;
-    Ok(watcher)
-}
-
-/// Bring the registry in line with the `*.wasm` files in `dir`. Returns whether anything
-/// changed.
-pub fn rescan(registry: &Registry, dir: &Path) -> bool {
-    let mut changed = false;
-    let mut present = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            tracing::error!(dir = %dir.display(), error = %e, "cannot read the plugins directory");
-            return false;
-        }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "wasm") || !path.is_file() {
-            continue;
-        }
-        present.push(path.clone());
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "refused plugin: cannot read it");
-                continue;
-            }
-        };
-        let digest = crate::store::sha256_hex(&bytes);
-        if registry.file_digest(&path).as_deref() == Some(digest.as_str()) {
-            continue;
-        }
-        match registry.compile(&bytes) {
-            Ok(plugin) => {
-                registry.set_refused(&path, None);
-                registry.set_file(&path, plugin);
-                changed = true;
-            }
-            Err(e) => {
-                tracing::error!(file = %path.display(), reason = %e, "refused plugin; the version already serving keeps serving");
-                registry.set_refused(&path, Some(e.to_string()));
-            }
-        }
-    }
-    for (path, _) in registry.refused() {
-        if !present.contains(&path) {
-            registry.set_refused(&path, None);
-        }
-    }
-    for path in registry.file_paths() {
-        if !present.contains(&path) {
-            changed |= registry.remove_file(&path);
-        }
-    }
-    changed
 }

@@ -2,32 +2,24 @@
 //!
 //! One process-wide [`Engine`] with epoch interruption; one [`Linker`] that offers WASI with
 //! an empty context (no files, no environment, no network, no arguments; clocks and random
-//! only, which the Rust standard library expects); each component compiled once and pre-linked
-//! into an `InstancePre`; a fresh [`Store`] per call, so nothing one batch leaves in guest
-//! memory can reach the next; a CPU deadline (epoch ticks) and a memory cap per call.
+//! only, which the Rust standard library expects); each component compiled once (through the
+//! on-disk [`cache`]) and pre-linked for its WIT version ([`wit`]); a fresh [`Store`] per call,
+//! so nothing one batch leaves in guest memory can reach the next; a CPU deadline (epoch
+//! ticks) and a memory cap per call, installed in one place ([`Runtime::store`]).
 
-use std::path::Path;
+pub mod cache;
+pub mod wit;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use wasmtime::component::{Component, Linker, ResourceTable};
+use serde::{Deserialize, Serialize};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config as EngineConfig, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::Limits;
-use crate::model::PluginInfo;
-
-pub mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit/since_v0.1.0",
-        world: "antenna:normalizer/normalizer@0.1.0",
-    });
-}
-
-pub use bindings::antenna::normalizer::types as wit;
-
-/// The WIT package versions this host loads.
-pub const SUPPORTED_WIT: &[&str] = &["0.1.0"];
+use crate::trace::model::{Fragment, clip};
 
 /// How often the epoch advances: the granularity of plugin deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -50,8 +42,25 @@ pub enum RuntimeError {
     Rejected { plugin: String, message: String },
 }
 
+/// What a plugin claims (see `claims` in the WIT).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    pub scope_names: Vec<String>,
+    pub event_names: Vec<String>,
+    pub service_names: Vec<String>,
+}
+
+/// How a plugin describes itself (see `plugin-info` in the WIT).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub agent: String,
+    pub claims: Claims,
+}
+
 /// What a guest may touch: an empty WASI context and its limits.
-struct GuestState {
+pub(crate) struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
@@ -77,7 +86,7 @@ pub struct Plugin {
     pub wit_version: String,
     /// SHA-256 of the component bytes.
     pub digest: String,
-    pre: bindings::NormalizerPre<GuestState>,
+    normalizer: wit::Normalizer,
     runtime: Runtime,
 }
 
@@ -100,8 +109,7 @@ impl Runtime {
         Ok(Runtime { engine, linker: Arc::new(linker), limits })
     }
 
-    /// Check, compile, pre-link and self-check a component.
-    pub fn engine(&self) -> &Engine {
+    pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
 
@@ -110,38 +118,23 @@ impl Runtime {
         self.load_inner(bytes, None)
     }
 
-    /// [`Runtime::load`], reusing (or writing) compiled code at `cache_path`.
-    pub(crate) fn load_with_cache(&self, bytes: &[u8], cache_path: &Path) -> Result<Plugin, RuntimeError> {
-        self.load_inner(bytes, Some(cache_path))
-    }
-
-    fn load_inner(&self, bytes: &[u8], cache_path: Option<&Path>) -> Result<Plugin, RuntimeError> {
+    pub(crate) fn load_inner(&self, bytes: &[u8], cache: Option<&cache::Entry>) -> Result<Plugin, RuntimeError> {
         // The WIT version is checked before anything is compiled.
-        let wit_version = wit_version(bytes)?;
-        if !SUPPORTED_WIT.contains(&wit_version.as_str()) {
-            return Err(RuntimeError::WitVersion { found: wit_version, supported: SUPPORTED_WIT });
-        }
-        let cached = cache_path.filter(|p| p.exists()).and_then(|path| {
-            // SAFETY: the cache directory is the host's own; its entries are written only by
-            // `Component::serialize` below, under a key that covers the bytes and the engine.
-            unsafe { Component::deserialize_file(&self.engine, path) }
-                .inspect_err(|e| tracing::warn!(cache = %path.display(), error = %e, "ignoring an unusable compiled-code cache entry"))
-                .ok()
-        });
-        let component = match cached {
+        let wit_version = wit::version_of(bytes)?;
+        let component = match cache.and_then(|entry| entry.read(&self.engine)) {
             Some(component) => component,
             None => {
-                let component =
-                    Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-                if let Some(path) = cache_path {
-                    write_cache(&component, path);
+                let component = wasmtime::component::Component::new(&self.engine, bytes)
+                    .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+                if let Some(entry) = cache {
+                    entry.write(&component);
                 }
                 component
             }
         };
         let instance_pre =
             self.linker.instantiate_pre(&component).map_err(|e| RuntimeError::Exports(format!("{e:#}")))?;
-        let pre = bindings::NormalizerPre::new(instance_pre).map_err(|e| RuntimeError::Exports(format!("{e:#}")))?;
+        let normalizer = wit::Normalizer::new(&wit_version, instance_pre)?;
         let mut plugin = Plugin {
             info: PluginInfo {
                 name: "(loading)".into(),
@@ -150,8 +143,8 @@ impl Runtime {
                 claims: Default::default(),
             },
             wit_version,
-            digest: crate::store::sha256_hex(bytes),
-            pre,
+            digest: crate::ids::sha256_hex(bytes),
+            normalizer,
             runtime: self.clone(),
         };
         let info = plugin.describe().map_err(|e| RuntimeError::SelfCheck(e.to_string()))?;
@@ -162,6 +155,7 @@ impl Runtime {
         Ok(plugin)
     }
 
+    /// A fresh store with every per-call limit: memory, instances, tables, the CPU deadline.
     fn store(&self) -> Store<GuestState> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.plugin_memory_bytes)
@@ -181,91 +175,34 @@ impl Runtime {
 }
 
 impl Plugin {
-    fn trap(&self, error: wasmtime::Error, started: Instant) -> RuntimeError {
-        let plugin = format!("{}@{}", self.info.name, self.info.version);
+    fn label(&self) -> String {
+        format!("{}@{}", self.info.name, self.info.version)
+    }
+
+    fn trap(&self, error: wasmtime::Error) -> RuntimeError {
         if matches!(error.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
-            let _ = started;
-            return RuntimeError::Timeout { plugin, timeout_ms: self.runtime.limits.plugin_timeout_ms };
+            return RuntimeError::Timeout { plugin: self.label(), timeout_ms: self.runtime.limits.plugin_timeout_ms };
         }
-        RuntimeError::Trap { plugin, message: format!("{error:#}") }
+        RuntimeError::Trap { plugin: self.label(), message: format!("{error:#}") }
     }
 
     /// Call `describe` in a fresh instance.
     pub fn describe(&self) -> Result<PluginInfo, RuntimeError> {
-        let started = Instant::now();
         let mut store = self.runtime.store();
-        let instance = self.pre.instantiate(&mut store).map_err(|e| self.trap(e, started))?;
-        let info = instance.call_describe(&mut store).map_err(|e| self.trap(e, started))?;
-        Ok(PluginInfo {
-            name: info.name,
-            version: info.version,
-            agent: info.agent,
-            claims: crate::model::Claims {
-                scope_names: info.claims.scope_names,
-                event_names: info.claims.event_names,
-                service_names: info.claims.service_names,
-            },
-        })
+        self.normalizer.describe(&mut store).map_err(|e| self.trap(e))
     }
 
     /// Normalize one resource batch in a fresh instance. The output is untrusted: the caller
     /// validates it (see `pipeline::validate`).
-    pub fn normalize(&self, batch: &wit::ResourceBatch) -> Result<Vec<wit::Fragment>, RuntimeError> {
-        let started = Instant::now();
+    pub fn normalize(&self, batch: wit::ResourceBatch) -> Result<Vec<Fragment>, RuntimeError> {
         let mut store = self.runtime.store();
-        let instance = self.pre.instantiate(&mut store).map_err(|e| self.trap(e, started))?;
-        instance.call_normalize(&mut store, batch).map_err(|e| self.trap(e, started))?.map_err(|message| {
-            RuntimeError::Rejected {
-                plugin: format!("{}@{}", self.info.name, self.info.version),
-                message: truncate(message, 500),
+        self.normalizer.normalize(&mut store, batch).map_err(|e| self.trap(e))?.map_err(|message| {
+            let long = message.len() > 500;
+            let mut message = clip(message, 500);
+            if long {
+                message.push('…');
             }
+            RuntimeError::Rejected { plugin: self.label(), message }
         })
     }
-}
-
-/// Write compiled code atomically (temporary file, then rename); a failure only costs a
-/// recompile next time.
-fn write_cache(component: &Component, path: &Path) {
-    let result = component.serialize().map_err(|e| e.to_string()).and_then(|bytes| {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        }
-        // A unique temporary name: several hosts (or threads) may fill the same cache at once.
-        let tmp = path.with_extension(format!("tmp-{}", crate::auth::random_hex(8)));
-        std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| e.to_string())
-    });
-    if let Err(e) = result {
-        tracing::warn!(cache = %path.display(), error = %e, "could not write the compiled-code cache");
-    }
-}
-
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut cut = max;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
-}
-
-/// The `antenna:normalizer` version a component was built against, read from its imports
-/// before anything is compiled.
-pub fn wit_version(bytes: &[u8]) -> Result<String, RuntimeError> {
-    const PREFIX: &str = "antenna:normalizer/types@";
-    let mut found = None;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| RuntimeError::Compile(e.to_string()))?;
-        if let wasmparser::Payload::ComponentImportSection(section) = payload {
-            for import in section {
-                let import = import.map_err(|e| RuntimeError::Compile(e.to_string()))?;
-                if let Some(version) = import.name.name.strip_prefix(PREFIX) {
-                    found = Some(version.to_owned());
-                }
-            }
-        }
-    }
-    found.ok_or_else(|| RuntimeError::Exports("it does not use the antenna:normalizer types".into()))
 }

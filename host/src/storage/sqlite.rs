@@ -1,150 +1,47 @@
-//! Persistence. All SQL lives here, behind [`Store`]'s methods: ingest, the pipeline and the
-//! query API never see a query, so a PostgreSQL implementation fills this one module.
-//!
-//! SQLite runs in WAL mode with `synchronous=FULL`: when `insert_batch` returns, the body is
-//! on disk, and only then does the client get its 200.
+//! The embedded default engine: SQLite through sqlx, WAL, `synchronous=FULL` (when
+//! `insert_batch` returns, the body is on disk), migrations in `host/migrations/sqlite/`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
+use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use tokio::sync::Mutex;
 
-use crate::auth;
-use crate::merge::{self, KeyGroups, Stored, Trace};
-use crate::model::{Body, Fragment};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("database migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
-    Url(String),
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
-}
-
-pub type Result<T> = std::result::Result<T, StoreError>;
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+use super::{
+    Batch, BatchSelection, BatchStatus, ProjectKey, Result, SessionRow, Storage, StorageError, TraceFilter, TraceRow,
+    UnclaimedRow, UserRow,
+};
+use crate::trace::model::{Body, Fragment};
+use crate::trace::view::{ns, rfc3339};
+use crate::trace::{KeyGroups, Stored, TraceRecord, assemble};
 
 fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
 }
 
-fn ns(value: Option<u64>) -> Option<i64> {
-    value.and_then(|v| i64::try_from(v).ok())
-}
-
-/// A stored raw batch.
-#[derive(Debug, Clone, Serialize)]
-pub struct Batch {
-    pub id: i64,
-    pub project_id: String,
-    pub signal: String,
-    pub encoding: String,
-    #[serde(skip)]
-    pub body: Vec<u8>,
-    pub received_at: i64,
-    pub status: String,
-    pub agents: Option<String>,
-    pub error: Option<String>,
-}
-
-/// Filters of `GET /api/public/traces`.
-#[derive(Debug, Default, Clone)]
-pub struct TraceFilter {
-    pub session_id: Option<String>,
-    pub user_id: Option<String>,
-    pub device_id: Option<String>,
-    pub agent: Option<String>,
-    pub from_ns: Option<i64>,
-    pub to_ns: Option<i64>,
-    pub limit: i64,
-    pub offset: i64,
-}
-
-/// Which stored batches `replay` re-normalizes.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
-pub struct ReplayFilter {
-    pub project_id: Option<String>,
-    pub agent: Option<String>,
-    pub from_ns: Option<i64>,
-    pub to_ns: Option<i64>,
-    #[serde(default)]
-    pub failed_only: bool,
-}
-
-/// A trace row: the summary JSON (contract field names) and, on demand, its observations.
-pub struct TraceRow {
-    pub summary: serde_json::Value,
-    pub observations: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct SessionRow {
-    pub id: String,
-    pub agent: String,
-    pub user_id: Option<String>,
-    pub device_id: Option<String>,
-    pub start_time: Option<String>,
-    pub end_time: Option<String>,
-    pub trace_count: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cache_read_tokens: i64,
-    pub cache_creation_tokens: i64,
-    pub reasoning_tokens: i64,
-    pub cost_usd: Option<f64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct UserRow {
-    pub id: String,
-    pub traces: i64,
-    pub sessions: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cache_read_tokens: i64,
-    pub cache_creation_tokens: i64,
-    pub reasoning_tokens: i64,
-    pub cost_usd: Option<f64>,
-    pub last_seen: Option<String>,
-    /// Trace count per agent.
-    pub agents: BTreeMap<String, i64>,
-}
-
-pub fn rfc3339(ns: Option<i64>) -> Option<String> {
-    ns.map(|n| chrono::DateTime::from_timestamp_nanos(n).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-}
-
-/// The database.
+/// The SQLite database.
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStorage {
     pool: SqlitePool,
     /// Trace recomputation is read-modify-write: one writer at a time keeps it exact.
     writer: std::sync::Arc<Mutex<()>>,
+    fallback_user: Option<String>,
 }
 
-impl Store {
+impl SqliteStorage {
     /// Open (and create, and migrate) the database at `url` (`sqlite://PATH` or `sqlite::memory:`).
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub async fn connect(url: &str, fallback_user: Option<String>) -> Result<Self> {
         let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
-            return Err(StoreError::Url(url.to_owned()));
+            return Err(StorageError::Url(url.to_owned()));
         };
         if let Some(parent) = Path::new(path).parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+            std::fs::create_dir_all(parent).map_err(|e| StorageError::Db(sqlx::Error::Io(e)))?;
         }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -153,79 +50,62 @@ impl Store {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool, writer: Default::default() })
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStorage { pool, writer: Default::default(), fallback_user })
     }
 
-    pub async fn ping(&self) -> Result<()> {
+    async fn batches_where(&self, condition: &str, project: Option<&str>) -> Result<Vec<Batch>> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, project_id, signal, encoding, body, received_at, status, agents, error FROM batches WHERE ",
+        );
+        q.push(condition);
+        if let Some(project) = project {
+            q.push(" AND project_id = ").push_bind(project);
+        }
+        q.push(" ORDER BY id");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(batch_of_row).collect())
+    }
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
-    // ---- projects -------------------------------------------------------------------------
-
-    /// Create a project; returns (project id, public key, secret key). The secret is not stored.
-    pub async fn create_project(&self, name: &str) -> Result<(String, String, String)> {
-        let (public, secret) = auth::generate_key_pair();
-        let id = self.insert_project(name, &public, &secret).await?;
-        Ok((id, public, secret))
-    }
-
-    /// Make sure a project with this key pair exists (the bootstrap keys). If the public key
-    /// exists with another secret, the secret is replaced: the environment is the truth.
-    pub async fn ensure_project(&self, name: &str, public: &str, secret: &str) -> Result<String> {
-        let row = sqlx::query("SELECT id, secret_hash FROM projects WHERE public_key = ?")
-            .bind(public)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(row) => {
-                let id: String = row.get("id");
-                let hash: String = row.get("secret_hash");
-                if !auth::verify_secret(secret, &hash) {
-                    sqlx::query("UPDATE projects SET secret_hash = ? WHERE id = ?")
-                        .bind(auth::hash_secret(secret))
-                        .bind(&id)
-                        .execute(&self.pool)
-                        .await?;
-                }
-                Ok(id)
-            }
-            None => self.insert_project(name, public, secret).await,
-        }
-    }
-
-    async fn insert_project(&self, name: &str, public: &str, secret: &str) -> Result<String> {
-        let id = format!("proj-{}", auth::random_hex(8));
+    async fn insert_project(&self, id: &str, name: &str, public_key: &str, secret_hash: &str) -> Result<()> {
         sqlx::query("INSERT INTO projects (id, name, public_key, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&id)
+            .bind(id)
             .bind(name)
-            .bind(public)
-            .bind(auth::hash_secret(secret))
+            .bind(public_key)
+            .bind(secret_hash)
             .bind(now_ns())
             .execute(&self.pool)
             .await?;
-        Ok(id)
+        Ok(())
     }
 
-    /// The project whose keys these are, if any.
-    pub async fn authenticate(&self, public: &str, secret: &str) -> Result<Option<String>> {
+    async fn project_key(&self, public_key: &str) -> Result<Option<ProjectKey>> {
         let row = sqlx::query("SELECT id, secret_hash FROM projects WHERE public_key = ?")
-            .bind(public)
+            .bind(public_key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.and_then(|row| {
-            let hash: String = row.get("secret_hash");
-            auth::verify_secret(secret, &hash).then(|| row.get("id"))
-        }))
+        Ok(row.map(|row| ProjectKey { project_id: row.get("id"), secret_hash: row.get("secret_hash") }))
     }
 
-    // ---- raw batches ----------------------------------------------------------------------
+    async fn set_secret_hash(&self, project_id: &str, secret_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE projects SET secret_hash = ? WHERE id = ?")
+            .bind(secret_hash)
+            .bind(project_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 
-    /// Store a body durably. The same body posted again (an OTLP retry) returns the batch
-    /// already stored instead of a copy.
-    pub async fn insert_batch(&self, project_id: &str, signal: &str, encoding: &str, body: &[u8]) -> Result<i64> {
-        let digest = sha256_hex(body);
+    async fn insert_batch(&self, project_id: &str, signal: &str, encoding: &str, body: &[u8]) -> Result<i64> {
+        let digest = crate::ids::sha256_hex(body);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO batches (project_id, signal, encoding, body, body_sha256, received_at, status)
              VALUES (?, ?, ?, ?, ?, ?, 'pending')
@@ -243,9 +123,9 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn finish_batch(&self, id: i64, status: &str, agents: &[String], error: Option<&str>) -> Result<()> {
+    async fn finish_batch(&self, id: i64, status: BatchStatus, agents: &[String], error: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE batches SET status = ?, agents = ?, error = ?, processed_at = ? WHERE id = ?")
-            .bind(status)
+            .bind(status.as_str())
             .bind((!agents.is_empty()).then(|| agents.join(",")))
             .bind(error)
             .bind(now_ns())
@@ -255,39 +135,43 @@ impl Store {
         Ok(())
     }
 
-    /// Batches stored but not yet normalized (e.g. after a crash), oldest first.
-    pub async fn pending_batches(&self) -> Result<Vec<Batch>> {
-        self.batches_where("status = 'pending'", None).await
-    }
-
-    /// A project's batches that failed to normalize or that no plugin claimed.
-    pub async fn problem_batches(&self, project_id: &str) -> Result<Vec<Batch>> {
-        self.batches_where("status IN ('failed', 'unclaimed')", Some(project_id)).await
-    }
-
-    async fn batches_where(&self, condition: &str, project: Option<&str>) -> Result<Vec<Batch>> {
+    async fn batches(&self, selection: &BatchSelection) -> Result<Vec<Batch>> {
+        let filter = match selection {
+            BatchSelection::Pending => return self.batches_where("status = 'pending'", None).await,
+            BatchSelection::Problems { project_id } => {
+                return self.batches_where("status IN ('failed', 'unclaimed')", Some(project_id)).await;
+            }
+            BatchSelection::Unclaimed => return self.batches_where("status = 'unclaimed'", None).await,
+            BatchSelection::Replay(filter) => filter,
+        };
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, project_id, signal, encoding, body, received_at, status, agents, error FROM batches WHERE ",
+            "SELECT id, project_id, signal, encoding, body, received_at, status, agents, error FROM batches WHERE 1 = 1",
         );
-        q.push(condition);
-        if let Some(project) = project {
-            q.push(" AND project_id = ").push_bind(project);
+        if let Some(project) = &filter.project_id {
+            q.push(" AND project_id = ").push_bind(project.clone());
+        }
+        if let Some(agent) = &filter.agent {
+            q.push(" AND (',' || COALESCE(agents, '') || ',') LIKE ").push_bind(format!("%,{agent},%"));
+        }
+        if let Some(from) = filter.from_ns {
+            q.push(" AND received_at >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to_ns {
+            q.push(" AND received_at < ").push_bind(to);
+        }
+        if filter.failed_only {
+            q.push(" AND status IN ('failed', 'unclaimed')");
         }
         q.push(" ORDER BY id");
         let rows = q.build().fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(batch_of_row).collect())
     }
 
-    // ---- fragments and traces -------------------------------------------------------------
-
-    /// Store what plugins made of one batch and recompute every trace it touched, in one
-    /// transaction. Idempotent: the same fragments again change nothing.
-    pub async fn apply_fragments(
+    async fn apply_fragments(
         &self,
         project_id: &str,
         batch_id: i64,
         fragments: &[(String, Fragment)],
-        fallback_user: Option<&str>,
     ) -> Result<usize> {
         let _writer = self.writer.lock().await;
         // IMMEDIATE: take the write lock up front; a read that later upgrades to a write would
@@ -355,7 +239,7 @@ impl Store {
         }
 
         for (agent, f) in &trace_fragments {
-            let payload = serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let payload = serde_json::to_string(f).map_err(|e| StorageError::Corrupt(e.to_string()))?;
             sqlx::query(
                 "INSERT INTO fragments (project_id, trace_key, kind, fragment_id, report_id, batch_id, agent, payload)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -375,16 +259,15 @@ impl Store {
         }
 
         for trace_id in &touched {
-            recompute_trace(&mut tx, project_id, trace_id, fallback_user).await?;
+            recompute_trace(&mut tx, project_id, trace_id, self.fallback_user.as_deref()).await?;
         }
         tx.commit().await?;
         Ok(touched.len())
     }
 
-    /// Count one resource that no plugin claimed.
-    pub async fn count_unclaimed(&self, project_id: &str, signature: &crate::otlp::Signature<'_>) -> Result<()> {
-        let service = signature.service_name.unwrap_or("");
-        let scopes = if signature.scope_names.is_empty() { vec![""] } else { signature.scope_names.clone() };
+    async fn count_unclaimed(&self, project_id: &str, service_name: &str, scope_names: &[String]) -> Result<()> {
+        let scopes: Vec<&str> =
+            if scope_names.is_empty() { vec![""] } else { scope_names.iter().map(String::as_str).collect() };
         for scope in scopes {
             sqlx::query(
                 "INSERT INTO unclaimed (project_id, service_name, scope_name, resources, last_seen) VALUES (?, ?, ?, 1, ?)
@@ -392,7 +275,7 @@ impl Store {
                    resources = resources + 1, last_seen = excluded.last_seen",
             )
             .bind(project_id)
-            .bind(service)
+            .bind(service_name)
             .bind(scope)
             .bind(now_ns())
             .execute(&self.pool)
@@ -401,8 +284,7 @@ impl Store {
         Ok(())
     }
 
-    /// Unclaimed resources per service.name and scope.
-    pub async fn unclaimed(&self, project_id: &str) -> Result<Vec<serde_json::Value>> {
+    async fn unclaimed(&self, project_id: &str) -> Result<Vec<UnclaimedRow>> {
         let rows = sqlx::query(
             "SELECT service_name, scope_name, resources, last_seen FROM unclaimed WHERE project_id = ?
              ORDER BY last_seen DESC, service_name, scope_name",
@@ -412,48 +294,16 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| {
-                serde_json::json!({
-                    "service_name": r.get::<String, _>("service_name"),
-                    "scope_name": r.get::<String, _>("scope_name"),
-                    "resources": r.get::<i64, _>("resources"),
-                    "last_seen": rfc3339(r.get("last_seen")),
-                })
+            .map(|r| UnclaimedRow {
+                service_name: r.get("service_name"),
+                scope_name: r.get("scope_name"),
+                resources: r.get("resources"),
+                last_seen: rfc3339(r.get("last_seen")),
             })
             .collect())
     }
 
-    /// Batches that no plugin claimed when they arrived (any project), oldest first.
-    pub async fn unclaimed_batches(&self) -> Result<Vec<Batch>> {
-        self.batches_where("status = 'unclaimed'", None).await
-    }
-
-    /// Batches to re-normalize: by project, agent, time received, or failed only.
-    pub async fn batches_for_replay(&self, filter: &ReplayFilter) -> Result<Vec<Batch>> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, project_id, signal, encoding, body, received_at, status, agents, error FROM batches WHERE 1 = 1",
-        );
-        if let Some(project) = &filter.project_id {
-            q.push(" AND project_id = ").push_bind(project.clone());
-        }
-        if let Some(agent) = &filter.agent {
-            q.push(" AND (',' || COALESCE(agents, '') || ',') LIKE ").push_bind(format!("%,{agent},%"));
-        }
-        if let Some(from) = filter.from_ns {
-            q.push(" AND received_at >= ").push_bind(from);
-        }
-        if let Some(to) = filter.to_ns {
-            q.push(" AND received_at < ").push_bind(to);
-        }
-        if filter.failed_only {
-            q.push(" AND status IN ('failed', 'unclaimed')");
-        }
-        q.push(" ORDER BY id");
-        let rows = q.build().fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(batch_of_row).collect())
-    }
-
-    pub async fn list_traces(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<TraceRow>> {
+    async fn list_traces(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<TraceRow>> {
         let mut q = QueryBuilder::<Sqlite>::new("SELECT summary FROM traces WHERE project_id = ");
         q.push_bind(project_id);
         let eq = [
@@ -478,7 +328,7 @@ impl Store {
         rows.into_iter().map(|r| Ok(TraceRow { summary: parse_json(r.get("summary"))?, observations: None })).collect()
     }
 
-    pub async fn get_trace(&self, project_id: &str, id: &str) -> Result<Option<TraceRow>> {
+    async fn get_trace(&self, project_id: &str, id: &str) -> Result<Option<TraceRow>> {
         // A trace id that was merged away still resolves through its key.
         let row = sqlx::query(
             "SELECT t.summary, t.observations FROM traces t
@@ -498,7 +348,7 @@ impl Store {
         .transpose()
     }
 
-    pub async fn list_sessions(
+    async fn list_sessions(
         &self,
         project_id: &str,
         session: Option<&str>,
@@ -541,7 +391,7 @@ impl Store {
             .collect())
     }
 
-    pub async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>> {
+    async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>> {
         let rows = sqlx::query(
             "SELECT user_id, COUNT(*) AS n, COUNT(DISTINCT session_id) AS sessions,
                     SUM(input_tokens) AS i, SUM(output_tokens) AS o, SUM(cache_read_tokens) AS cr,
@@ -600,7 +450,7 @@ fn batch_of_row(r: sqlx::sqlite::SqliteRow) -> Batch {
 }
 
 fn parse_json(text: String) -> Result<serde_json::Value> {
-    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_str(&text).map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
 /// Map `keys` to one trace, merging the traces they already belong to. Returns its id.
@@ -624,7 +474,7 @@ async fn assign_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, keys: 
         all_keys.extend(more);
     }
     let Some(trace_id) = all_keys.first().cloned() else {
-        return Err(StoreError::Corrupt("a fragment without a trace key".into()));
+        return Err(StorageError::Corrupt("a fragment without a trace key".into()));
     };
     for old in existing.iter().filter(|id| **id != trace_id) {
         sqlx::query("DELETE FROM traces WHERE project_id = ? AND id = ?")
@@ -665,26 +515,21 @@ async fn recompute_trace(
     let mut stored = Vec::with_capacity(rows.len());
     for row in rows {
         let payload: String = row.get("payload");
-        let fragment: Fragment = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let fragment: Fragment = serde_json::from_str(&payload).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         stored.push(Stored { agent: row.get("agent"), fragment });
     }
-    if stored.is_empty() {
+    let Some(t) = assemble(project_id, trace_id, stored, fallback_user) else {
         sqlx::query("DELETE FROM traces WHERE project_id = ? AND id = ?")
             .bind(project_id)
             .bind(trace_id)
             .execute(&mut **tx)
             .await?;
         return Ok(());
-    }
-    let mut trace = merge::merge(stored);
-    if trace.user_id.is_none() {
-        trace.user_id = fallback_user.map(str::to_owned);
-    }
-    let summary = summary_json(project_id, trace_id, &trace);
-    let observations =
-        serde_json::to_string(&observations_json(&trace)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let u = &trace.usage;
-    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    };
+    write_trace(tx, project_id, &t).await
+}
+
+async fn write_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, t: &TraceRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
             input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations)
@@ -698,65 +543,22 @@ async fn recompute_trace(
             summary = excluded.summary, observations = excluded.observations",
     )
     .bind(project_id)
-    .bind(trace_id)
-    .bind(&trace.agent)
-    .bind(&trace.session_id)
-    .bind(&trace.user_id)
-    .bind(&trace.device_id)
-    .bind(ns(trace.start_unix_nano))
-    .bind(ns(trace.end_unix_nano))
-    .bind(int(u.input))
-    .bind(int(u.output))
-    .bind(int(u.cache_read))
-    .bind(int(u.cache_creation))
-    .bind(int(u.reasoning))
-    .bind(trace.cost_usd)
-    .bind(summary.to_string())
-    .bind(observations)
+    .bind(&t.id)
+    .bind(&t.agent)
+    .bind(&t.session_id)
+    .bind(&t.user_id)
+    .bind(&t.device_id)
+    .bind(t.start_ns)
+    .bind(t.end_ns)
+    .bind(t.input_tokens)
+    .bind(t.output_tokens)
+    .bind(t.cache_read_tokens)
+    .bind(t.cache_creation_tokens)
+    .bind(t.reasoning_tokens)
+    .bind(t.cost_usd)
+    .bind(&t.summary)
+    .bind(&t.observations)
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// The trace object of the contract (without observations).
-fn summary_json(project_id: &str, id: &str, t: &Trace) -> serde_json::Value {
-    serde_json::json!({
-        "id": id,
-        "project_id": project_id,
-        "agent": t.agent,
-        "session_id": t.session_id,
-        "user_id": t.user_id,
-        "device_id": t.device_id,
-        "start_time": rfc3339(ns(t.start_unix_nano)),
-        "end_time": rfc3339(ns(t.end_unix_nano)),
-        "models": t.models,
-        "input_tokens": t.usage.input,
-        "output_tokens": t.usage.output,
-        "cache_read_tokens": t.usage.cache_read,
-        "cache_creation_tokens": t.usage.cache_creation,
-        "reasoning_tokens": t.usage.reasoning,
-        "cost_usd": t.cost_usd,
-        "prompt": t.prompt,
-        "response": t.response,
-        "tool_calls": t.tool_calls,
-        "errors": t.errors,
-    })
-}
-
-fn observations_json(t: &Trace) -> serde_json::Value {
-    serde_json::Value::Array(
-        t.observations
-            .iter()
-            .map(|o| {
-                let mut value = serde_json::to_value(o).unwrap_or_default();
-                if let Some(map) = value.as_object_mut() {
-                    map.remove("start_unix_nano");
-                    map.remove("end_unix_nano");
-                    map.insert("start_time".into(), rfc3339(ns(o.start_unix_nano)).into());
-                    map.insert("end_time".into(), rfc3339(ns(o.end_unix_nano)).into());
-                }
-                value
-            })
-            .collect(),
-    )
 }

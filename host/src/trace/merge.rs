@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::{Attribution, Body, Channel, Fragment, ModelCall, Prompt, ToolCall, Usage};
+use super::model::{Attribution, Body, Channel, Fragment, ModelCall, Prompt, ToolCall, Usage};
 
 /// The normalized per-prompt trace (the contract's JSON field names).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -367,5 +367,158 @@ impl KeyGroups {
             groups.entry(root).or_default().push(key);
         }
         groups.into_values().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::model::Event;
+
+    fn stored(key: &str, id: &str, report: &str, body: Body) -> Stored {
+        Stored {
+            agent: "claude-code".into(),
+            fragment: Fragment {
+                trace_key: key.into(),
+                also_known_as: Vec::new(),
+                id: id.into(),
+                report_id: report.into(),
+                attribution: Attribution { session_id: Some("s".into()), user_id: None, device_id: Some("d".into()) },
+                body,
+            },
+        }
+    }
+
+    fn call(channel: Channel, end: u64, input: u64, cost: Option<f64>) -> Body {
+        Body::ModelCall(ModelCall {
+            channel,
+            model: Some("m".into()),
+            usage: Some(Usage { input, output: 1, ..Default::default() }),
+            cost_usd: cost,
+            start_unix_nano: Some(end - 1),
+            end_unix_nano: Some(end),
+            duration_ms: None,
+            error: None,
+        })
+    }
+
+    #[test]
+    fn a_call_reported_by_log_and_span_counts_once_and_keeps_the_log_cost() {
+        let fragments = vec![
+            stored("k", "log-1", "a", call(Channel::Log, 10, 100, Some(0.5))),
+            stored("k", "span-1", "b", call(Channel::Span, 11, 100, None)),
+            stored("k", "log-2", "c", call(Channel::Log, 20, 7, Some(0.25))),
+        ];
+        let trace = merge(fragments);
+        assert_eq!(trace.usage.input, 107, "the first call once, the second once");
+        assert_eq!(trace.cost_usd, Some(0.75));
+        let calls: Vec<_> = trace.observations.iter().filter(|o| o.kind == "llm_call").collect();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].reported_via, vec![Channel::Log, Channel::Span]);
+        assert_eq!(calls[1].reported_via, vec![Channel::Log]);
+    }
+
+    #[test]
+    fn the_same_fragments_in_any_order_give_the_same_trace() {
+        let fragments = vec![
+            stored(
+                "k",
+                "p",
+                "1",
+                Body::Prompt(Prompt {
+                    text: Some("[prompt not captured: OTEL_LOG_USER_PROMPTS is off]".into()),
+                    response: Some("first".into()),
+                    start_unix_nano: Some(5),
+                    end_unix_nano: Some(8),
+                }),
+            ),
+            stored(
+                "k",
+                "p",
+                "2",
+                Body::Prompt(Prompt {
+                    text: Some("hello".into()),
+                    response: Some("last".into()),
+                    start_unix_nano: Some(3),
+                    end_unix_nano: Some(9),
+                }),
+            ),
+            stored("k", "t", "1", Body::ToolCall(ToolCall { name: Some("Bash".into()), ..Default::default() })),
+            stored(
+                "k",
+                "t",
+                "2",
+                Body::ToolCall(ToolCall { success: Some(false), result: Some("exit 1".into()), ..Default::default() }),
+            ),
+        ];
+        let forward = merge(fragments.clone());
+        let backward = merge(fragments.into_iter().rev().collect());
+        assert_eq!(forward, backward);
+        assert_eq!(forward.prompt.as_deref(), Some("hello"), "a real value beats a placeholder");
+        assert_eq!(forward.response.as_deref(), Some("last"), "the latest response");
+        assert_eq!(forward.start_unix_nano, Some(3), "the earliest start");
+        assert_eq!(forward.tool_calls.len(), 1, "one tool call from two reports");
+        assert_eq!(forward.tool_calls[0].name.as_deref(), Some("Bash"));
+        assert_eq!(forward.tool_calls[0].success, Some(false));
+        assert_eq!(forward.session_id.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn event_errors_and_absurd_tool_times_do_not_break_the_timeline() {
+        let fragments = vec![
+            stored(
+                "k",
+                "e",
+                "1",
+                Body::Event(Event {
+                    name: "api_error".into(),
+                    time_unix_nano: 4,
+                    attributes_json: "{\"status\":500}".into(),
+                    error: Some("overloaded".into()),
+                }),
+            ),
+            stored(
+                "k",
+                "t",
+                "1",
+                Body::ToolCall(ToolCall {
+                    start_unix_nano: Some(u64::MAX - 1),
+                    duration_ms: Some(u64::MAX),
+                    ..Default::default()
+                }),
+            ),
+        ];
+        let trace = merge(fragments);
+        assert_eq!(trace.errors, vec!["overloaded".to_owned()]);
+        let tool = trace.observations.iter().find(|o| o.kind == "tool_call").expect("a tool observation");
+        assert_eq!(tool.end_unix_nano, None, "an end past u64 is no end");
+        let event = trace.observations.iter().find(|o| o.kind == "event").expect("an event observation");
+        assert_eq!(event.attributes, Some(serde_json::json!({"status": 500})));
+    }
+
+    #[test]
+    fn keys_named_together_form_one_group_whatever_the_order() {
+        let key = |s: &str| s.to_owned();
+        let mut groups = KeyGroups::default();
+        groups.join([key("c"), key("d")].iter());
+        groups.join([key("a"), key("b")].iter());
+        groups.join([key("d"), key("a")].iter());
+        groups.join([key("x")].iter());
+        assert_eq!(groups.into_groups(), vec![vec!["a", "b", "c", "d"], vec!["x"]]);
+
+        // A long chain joined in decreasing order stays one group (path compression).
+        let mut chain = KeyGroups::default();
+        let keys: Vec<String> = (0..2_000).rev().map(|i| format!("k{i:05}")).collect();
+        for pair in keys.windows(2) {
+            chain.join(pair.iter());
+        }
+        assert_eq!(chain.into_groups().len(), 1);
+    }
+
+    #[test]
+    fn placeholders_are_recognized() {
+        assert!(is_placeholder("[prompt not captured: OTEL_LOG_USER_PROMPTS is off]"));
+        assert!(is_placeholder("[response not exported by Codex]"));
+        assert!(!is_placeholder("[a real bracketed answer]"));
     }
 }

@@ -119,19 +119,14 @@ pub struct UsageMetric {
     pub attributes_json: String,
 }
 
-/// What a plugin claims (see `claims` in the WIT).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Claims {
-    pub scope_names: Vec<String>,
-    pub event_names: Vec<String>,
-    pub service_names: Vec<String>,
-}
-
-/// How a plugin describes itself (see `plugin-info` in the WIT).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PluginInfo {
-    pub name: String,
-    pub version: String,
-    pub agent: String,
-    pub claims: Claims,
+/// `value` cut to at most `max` bytes, on a character boundary.
+pub fn clip(mut value: String, max: usize) -> String {
+    if value.len() > max {
+        let mut cut = max;
+        while !value.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        value.truncate(cut);
+    }
+    value
 }

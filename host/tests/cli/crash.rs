@@ -119,10 +119,11 @@ async fn every_acknowledged_batch_survives_kill_9() {
     assert!(lost.is_empty(), "{} of {} acknowledged batches lost: {lost:?}", lost.len(), acknowledged.len());
 
     // Nothing stored is left un-normalized after the restart.
-    let store = antenna::store::Store::connect(&format!("sqlite://{}", dir.path().join("antenna.db").display()))
+    let storage = antenna::storage::connect(&format!("sqlite://{}", dir.path().join("antenna.db").display()), None)
         .await
         .expect("open the database");
-    assert!(store.pending_batches().await.expect("pending").is_empty());
+    let pending = storage.batches(&antenna::storage::BatchSelection::Pending).await.expect("pending");
+    assert!(pending.is_empty());
     host.kill().expect("stop");
     host.wait().expect("reaped");
 }

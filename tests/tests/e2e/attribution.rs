@@ -117,7 +117,8 @@ async fn a_project_never_reads_another_projects_data() {
     let trace_id = ours[0]["id"].as_str().expect("id").to_owned();
     let session_id = ours[0]["session_id"].as_str().expect("session").to_owned();
 
-    let (_, other_pk, other_sk) = host.server.state.store.create_project("other").await.expect("project");
+    let (_, other_pk, other_sk) =
+        antenna::auth::create_project(&*host.server.state.storage, "other").await.expect("project");
     let other = (other_pk.as_str(), other_sk.as_str());
     // Something unclaimed and something failed in our project, too, so every list has data.
     let unknown = json!({"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "mystery-agent"}}]},

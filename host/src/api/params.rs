@@ -1,0 +1,62 @@
+//! Query parameters shared by the lists: filters, `limit` and the opaque `cursor`, RFC 3339
+//! times, and the `{"data": [...], "next_cursor": ...}` page.
+
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 500;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub agent: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl ListParams {
+    /// (limit, offset) from `limit` and the opaque `cursor`.
+    pub fn page(&self) -> Result<(i64, i64), ApiError> {
+        let limit = match &self.limit {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| ApiError::bad_request(format!("limit must be a number from 1 to {MAX_LIMIT}")))?,
+        };
+        let offset = match &self.cursor {
+            None => 0,
+            Some(c) => {
+                c.parse::<i64>().ok().filter(|o| *o >= 0).ok_or_else(|| ApiError::bad_request("invalid cursor"))?
+            }
+        };
+        Ok((limit, offset))
+    }
+}
+
+/// An optional RFC 3339 time parameter as Unix nanoseconds.
+pub fn time_param(name: &str, value: &Option<String>) -> Result<Option<i64>, ApiError> {
+    value
+        .as_deref()
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v).ok().and_then(|t| t.timestamp_nanos_opt()).ok_or_else(|| {
+                ApiError::bad_request(format!("{name} must be an RFC 3339 time, e.g. 2026-11-24T18:00:00Z"))
+            })
+        })
+        .transpose()
+}
+
+/// One page of a list; `next_cursor` is set when the page is full.
+pub fn page_of(data: Vec<Value>, limit: i64, offset: i64) -> Json<Value> {
+    let next = (data.len() as i64 == limit).then(|| (offset + limit).to_string());
+    Json(json!({ "data": data, "next_cursor": next }))
+}

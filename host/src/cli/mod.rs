@@ -1,0 +1,254 @@
+//! The command line: `serve`, `project create`, `plugins list`, `replay`, `normalize`,
+//! `plugin new` ([`scaffold`]); `normalize` is in [`normalize`].
+
+pub mod normalize;
+pub mod scaffold;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "antenna", version, about = "Ingest host for AI coding-agent telemetry")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive OTLP, normalize it with the plugins, serve the query API.
+    Serve(ServeArgs),
+    /// Manage projects and their keys.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Inspect the plugins of a running host.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Re-normalize stored batches through the plugins a running host has loaded now.
+    Replay(ReplayArgs),
+    /// Print what a plugin makes of a capture (a file or a folder), as JSON; no server needed.
+    Normalize {
+        /// The plugin component (*.wasm).
+        #[arg(long)]
+        plugin: PathBuf,
+        /// A request body (`*-traces.bin`, `*-logs.json`, ...) or a folder of them.
+        #[arg(long)]
+        input: PathBuf,
+    },
+    /// Write plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Args)]
+struct DatabaseArgs {
+    /// sqlite://PATH (created when missing).
+    #[arg(long, env = "ANTENNA_DATABASE_URL", default_value = "sqlite://antenna-data/antenna.db")]
+    database_url: String,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on for OTLP/HTTP and the API.
+    #[arg(long, env = "ANTENNA_LISTEN", default_value = "127.0.0.1:4318")]
+    listen: SocketAddr,
+    /// Address for OTLP/gRPC; `off` disables it.
+    #[arg(long, env = "ANTENNA_GRPC_LISTEN", default_value = "127.0.0.1:4317")]
+    grpc_listen: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Directory of extra and replacement plugins (*.wasm), watched for changes.
+    #[arg(long, env = "ANTENNA_PLUGINS_DIR")]
+    plugins_dir: Option<PathBuf>,
+    /// Compiled plugin code, reused across restarts.
+    #[arg(long, env = "ANTENNA_CACHE_DIR", default_value = "antenna-data/compiled")]
+    cache_dir: PathBuf,
+    /// Bootstrap public key: a project with this key pair exists after start.
+    #[arg(long, env = "ANTENNA_PUBLIC_KEY", requires = "secret_key")]
+    public_key: Option<String>,
+    /// Bootstrap secret key (stored only as a hash).
+    #[arg(long, env = "ANTENNA_SECRET_KEY", requires = "public_key", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// User for traces that carry no user at all.
+    #[arg(long, env = "OTEL_CLI_AGENT_FALLBACK_USER")]
+    fallback_user: Option<String>,
+    /// Bearer token for the admin API (/api/admin/...); without it the admin API is off.
+    #[arg(long, env = "ANTENNA_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+#[derive(Args)]
+struct AdminArgs {
+    /// The running host.
+    #[arg(long, env = "ANTENNA_URL", default_value = "http://127.0.0.1:4318")]
+    url: String,
+    #[arg(long, env = "ANTENNA_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Create a project and print its key pair (the secret is shown only this once).
+    Create {
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Every plugin: name, version, WIT version, source, claims, batches, failures, last error.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Create a plugin crate: an example parser, a fixture and its test, a README.
+    New {
+        /// The plugin's name: its crate, the scope it claims, its agent.
+        name: String,
+        /// Where to create the crate (default: ./NAME). Inside this repository's plugins/ it
+        /// becomes a workspace member; elsewhere a standalone crate.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// The antenna-sdk crate a standalone plugin depends on (default: the sdk/ of the
+        /// checkout this binary was built from).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// Only this agent's batches.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Only this project's batches.
+    #[arg(long)]
+    project: Option<String>,
+    /// Batches received at or after this RFC 3339 time.
+    #[arg(long)]
+    from: Option<String>,
+    /// Batches received before this RFC 3339 time.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only batches that failed or that no plugin claimed.
+    #[arg(long)]
+    failed_only: bool,
+}
+
+/// Parse the command line and run it.
+pub async fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,wasmtime=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Project(ProjectCommand::Create { name, database }) => {
+            let storage = crate::storage::connect(&database.database_url, None)
+                .await
+                .with_context(|| format!("opening {}", database.database_url))?;
+            let (id, public, secret) = crate::auth::create_project(&*storage, &name).await?;
+            println!("project {name} created ({id})");
+            println!("public key: {public}");
+            println!("secret key: {secret}   (shown once; only its hash is stored)");
+            println!("agents send: Authorization: Basic <base64 of {public}:{secret}>");
+            Ok(())
+        }
+        Command::Plugins(PluginsCommand::List { admin }) => {
+            let response = admin_request(&admin, reqwest::Method::GET, "/api/admin/plugins", None).await?;
+            println!("{}", serde_json::to_string_pretty(&response)?);
+            Ok(())
+        }
+        Command::Replay(args) => {
+            let body = serde_json::json!({
+                "agent": args.agent, "project_id": args.project, "from": args.from, "to": args.to,
+                "failed_only": args.failed_only,
+            });
+            let response = admin_request(&args.admin, reqwest::Method::POST, "/api/admin/replay", Some(body)).await?;
+            println!("{}", serde_json::to_string_pretty(&response)?);
+            Ok(())
+        }
+        Command::Normalize { plugin, input } => {
+            let output = tokio::task::spawn_blocking(move || normalize::normalize(&plugin, &input)).await??;
+            println!("{}", serde_json::to_string_pretty(&output)?);
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::New { name, path, sdk_path }) => {
+            let created = scaffold::new_plugin(&scaffold::Options { name, path, sdk_path })?;
+            let dir = created.dir.display();
+            match &created.layout {
+                scaffold::Layout::Member { root } => {
+                    println!("created {dir}, a member of the workspace at {}", root.display())
+                }
+                scaffold::Layout::Standalone { sdk } => {
+                    println!("created {dir}, a standalone crate using the SDK at {}", sdk.display())
+                }
+            }
+            println!("next:");
+            println!("  cd {dir}");
+            println!("  cargo test");
+            println!("  cargo build --release --target wasm32-wasip2");
+            println!("  cp {} \"$ANTENNA_PLUGINS_DIR/\"", created.component);
+            Ok(())
+        }
+    }
+}
+
+async fn admin_request(
+    admin: &AdminArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}{path}", admin.url.trim_end_matches('/'));
+    let mut request = reqwest::Client::new().request(method, &url).bearer_auth(&admin.admin_token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.with_context(|| format!("calling {url}"))?;
+    let status = response.status();
+    let value: serde_json::Value = response.json().await.with_context(|| format!("reading the answer of {url}"))?;
+    if !status.is_success() {
+        bail!("{url}: {status}: {}", value["error"].as_str().unwrap_or("no reason given"));
+    }
+    Ok(value)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = crate::Config::local(args.database.database_url);
+    config.listen = args.listen;
+    config.grpc_listen = match args.grpc_listen.as_str() {
+        "off" | "" => None,
+        address => Some(address.parse().with_context(|| format!("ANTENNA_GRPC_LISTEN {address:?}"))?),
+    };
+    config.plugins_dir = args.plugins_dir;
+    config.cache_dir = Some(args.cache_dir);
+    config.admin_token = args.admin_token.filter(|t| !t.is_empty());
+    config.fallback_user = args.fallback_user;
+    config.bootstrap_keys = args.public_key.zip(args.secret_key);
+    if config.bootstrap_keys.is_none() {
+        tracing::info!(
+            "no bootstrap keys: set ANTENNA_PUBLIC_KEY and ANTENNA_SECRET_KEY, or run `antenna project create NAME`"
+        );
+    }
+    let server = crate::start(config).await?;
+    let addr = server.addr;
+    tracing::info!("OTLP endpoint: http://{addr}/api/public/otel (or http://{addr}/v1/...)");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tracing::info!("shutting down");
+    server.shutdown().await
+}

@@ -1,0 +1,112 @@
+//! OTLP in: [`http`] (`POST /v1/{signal}`) and [`grpc`] (the collector services) meet at one
+//! transport-neutral [`Ingest::accept`]: authenticated, admitted ([`admission`]), bounded
+//! ([`limits`]), the raw batch stored durably, then normalized through the pipeline before the
+//! answer. Every refusal and its status on both transports is in [`reply`].
+
+pub mod admission;
+pub mod grpc;
+pub mod http;
+pub mod limits;
+pub mod reply;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::SemaphorePermit;
+
+use crate::auth::Authenticator;
+use crate::config::Limits;
+use crate::metrics::Counters;
+use crate::otlp::{Encoding, Signal};
+use crate::pipeline::Pipeline;
+use crate::storage::{Batch, BatchStatus, Storage};
+use admission::Admission;
+pub use reply::IngestError;
+
+/// What both transports share.
+pub struct Ingest {
+    pub(crate) authenticator: Arc<Authenticator>,
+    pub(crate) admission: Admission,
+    pub(crate) limits: Limits,
+    storage: Arc<dyn Storage>,
+    pipeline: Pipeline,
+    counters: Arc<Counters>,
+}
+
+impl Ingest {
+    pub fn new(
+        authenticator: Arc<Authenticator>,
+        storage: Arc<dyn Storage>,
+        pipeline: Pipeline,
+        limits: Limits,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Ingest {
+            authenticator,
+            admission: Admission::new(&limits, counters.clone()),
+            limits,
+            storage,
+            pipeline,
+            counters,
+        }
+    }
+
+    /// Batches being processed and waiting now.
+    pub fn load(&self) -> (usize, usize) {
+        self.admission.load()
+    }
+
+    /// The caller's project, then a processing slot. Bodies are read only by admitted
+    /// requests, so memory stays bounded under overload.
+    pub(crate) async fn admit(
+        &self,
+        authorization: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<(String, SemaphorePermit<'_>), IngestError> {
+        let project = self.authenticator.authenticate(authorization, client).await?;
+        let slot = self.admission.enter().await.map_err(IngestError::Busy)?;
+        Ok((project, slot))
+    }
+
+    /// Store a decoded, valid body durably, then normalize it. The only error is the storage
+    /// being unavailable (the client should retry); what happens during normalization stays on
+    /// the stored batch.
+    pub async fn accept(
+        &self,
+        project_id: String,
+        signal: Signal,
+        encoding: Encoding,
+        body: Vec<u8>,
+    ) -> Result<(), IngestError> {
+        let batch_id =
+            self.storage.insert_batch(&project_id, signal.as_str(), encoding.content_type(), &body).await.map_err(
+                |e| {
+                    tracing::error!(error = %e, "could not store a batch");
+                    IngestError::Storage
+                },
+            )?;
+        // Stored: from here on the client's data is safe. Normalize before answering so that a
+        // success also means "queryable"; a normalization failure stays on the batch.
+        let batch = Batch {
+            id: batch_id,
+            project_id,
+            signal: signal.as_str().into(),
+            encoding: encoding.content_type().into(),
+            body,
+            received_at: 0,
+            status: BatchStatus::Pending.as_str().into(),
+            agents: None,
+            error: None,
+        };
+        let outcome = self.pipeline.process(&batch).await;
+        let counters = &self.counters;
+        match outcome.status {
+            BatchStatus::Done => &counters.batches_done,
+            BatchStatus::Unclaimed => &counters.batches_unclaimed,
+            BatchStatus::Failed | BatchStatus::Pending => &counters.batches_failed,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}

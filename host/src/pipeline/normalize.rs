@@ -1,0 +1,79 @@
+//! The normalization core, pure of storage and transport: resources -> detect -> sandboxed
+//! plugin call -> validated fragments. The server, `antenna normalize` and the fuzz targets
+//! all run this one piece of code.
+
+use std::sync::Arc;
+
+use super::validate::validate;
+use crate::config::Limits;
+use crate::plugins::{Loaded, Signature, detect};
+use crate::sandbox::wit::ResourceBatch;
+use crate::trace::model::Fragment;
+
+/// A resource no plugin claimed: what `GET /api/public/unclaimed` counts it under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unclaimed {
+    pub service_name: String,
+    pub scope_names: Vec<String>,
+}
+
+/// What the plugins made of one request's resources.
+#[derive(Debug, Default)]
+pub struct Normalized {
+    /// The agents whose plugins handled a resource, in order of first appearance.
+    pub agents: Vec<String>,
+    /// (agent, fragment), validated.
+    pub fragments: Vec<(String, Fragment)>,
+    pub unclaimed: Vec<Unclaimed>,
+    /// One line per resource that failed (plugin error, put aside, invalid output).
+    pub errors: Vec<String>,
+}
+
+/// One resource through one plugin: the sandboxed call, then the output's bounds.
+pub fn run_plugin(loaded: &Loaded, resource: ResourceBatch, limits: &Limits) -> Result<Vec<Fragment>, String> {
+    loaded.plugin.normalize(resource).map_err(|e| e.to_string()).and_then(|fragments| validate(fragments, limits))
+}
+
+/// Every resource of a request through the plugin that claims it. Blocking (runs Wasm).
+pub fn normalize(plugins: &[Arc<Loaded>], limits: &Limits, resources: Vec<ResourceBatch>) -> Normalized {
+    let mut out = Normalized::default();
+    for resource in resources {
+        if resource.scopes.iter().all(|s| s.spans.is_empty() && s.logs.is_empty() && s.metrics.is_empty()) {
+            continue;
+        }
+        let signature = Signature::of(&resource);
+        let Some(loaded) = detect(plugins, &signature) else {
+            tracing::info!(
+                service = signature.service_name.unwrap_or(""),
+                scopes = ?signature.scope_names,
+                "no plugin claims this resource; kept for replay"
+            );
+            out.unclaimed.push(Unclaimed {
+                service_name: signature.service_name.unwrap_or("").to_owned(),
+                scope_names: signature.scope_names.iter().map(|s| (*s).to_owned()).collect(),
+            });
+            continue;
+        };
+        let agent = loaded.plugin.info.agent.clone();
+        if !out.agents.contains(&agent) {
+            out.agents.push(agent.clone());
+        }
+        if loaded.is_put_aside() {
+            out.errors
+                .push(format!("plugin {} is put aside after repeated failures; batch kept for replay", loaded.label()));
+            continue;
+        }
+        match run_plugin(&loaded, resource, limits) {
+            Ok(fragments) => {
+                loaded.record_success();
+                out.fragments.extend(fragments.into_iter().map(|f| (agent.clone(), f)));
+            }
+            Err(error) => {
+                let error = format!("{}: {error}", loaded.label());
+                loaded.record_failure(&error);
+                out.errors.push(error);
+            }
+        }
+    }
+    out
+}

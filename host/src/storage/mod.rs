@@ -1,0 +1,215 @@
+//! Persistence behind one object-safe interface, [`Storage`]: ingest, the pipeline and the
+//! APIs never see a query. Each engine lives in its own module with its own migrations
+//! (`host/migrations/<engine>/`); [`connect`] picks one from the database URL. What an engine
+//! writes of a trace is [`crate::trace::TraceRecord`], so the public JSON is the same whatever
+//! the engine.
+
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::trace::model::Fragment;
+
+pub use sqlite::SqliteStorage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    Url(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// Open (create, migrate) the database at `url`. `fallback_user` is the user of traces that
+/// carry none (`OTEL_CLI_AGENT_FALLBACK_USER`), applied whenever a trace is assembled.
+pub async fn connect(url: &str, fallback_user: Option<String>) -> Result<Arc<dyn Storage>> {
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(SqliteStorage::connect(url, fallback_user).await?));
+    }
+    Err(StorageError::Url(url.to_owned()))
+}
+
+/// What became of a stored batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    /// Stored, not yet normalized (a crash in between): normalized at the next start.
+    Pending,
+    Done,
+    /// A plugin failed or was put aside: kept with its error for replay.
+    Failed,
+    /// No plugin claimed it: retried when the plugins change.
+    Unclaimed,
+}
+
+impl BatchStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchStatus::Pending => "pending",
+            BatchStatus::Done => "done",
+            BatchStatus::Failed => "failed",
+            BatchStatus::Unclaimed => "unclaimed",
+        }
+    }
+}
+
+/// A stored raw batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct Batch {
+    pub id: i64,
+    pub project_id: String,
+    pub signal: String,
+    pub encoding: String,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    pub received_at: i64,
+    pub status: String,
+    pub agents: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Which stored batches to read.
+#[derive(Debug, Clone)]
+pub enum BatchSelection {
+    /// Stored but not normalized (after a crash), every project.
+    Pending,
+    /// A project's batches that failed or that no plugin claimed.
+    Problems { project_id: String },
+    /// Batches no plugin claimed, every project.
+    Unclaimed,
+    /// What `replay` re-normalizes.
+    Replay(ReplayFilter),
+}
+
+/// Filters of `GET /api/public/traces`.
+#[derive(Debug, Default, Clone)]
+pub struct TraceFilter {
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub agent: Option<String>,
+    pub from_ns: Option<i64>,
+    pub to_ns: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Which stored batches `replay` re-normalizes.
+#[derive(Debug, Default, Clone)]
+pub struct ReplayFilter {
+    pub project_id: Option<String>,
+    pub agent: Option<String>,
+    pub from_ns: Option<i64>,
+    pub to_ns: Option<i64>,
+    pub failed_only: bool,
+}
+
+/// A project's public key and the salted hash of its secret.
+#[derive(Debug, Clone)]
+pub struct ProjectKey {
+    pub project_id: String,
+    pub secret_hash: String,
+}
+
+/// A trace row: the summary JSON (contract field names) and, on demand, its observations.
+pub struct TraceRow {
+    pub summary: serde_json::Value,
+    pub observations: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionRow {
+    pub id: String,
+    pub agent: String,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+    pub trace_count: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_usd: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserRow {
+    pub id: String,
+    pub traces: i64,
+    pub sessions: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_usd: Option<f64>,
+    pub last_seen: Option<String>,
+    /// Trace count per agent.
+    pub agents: BTreeMap<String, i64>,
+}
+
+/// Resources no plugin claimed, per service.name and scope.
+#[derive(Debug, Serialize)]
+pub struct UnclaimedRow {
+    pub service_name: String,
+    pub scope_name: String,
+    pub resources: i64,
+    pub last_seen: Option<String>,
+}
+
+/// The storage interface. Object-safe, so the server holds an `Arc<dyn Storage>` and the
+/// engine is chosen at start-up.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    /// Whether the database answers (`/readyz`).
+    async fn ping(&self) -> Result<()>;
+
+    // ---- projects -------------------------------------------------------------------------
+    async fn insert_project(&self, id: &str, name: &str, public_key: &str, secret_hash: &str) -> Result<()>;
+    async fn project_key(&self, public_key: &str) -> Result<Option<ProjectKey>>;
+    async fn set_secret_hash(&self, project_id: &str, secret_hash: &str) -> Result<()>;
+
+    // ---- raw batches ----------------------------------------------------------------------
+    /// Store a body durably (`pending`). The same body posted again (an OTLP retry) returns
+    /// the batch already stored instead of a copy.
+    async fn insert_batch(&self, project_id: &str, signal: &str, encoding: &str, body: &[u8]) -> Result<i64>;
+    /// Record what became of a batch.
+    async fn finish_batch(&self, id: i64, status: BatchStatus, agents: &[String], error: Option<&str>) -> Result<()>;
+    /// Stored batches, oldest first, with their bodies.
+    async fn batches(&self, selection: &BatchSelection) -> Result<Vec<Batch>>;
+
+    // ---- fragments and traces -------------------------------------------------------------
+    /// Store what plugins made of one batch, (agent, fragment), replacing what an earlier run
+    /// of the same batch produced, and recompute every trace it touched, atomically.
+    /// Idempotent. Returns the number of traces touched.
+    async fn apply_fragments(&self, project_id: &str, batch_id: i64, fragments: &[(String, Fragment)])
+    -> Result<usize>;
+    /// Count one resource that no plugin claimed.
+    async fn count_unclaimed(&self, project_id: &str, service_name: &str, scope_names: &[String]) -> Result<()>;
+
+    // ---- queries --------------------------------------------------------------------------
+    async fn unclaimed(&self, project_id: &str) -> Result<Vec<UnclaimedRow>>;
+    async fn list_traces(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<TraceRow>>;
+    /// A trace with its observations; an id merged away still resolves through its key.
+    async fn get_trace(&self, project_id: &str, id: &str) -> Result<Option<TraceRow>>;
+    async fn list_sessions(
+        &self,
+        project_id: &str,
+        session: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<SessionRow>>;
+    async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>>;
+}

@@ -1,0 +1,134 @@
+//! From stored fragments to what storage keeps of a trace: the merged trace with the server's
+//! fallback user applied, its indexed columns and its public JSON. Every storage engine writes
+//! the same [`TraceRecord`], so the public JSON is the same whatever the engine.
+
+use super::merge::{KeyGroups, Stored, Trace, merge};
+use super::model::{Body, Fragment};
+use super::view;
+
+/// One trace as storage writes it.
+#[derive(Debug, Clone)]
+pub struct TraceRecord {
+    pub id: String,
+    pub agent: String,
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub start_ns: Option<i64>,
+    pub end_ns: Option<i64>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_usd: Option<f64>,
+    /// The contract's trace object, without observations (JSON text).
+    pub summary: String,
+    /// The timeline (JSON text).
+    pub observations: String,
+}
+
+/// Merge the fragments stored under one trace's keys; `None` when there are none (the trace
+/// is then deleted). A trace that ends with no user gets `fallback_user`.
+pub fn assemble(
+    project_id: &str,
+    trace_id: &str,
+    stored: Vec<Stored>,
+    fallback_user: Option<&str>,
+) -> Option<TraceRecord> {
+    if stored.is_empty() {
+        return None;
+    }
+    let mut trace = merge(stored);
+    if trace.user_id.is_none() {
+        trace.user_id = fallback_user.map(str::to_owned);
+    }
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let u = &trace.usage;
+    Some(TraceRecord {
+        id: trace_id.to_owned(),
+        agent: trace.agent.clone(),
+        session_id: trace.session_id.clone(),
+        user_id: trace.user_id.clone(),
+        device_id: trace.device_id.clone(),
+        start_ns: view::ns(trace.start_unix_nano),
+        end_ns: view::ns(trace.end_unix_nano),
+        input_tokens: int(u.input),
+        output_tokens: int(u.output),
+        cache_read_tokens: int(u.cache_read),
+        cache_creation_tokens: int(u.cache_creation),
+        reasoning_tokens: int(u.reasoning),
+        cost_usd: trace.cost_usd,
+        summary: view::summary(project_id, trace_id, &trace).to_string(),
+        observations: view::observations(&trace).to_string(),
+    })
+}
+
+/// Fragments of one run (no stored key map): keys named together form one trace whose id is
+/// its smallest key, exactly as storage joins them. Used by `antenna normalize` and the fuzz
+/// targets. Usage metrics make no trace.
+pub fn in_memory(fragments: &[(String, Fragment)]) -> Vec<(String, Trace)> {
+    let traced: Vec<&(String, Fragment)> =
+        fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
+    let mut groups = KeyGroups::default();
+    for (_, f) in &traced {
+        groups.join(std::iter::once(&f.trace_key).chain(&f.also_known_as));
+    }
+    groups
+        .into_groups()
+        .into_iter()
+        .filter_map(|keys| {
+            let members: Vec<Stored> = traced
+                .iter()
+                .filter(|(_, f)| keys.binary_search(&f.trace_key).is_ok())
+                .map(|(agent, f)| Stored { agent: agent.clone(), fragment: f.clone() })
+                .collect();
+            let id = keys.first()?.clone();
+            Some((id, merge(members)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::model::{Attribution, Prompt};
+
+    fn prompt(key: &str, aka: &[&str], user: Option<&str>) -> (String, Fragment) {
+        (
+            "codex".into(),
+            Fragment {
+                trace_key: key.into(),
+                also_known_as: aka.iter().map(|k| k.to_string()).collect(),
+                id: "p".into(),
+                report_id: key.into(),
+                attribution: Attribution { user_id: user.map(str::to_owned), ..Default::default() },
+                body: Body::Prompt(Prompt { text: Some("hi".into()), ..Default::default() }),
+            },
+        )
+    }
+
+    #[test]
+    fn keys_named_together_become_one_trace_named_by_the_smallest_key() {
+        let fragments =
+            vec![prompt("prompt-b", &["otel-1"], None), prompt("otel-1", &[], None), prompt("prompt-z", &[], None)];
+        let traces = in_memory(&fragments);
+        let ids: Vec<&str> = traces.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, vec!["otel-1", "prompt-z"]);
+    }
+
+    #[test]
+    fn the_fallback_user_applies_only_to_a_trace_with_no_user() {
+        let stored = |user| {
+            let (agent, fragment) = prompt("k", &[], user);
+            vec![Stored { agent, fragment }]
+        };
+        let record = assemble("proj", "k", stored(None), Some("fallback")).expect("a trace");
+        assert_eq!(record.user_id.as_deref(), Some("fallback"));
+        let summary: serde_json::Value = serde_json::from_str(&record.summary).expect("json");
+        assert_eq!(summary["user_id"], "fallback");
+        let record = assemble("proj", "k", stored(Some("dev")), Some("fallback")).expect("a trace");
+        assert_eq!(record.user_id.as_deref(), Some("dev"));
+        assert!(assemble("proj", "k", Vec::new(), None).is_none(), "no fragments, no trace");
+    }
+}

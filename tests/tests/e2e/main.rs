@@ -1,0 +1,17 @@
+//! The end-to-end suite, one test binary (linking one binary instead of one per file is most of
+//! what a test build costs): a real host on an ephemeral port, real HTTP/gRPC, real SQLite, the
+//! real components. One module per concern.
+
+mod agents;
+mod attribution;
+mod claude_code;
+mod codex;
+mod copilot;
+mod fuzz_regressions;
+mod gemini;
+mod genai;
+mod grpc;
+mod hostile;
+mod ingest;
+mod plugins;
+mod ui;
