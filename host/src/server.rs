@@ -87,13 +87,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let authenticator =
         Arc::new(Authenticator::new(storage.clone(), counters.clone(), config.limits.auth_failures_per_minute));
     let pipeline = Pipeline::new(storage.clone(), registry.clone(), config.limits.clone());
-    let ingest = Arc::new(Ingest::new(
-        authenticator.clone(),
-        storage.clone(),
-        pipeline.clone(),
-        config.limits.clone(),
-        counters.clone(),
-    ));
+    let ingest =
+        Arc::new(Ingest::new(authenticator.clone(), pipeline.clone(), config.limits.clone(), counters.clone()));
     let state = AppState {
         api: Api { storage: storage.clone(), authenticator },
         storage,

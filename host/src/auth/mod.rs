@@ -11,9 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::metrics::Counters;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{ProjectKey, Storage, StorageError};
 
 const AUTH_WINDOW: Duration = Duration::from_secs(60);
+/// How long a project's key row is reused without asking storage again. The secret is still
+/// checked on every request; a rotated secret takes effect within this time.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Most cached key rows (the cache is emptied when full: it refills from storage).
+const KEY_CACHE_MAX: usize = 10_000;
 /// Above this many tracked addresses, expired entries are swept (memory stays bounded).
 const AUTH_TRACKED_MAX: usize = 10_000;
 
@@ -38,11 +43,19 @@ pub struct Authenticator {
     counters: Arc<Counters>,
     max_failures: u32,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Recently read key rows: most requests need no storage round trip to authenticate.
+    keys: Mutex<HashMap<String, (ProjectKey, Instant)>>,
 }
 
 impl Authenticator {
     pub fn new(storage: Arc<dyn Storage>, counters: Arc<Counters>, failures_per_minute: u32) -> Self {
-        Authenticator { storage, counters, max_failures: failures_per_minute, failures: Mutex::new(HashMap::new()) }
+        Authenticator {
+            storage,
+            counters,
+            max_failures: failures_per_minute,
+            failures: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The project of an `Authorization` value (HTTP header or gRPC metadata); a client
@@ -57,7 +70,7 @@ impl Authenticator {
         let Some((public, secret)) = keys::parse_basic(value) else {
             return Err(self.failed(client, AuthError::Malformed));
         };
-        match self.storage.project_key(&public).await {
+        match self.project_key(&public).await {
             Ok(Some(key)) if keys::verify_secret(&secret, &key.secret_hash) => Ok(key.project_id),
             Ok(_) => {
                 // Never log the secret.
@@ -69,6 +82,24 @@ impl Authenticator {
                 Err(AuthError::Unavailable)
             }
         }
+    }
+
+    /// The key row of `public`, from the cache when fresh.
+    async fn project_key(&self, public: &str) -> Result<Option<ProjectKey>, StorageError> {
+        if let Ok(keys) = self.keys.lock()
+            && let Some((key, read)) = keys.get(public)
+            && read.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(Some(key.clone()));
+        }
+        let key = self.storage.project_key(public).await?;
+        if let (Some(key), Ok(mut keys)) = (&key, self.keys.lock()) {
+            if keys.len() >= KEY_CACHE_MAX {
+                keys.clear();
+            }
+            keys.insert(public.to_owned(), (key.clone(), Instant::now()));
+        }
+        Ok(key)
     }
 
     /// If `client` failed authentication too often, how long until it may try again.

@@ -44,7 +44,7 @@ impl Collector {
             Export::Logs(r) => (Signal::Logs, r.encode_to_vec()),
             Export::Metrics(r) => (Signal::Metrics, r.encode_to_vec()),
         };
-        self.ingest.accept(project, signal, Encoding::Protobuf, body).await.map_err(|e| e.to_grpc())
+        self.ingest.accept(project, signal, Encoding::Protobuf, body, export).await.map_err(|e| e.to_grpc())
     }
 
     /// The services, with gzip accepted and the decoded-size limit applied.

@@ -100,7 +100,7 @@ async fn handle(
         otlp::decode(signal, encoding, &decoded).map_err(|e| reject(IngestError::BadRequest(e.to_string())))?;
     check_shape(&export, limits).map_err(|message| reject(IngestError::BadRequest(message)))?;
 
-    ingest.accept(project_id, signal, encoding, decoded).await.map_err(reject)?;
+    ingest.accept(project_id, signal, encoding, decoded, export).await.map_err(reject)?;
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], otlp::success_response(signal, encoding))
         .into_response())
 }

@@ -1,7 +1,7 @@
 //! OTLP in: [`http`] (`POST /v1/{signal}`) and [`grpc`] (the collector services) meet at one
 //! transport-neutral [`Ingest::accept`]: authenticated, admitted ([`admission`]), bounded
-//! ([`limits`]), the raw batch stored durably, then normalized through the pipeline before the
-//! answer. Every refusal and its status on both transports is in [`reply`].
+//! ([`limits`]), decoded once, normalized through the pipeline and stored with its output in
+//! one group-committed write before the answer. Every refusal and its status on both transports is in [`reply`].
 
 pub mod admission;
 pub mod grpc;
@@ -18,9 +18,9 @@ use tokio::sync::SemaphorePermit;
 use crate::auth::Authenticator;
 use crate::config::Limits;
 use crate::metrics::Counters;
-use crate::otlp::{Encoding, Signal};
+use crate::otlp::{Encoding, Export, Signal};
 use crate::pipeline::Pipeline;
-use crate::storage::{Batch, BatchStatus, Storage};
+use crate::storage::BatchStatus;
 use admission::Admission;
 pub use reply::IngestError;
 
@@ -29,27 +29,13 @@ pub struct Ingest {
     pub(crate) authenticator: Arc<Authenticator>,
     pub(crate) admission: Admission,
     pub(crate) limits: Limits,
-    storage: Arc<dyn Storage>,
     pipeline: Pipeline,
     counters: Arc<Counters>,
 }
 
 impl Ingest {
-    pub fn new(
-        authenticator: Arc<Authenticator>,
-        storage: Arc<dyn Storage>,
-        pipeline: Pipeline,
-        limits: Limits,
-        counters: Arc<Counters>,
-    ) -> Self {
-        Ingest {
-            authenticator,
-            admission: Admission::new(&limits, counters.clone()),
-            limits,
-            storage,
-            pipeline,
-            counters,
-        }
+    pub fn new(authenticator: Arc<Authenticator>, pipeline: Pipeline, limits: Limits, counters: Arc<Counters>) -> Self {
+        Ingest { authenticator, admission: Admission::new(&limits, counters.clone()), limits, pipeline, counters }
     }
 
     /// Batches being processed and waiting now.
@@ -69,37 +55,21 @@ impl Ingest {
         Ok((project, slot))
     }
 
-    /// Store a decoded, valid body durably, then normalize it. The only error is the storage
-    /// being unavailable (the client should retry); what happens during normalization stays on
-    /// the stored batch.
+    /// Normalize a decoded, valid request and store it durably with its output. The only
+    /// error is the storage being unavailable (the client should retry); what happens during
+    /// normalization stays on the stored batch.
     pub async fn accept(
         &self,
         project_id: String,
         signal: Signal,
         encoding: Encoding,
         body: Vec<u8>,
+        export: Export,
     ) -> Result<(), IngestError> {
-        let batch_id =
-            self.storage.insert_batch(&project_id, signal.as_str(), encoding.content_type(), &body).await.map_err(
-                |e| {
-                    tracing::error!(error = %e, "could not store a batch");
-                    IngestError::Storage
-                },
-            )?;
-        // Stored: from here on the client's data is safe. Normalize before answering so that a
-        // success also means "queryable"; a normalization failure stays on the batch.
-        let batch = Batch {
-            id: batch_id,
-            project_id,
-            signal: signal.as_str().into(),
-            encoding: encoding.content_type().into(),
-            body,
-            received_at: 0,
-            status: BatchStatus::Pending.as_str().into(),
-            agents: None,
-            error: None,
-        };
-        let outcome = self.pipeline.process(&batch).await;
+        let outcome = self.pipeline.accept(project_id, signal, encoding, body, export).await.map_err(|e| {
+            tracing::error!(error = %e, "could not store a batch");
+            IngestError::Storage
+        })?;
         let counters = &self.counters;
         match outcome.status {
             BatchStatus::Done => &counters.batches_done,

@@ -1,21 +1,21 @@
-//! The flow of one stored batch: decode -> split by resource -> the pure [`normalize`] core
-//! (detect, sandboxed plugin, [`validate`]) -> store fragments and recompute traces -> record
-//! the outcome on the batch. A [`Pipeline`] value carries what that needs, for ingest, replay,
-//! recovery at start-up and the retry of unclaimed batches alike.
+//! The flow of one batch: split by resource -> the pure [`normalize`] core (detect, sandboxed
+//! plugin, [`validate`]) -> one atomic write of the batch, its fragments, its recomputed traces
+//! and its outcome. A [`Pipeline`] value carries what that needs, for ingest (a decoded request),
+//! replay, recovery at start-up and the retry of unclaimed batches (a stored body) alike.
 
 pub mod normalize;
 pub mod validate;
 
 use std::sync::Arc;
 
-pub use normalize::{Normalized, Unclaimed, normalize, run_plugin};
+pub use normalize::{Normalized, normalize, run_plugin};
 use serde::{Deserialize, Serialize};
 pub use validate::validate;
 
 use crate::config::Limits;
-use crate::otlp::{self, Encoding, Signal};
+use crate::otlp::{self, Encoding, Export, Signal};
 use crate::plugins::Registry;
-use crate::storage::{Batch, BatchSelection, BatchStatus, Storage, StorageError};
+use crate::storage::{Batch, BatchSelection, BatchStatus, BatchWrite, Storage, StorageError};
 
 /// What became of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,61 +47,55 @@ impl Pipeline {
         Pipeline { storage, registry, limits }
     }
 
-    /// Normalize a stored batch and record the outcome on it. Errors here are the batch's, not
-    /// the request's: the batch stays stored with its error for replay.
+    /// A decoded request: normalize it, then store it with its output in one atomic write
+    /// (group-committed with its neighbours). When this returns `Ok`, the batch is durable
+    /// and queryable; a normalization failure is recorded on the stored batch, not returned.
+    pub async fn accept(
+        &self,
+        project_id: String,
+        signal: Signal,
+        encoding: Encoding,
+        body: Vec<u8>,
+        export: Export,
+    ) -> Result<Outcome, StorageError> {
+        let normalized = self.normalize(export).await;
+        let (write, outcome) = write_of(None, project_id, signal, encoding, body, normalized);
+        self.storage.commit(write).await?;
+        Ok(outcome)
+    }
+
+    /// A stored batch, normalized again through the plugins loaded now; the outcome is
+    /// recorded on it. Errors here are the batch's: it stays stored with its error for replay.
     pub async fn process(&self, batch: &Batch) -> Outcome {
-        let outcome = self.run(batch).await;
+        let (Some(signal), Some(encoding)) =
+            (Signal::parse(&batch.signal), Encoding::from_content_type(&batch.encoding))
+        else {
+            let error = format!("unknown signal {:?} or encoding {:?}", batch.signal, batch.encoding);
+            return Outcome { status: BatchStatus::Failed, agents: Vec::new(), error: Some(error) };
+        };
+        let normalized = match otlp::decode(signal, encoding, &batch.body) {
+            Ok(export) => self.normalize(export).await,
+            Err(e) => Normalized { errors: vec![e.to_string()], ..Default::default() },
+        };
+        let project_id = batch.project_id.clone();
+        let (write, mut outcome) = write_of(Some(batch.id), project_id, signal, encoding, Vec::new(), normalized);
+        if let Err(e) = self.storage.commit(write).await {
+            tracing::error!(batch = batch.id, error = %e, "could not store a re-normalized batch");
+            outcome = Outcome { status: BatchStatus::Failed, agents: outcome.agents, error: Some(e.to_string()) };
+        }
         if let Some(error) = &outcome.error {
             tracing::warn!(batch = batch.id, status = outcome.status.as_str(), %error, "batch not fully normalized");
-        }
-        if let Err(e) =
-            self.storage.finish_batch(batch.id, outcome.status, &outcome.agents, outcome.error.as_deref()).await
-        {
-            tracing::error!(batch = batch.id, error = %e, "could not record the batch outcome");
         }
         outcome
     }
 
-    async fn run(&self, batch: &Batch) -> Outcome {
-        let failed = |agents, error: String| Outcome { status: BatchStatus::Failed, agents, error: Some(error) };
-        let (Some(signal), Some(encoding)) =
-            (Signal::parse(&batch.signal), Encoding::from_content_type(&batch.encoding))
-        else {
-            return failed(Vec::new(), format!("unknown signal {:?} or encoding {:?}", batch.signal, batch.encoding));
-        };
-        let export = match otlp::decode(signal, encoding, &batch.body) {
-            Ok(export) => export,
-            Err(e) => return failed(Vec::new(), e.to_string()),
-        };
+    /// Every resource of a request through the plugins loaded now, off the async threads.
+    async fn normalize(&self, export: Export) -> Normalized {
         let plugins = self.registry.snapshot();
         let limits = self.limits.clone();
-        let resources = export.into_resource_batches();
-        let normalized =
-            tokio::task::spawn_blocking(move || normalize(&plugins, &limits, resources)).await.unwrap_or_else(|e| {
-                Normalized { errors: vec![format!("plugin call panicked: {e}")], ..Default::default() }
-            });
-        let Normalized { agents, fragments, unclaimed, mut errors } = normalized;
-
-        for resource in &unclaimed {
-            if let Err(e) =
-                self.storage.count_unclaimed(&batch.project_id, &resource.service_name, &resource.scope_names).await
-            {
-                tracing::error!(error = %e, "could not count an unclaimed resource");
-            }
-        }
-        // Always applied, even when empty: a replay replaces what earlier versions produced.
-        if let Err(e) = self.storage.apply_fragments(&batch.project_id, batch.id, &fragments).await {
-            errors.push(format!("storing fragments: {e}"));
-        }
-        if !errors.is_empty() {
-            return failed(agents, errors.join("; "));
-        }
-        if !unclaimed.is_empty() {
-            let error = format!("{} resource(s) claimed by no plugin", unclaimed.len());
-            let status = if agents.is_empty() { BatchStatus::Unclaimed } else { BatchStatus::Done };
-            return Outcome { status, agents, error: Some(error) };
-        }
-        Outcome { status: BatchStatus::Done, agents, error: None }
+        tokio::task::spawn_blocking(move || normalize(&plugins, &limits, export.into_resource_batches()))
+            .await
+            .unwrap_or_else(|e| Normalized { errors: vec![format!("plugin call panicked: {e}")], ..Default::default() })
     }
 
     /// Re-normalize `batches` through the plugins loaded now. Idempotent: each batch's earlier
@@ -143,4 +137,30 @@ impl Pipeline {
         tracing::info!(?report, "re-normalized batches that no plugin had claimed");
         Ok(report)
     }
+}
+
+/// The write of one batch with its output, and the outcome it records.
+fn write_of(
+    id: Option<i64>,
+    project_id: String,
+    signal: Signal,
+    encoding: Encoding,
+    body: Vec<u8>,
+    normalized: Normalized,
+) -> (BatchWrite, Outcome) {
+    let (status, error) = normalized.outcome();
+    let outcome = Outcome { status, agents: normalized.agents.clone(), error: error.clone() };
+    let write = BatchWrite {
+        id,
+        project_id,
+        signal: signal.as_str().to_owned(),
+        encoding: encoding.content_type().to_owned(),
+        body,
+        status,
+        agents: normalized.agents,
+        error,
+        fragments: normalized.fragments,
+        unclaimed: normalized.unclaimed,
+    };
+    (write, outcome)
 }

@@ -8,14 +8,8 @@ use super::validate::validate;
 use crate::config::Limits;
 use crate::plugins::{Loaded, Signature, detect};
 use crate::sandbox::wit::ResourceBatch;
+use crate::storage::{BatchStatus, UnclaimedResource};
 use crate::trace::model::Fragment;
-
-/// A resource no plugin claimed: what `GET /api/public/unclaimed` counts it under.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unclaimed {
-    pub service_name: String,
-    pub scope_names: Vec<String>,
-}
 
 /// What the plugins made of one request's resources.
 #[derive(Debug, Default)]
@@ -24,9 +18,25 @@ pub struct Normalized {
     pub agents: Vec<String>,
     /// (agent, fragment), validated.
     pub fragments: Vec<(String, Fragment)>,
-    pub unclaimed: Vec<Unclaimed>,
+    pub unclaimed: Vec<UnclaimedResource>,
     /// One line per resource that failed (plugin error, put aside, invalid output).
     pub errors: Vec<String>,
+}
+
+impl Normalized {
+    /// The batch's status and error: failed if any resource failed, unclaimed if no plugin
+    /// claimed any, else done (noting resources nobody claimed).
+    pub fn outcome(&self) -> (BatchStatus, Option<String>) {
+        if !self.errors.is_empty() {
+            return (BatchStatus::Failed, Some(self.errors.join("; ")));
+        }
+        if !self.unclaimed.is_empty() {
+            let error = format!("{} resource(s) claimed by no plugin", self.unclaimed.len());
+            let status = if self.agents.is_empty() { BatchStatus::Unclaimed } else { BatchStatus::Done };
+            return (status, Some(error));
+        }
+        (BatchStatus::Done, None)
+    }
 }
 
 /// One resource through one plugin: the sandboxed call, then the output's bounds.
@@ -48,7 +58,7 @@ pub fn normalize(plugins: &[Arc<Loaded>], limits: &Limits, resources: Vec<Resour
                 scopes = ?signature.scope_names,
                 "no plugin claims this resource; kept for replay"
             );
-            out.unclaimed.push(Unclaimed {
+            out.unclaimed.push(UnclaimedResource {
                 service_name: signature.service_name.unwrap_or("").to_owned(),
                 scope_names: signature.scope_names.iter().map(|s| (*s).to_owned()).collect(),
             });

@@ -26,6 +26,8 @@ pub enum StorageError {
     Url(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("the storage writer stopped")]
+    WriterGone,
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -160,6 +162,33 @@ pub struct UserRow {
     pub agents: BTreeMap<String, i64>,
 }
 
+/// A resource no plugin claimed: what `GET /api/public/unclaimed` counts it under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnclaimedResource {
+    pub service_name: String,
+    pub scope_names: Vec<String>,
+}
+
+/// One batch to store with what the plugins made of it, in one atomic write.
+#[derive(Debug, Clone)]
+pub struct BatchWrite {
+    /// `None`: a new request, stored (deduplicated by its body's digest: an OTLP retry lands
+    /// on the batch already stored). `Some`: a stored batch normalized again (replay,
+    /// recovery, unclaimed retry); its body is not rewritten.
+    pub id: Option<i64>,
+    pub project_id: String,
+    pub signal: String,
+    pub encoding: String,
+    /// The raw body (new requests only).
+    pub body: Vec<u8>,
+    pub status: BatchStatus,
+    pub agents: Vec<String>,
+    pub error: Option<String>,
+    /// (agent, fragment), validated. They replace what an earlier run of the batch produced.
+    pub fragments: Vec<(String, Fragment)>,
+    pub unclaimed: Vec<UnclaimedResource>,
+}
+
 /// Resources no plugin claimed, per service.name and scope.
 #[derive(Debug, Serialize)]
 pub struct UnclaimedRow {
@@ -181,23 +210,14 @@ pub trait Storage: Send + Sync {
     async fn project_key(&self, public_key: &str) -> Result<Option<ProjectKey>>;
     async fn set_secret_hash(&self, project_id: &str, secret_hash: &str) -> Result<()>;
 
-    // ---- raw batches ----------------------------------------------------------------------
-    /// Store a body durably (`pending`). The same body posted again (an OTLP retry) returns
-    /// the batch already stored instead of a copy.
-    async fn insert_batch(&self, project_id: &str, signal: &str, encoding: &str, body: &[u8]) -> Result<i64>;
-    /// Record what became of a batch.
-    async fn finish_batch(&self, id: i64, status: BatchStatus, agents: &[String], error: Option<&str>) -> Result<()>;
+    // ---- batches, fragments, traces -----------------------------------------------------
+    /// Store a batch, its fragments (replacing an earlier run's), its unclaimed resources and
+    /// its outcome, and recompute every trace it touched — atomically, and durably when this
+    /// returns. Idempotent. Engines may group concurrent calls into one transaction (group
+    /// commit); each caller still gets its own answer. Returns the batch id.
+    async fn commit(&self, write: BatchWrite) -> Result<i64>;
     /// Stored batches, oldest first, with their bodies.
     async fn batches(&self, selection: &BatchSelection) -> Result<Vec<Batch>>;
-
-    // ---- fragments and traces -------------------------------------------------------------
-    /// Store what plugins made of one batch, (agent, fragment), replacing what an earlier run
-    /// of the same batch produced, and recompute every trace it touched, atomically.
-    /// Idempotent. Returns the number of traces touched.
-    async fn apply_fragments(&self, project_id: &str, batch_id: i64, fragments: &[(String, Fragment)])
-    -> Result<usize>;
-    /// Count one resource that no plugin claimed.
-    async fn count_unclaimed(&self, project_id: &str, service_name: &str, scope_names: &[String]) -> Result<()>;
 
     // ---- queries --------------------------------------------------------------------------
     async fn unclaimed(&self, project_id: &str) -> Result<Vec<UnclaimedRow>>;

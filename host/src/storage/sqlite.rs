@@ -1,5 +1,11 @@
-//! The embedded default engine: SQLite through sqlx, WAL, `synchronous=FULL` (when
-//! `insert_batch` returns, the body is on disk), migrations in `host/migrations/sqlite/`.
+//! The embedded default engine: SQLite through sqlx, WAL, `synchronous=FULL`, migrations in
+//! `host/migrations/sqlite/`.
+//!
+//! Writes go through one writer task that owns its own connection and commits in groups:
+//! requests that arrive together share one `BEGIN IMMEDIATE` transaction and one fsync, each
+//! caller answered after the commit that holds its batch (so a 200 still means stored and
+//! normalized). Multi-row statements keep the round trips per group few; each trace a group
+//! touched is recomputed once. Reads use a pool beside it (WAL lets them run during a write).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -8,11 +14,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
-use tokio::sync::Mutex;
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Batch, BatchSelection, BatchStatus, ProjectKey, Result, SessionRow, Storage, StorageError, TraceFilter, TraceRow,
+    Batch, BatchSelection, BatchWrite, ProjectKey, Result, SessionRow, Storage, StorageError, TraceFilter, TraceRow,
     UnclaimedRow, UserRow,
 };
 use crate::trace::model::{Body, Fragment};
@@ -23,13 +29,23 @@ fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
 }
 
+/// Most batches one group commit takes; more wait for the next group.
+const MAX_GROUP: usize = 256;
+/// Rows per multi-row statement (SQLite allows 32 766 bound parameters).
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// One batch waiting for the writer, and where its answer goes.
+struct Job {
+    write: BatchWrite,
+    done: oneshot::Sender<Result<i64>>,
+}
+
 /// The SQLite database.
-#[derive(Clone)]
 pub struct SqliteStorage {
+    /// Readers (queries, authentication, project keys).
     pool: SqlitePool,
-    /// Trace recomputation is read-modify-write: one writer at a time keeps it exact.
-    writer: std::sync::Arc<Mutex<()>>,
-    fallback_user: Option<String>,
+    /// The group-commit writer.
+    writer: mpsc::Sender<Job>,
 }
 
 impl SqliteStorage {
@@ -49,9 +65,12 @@ impl SqliteStorage {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStorage { pool, writer: Default::default(), fallback_user })
+        let connection = SqliteConnection::connect_with(&options).await?;
+        let (writer, jobs) = mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(write_loop(connection, jobs, fallback_user));
+        Ok(SqliteStorage { pool, writer })
     }
 
     async fn batches_where(&self, condition: &str, project: Option<&str>) -> Result<Vec<Batch>> {
@@ -104,35 +123,10 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    async fn insert_batch(&self, project_id: &str, signal: &str, encoding: &str, body: &[u8]) -> Result<i64> {
-        let digest = crate::ids::sha256_hex(body);
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO batches (project_id, signal, encoding, body, body_sha256, received_at, status)
-             VALUES (?, ?, ?, ?, ?, ?, 'pending')
-             ON CONFLICT (project_id, signal, body_sha256) DO UPDATE SET status = status
-             RETURNING id",
-        )
-        .bind(project_id)
-        .bind(signal)
-        .bind(encoding)
-        .bind(body)
-        .bind(digest)
-        .bind(now_ns())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(id)
-    }
-
-    async fn finish_batch(&self, id: i64, status: BatchStatus, agents: &[String], error: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE batches SET status = ?, agents = ?, error = ?, processed_at = ? WHERE id = ?")
-            .bind(status.as_str())
-            .bind((!agents.is_empty()).then(|| agents.join(",")))
-            .bind(error)
-            .bind(now_ns())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    async fn commit(&self, write: BatchWrite) -> Result<i64> {
+        let (done, answer) = oneshot::channel();
+        self.writer.send(Job { write, done }).await.map_err(|_| StorageError::WriterGone)?;
+        answer.await.map_err(|_| StorageError::WriterGone)?
     }
 
     async fn batches(&self, selection: &BatchSelection) -> Result<Vec<Batch>> {
@@ -165,123 +159,6 @@ impl Storage for SqliteStorage {
         q.push(" ORDER BY id");
         let rows = q.build().fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(batch_of_row).collect())
-    }
-
-    async fn apply_fragments(
-        &self,
-        project_id: &str,
-        batch_id: i64,
-        fragments: &[(String, Fragment)],
-    ) -> Result<usize> {
-        let _writer = self.writer.lock().await;
-        // IMMEDIATE: take the write lock up front; a read that later upgrades to a write would
-        // fail with SQLITE_BUSY (not wait) when another connection wrote in between.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-
-        // What an earlier run of this batch produced is replaced, not added to (replay).
-        let mut touched: BTreeSet<String> = sqlx::query_scalar(
-            "SELECT DISTINCT k.trace_id FROM fragments f JOIN trace_keys k
-               ON k.project_id = f.project_id AND k.key = f.trace_key
-             WHERE f.project_id = ? AND f.batch_id = ?",
-        )
-        .bind(project_id)
-        .bind(batch_id)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-        sqlx::query("DELETE FROM fragments WHERE project_id = ? AND batch_id = ?")
-            .bind(project_id)
-            .bind(batch_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM usage_metrics WHERE project_id = ? AND batch_id = ?")
-            .bind(project_id)
-            .bind(batch_id)
-            .execute(&mut *tx)
-            .await?;
-
-        // Usage metrics go to their own table, never into traces.
-        for (agent, f) in fragments {
-            if let Body::UsageMetric(m) = &f.body {
-                sqlx::query(
-                    "INSERT INTO usage_metrics (project_id, session_id, name, report_id, agent, user_id, time_ns, value, unit, attributes, batch_id)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (project_id, session_id, name, report_id) DO UPDATE SET
-                       value = excluded.value, attributes = excluded.attributes, batch_id = excluded.batch_id",
-                )
-                .bind(project_id)
-                .bind(f.attribution.session_id.as_deref().unwrap_or(""))
-                .bind(&m.name)
-                .bind(&f.report_id)
-                .bind(agent)
-                .bind(&f.attribution.user_id)
-                .bind(ns(Some(m.time_unix_nano)))
-                .bind(m.value)
-                .bind(&m.unit)
-                .bind(&m.attributes_json)
-                .bind(batch_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-
-        // Join keys into traces: keys named together belong to one trace, whose id is the
-        // smallest key of all.
-        let trace_fragments: Vec<&(String, Fragment)> =
-            fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
-        let mut groups = KeyGroups::default();
-        for (_, f) in &trace_fragments {
-            groups.join(std::iter::once(&f.trace_key).chain(&f.also_known_as));
-        }
-        for keys in groups.into_groups() {
-            touched.insert(assign_trace(&mut tx, project_id, &keys).await?);
-        }
-
-        for (agent, f) in &trace_fragments {
-            let payload = serde_json::to_string(f).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            sqlx::query(
-                "INSERT INTO fragments (project_id, trace_key, kind, fragment_id, report_id, batch_id, agent, payload)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (project_id, trace_key, kind, fragment_id, report_id) DO UPDATE SET
-                   payload = excluded.payload, batch_id = excluded.batch_id, agent = excluded.agent",
-            )
-            .bind(project_id)
-            .bind(&f.trace_key)
-            .bind(f.body.kind())
-            .bind(&f.id)
-            .bind(&f.report_id)
-            .bind(batch_id)
-            .bind(agent)
-            .bind(payload)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        for trace_id in &touched {
-            recompute_trace(&mut tx, project_id, trace_id, self.fallback_user.as_deref()).await?;
-        }
-        tx.commit().await?;
-        Ok(touched.len())
-    }
-
-    async fn count_unclaimed(&self, project_id: &str, service_name: &str, scope_names: &[String]) -> Result<()> {
-        let scopes: Vec<&str> =
-            if scope_names.is_empty() { vec![""] } else { scope_names.iter().map(String::as_str).collect() };
-        for scope in scopes {
-            sqlx::query(
-                "INSERT INTO unclaimed (project_id, service_name, scope_name, resources, last_seen) VALUES (?, ?, ?, 1, ?)
-                 ON CONFLICT (project_id, service_name, scope_name) DO UPDATE SET
-                   resources = resources + 1, last_seen = excluded.last_seen",
-            )
-            .bind(project_id)
-            .bind(service_name)
-            .bind(scope)
-            .bind(now_ns())
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(())
     }
 
     async fn unclaimed(&self, project_id: &str) -> Result<Vec<UnclaimedRow>> {
@@ -453,50 +330,6 @@ fn parse_json(text: String) -> Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
-/// Map `keys` to one trace, merging the traces they already belong to. Returns its id.
-async fn assign_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, keys: &[String]) -> Result<String> {
-    let mut existing = BTreeSet::new();
-    for key in keys {
-        let id: Option<String> = sqlx::query_scalar("SELECT trace_id FROM trace_keys WHERE project_id = ? AND key = ?")
-            .bind(project_id)
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await?;
-        existing.extend(id);
-    }
-    let mut all_keys: BTreeSet<String> = keys.iter().cloned().collect();
-    for trace_id in &existing {
-        let more: Vec<String> = sqlx::query_scalar("SELECT key FROM trace_keys WHERE project_id = ? AND trace_id = ?")
-            .bind(project_id)
-            .bind(trace_id)
-            .fetch_all(&mut **tx)
-            .await?;
-        all_keys.extend(more);
-    }
-    let Some(trace_id) = all_keys.first().cloned() else {
-        return Err(StorageError::Corrupt("a fragment without a trace key".into()));
-    };
-    for old in existing.iter().filter(|id| **id != trace_id) {
-        sqlx::query("DELETE FROM traces WHERE project_id = ? AND id = ?")
-            .bind(project_id)
-            .bind(old)
-            .execute(&mut **tx)
-            .await?;
-    }
-    for key in &all_keys {
-        sqlx::query(
-            "INSERT INTO trace_keys (project_id, key, trace_id) VALUES (?, ?, ?)
-             ON CONFLICT (project_id, key) DO UPDATE SET trace_id = excluded.trace_id",
-        )
-        .bind(project_id)
-        .bind(key)
-        .bind(&trace_id)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(trace_id)
-}
-
 async fn recompute_trace(
     tx: &mut Transaction<'_, Sqlite>,
     project_id: &str,
@@ -560,5 +393,288 @@ async fn write_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, t: &Tra
     .bind(&t.observations)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+// ---- the writer ----------------------------------------------------------------------------
+
+/// Take what is waiting, write it in one transaction, answer everyone after the commit.
+async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<Job>, fallback_user: Option<String>) {
+    let fallback_user = fallback_user.as_deref();
+    while let Some(first) = jobs.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let writes: Vec<&BatchWrite> = group.iter().map(|j| &j.write).collect();
+        match write_group(&mut connection, &writes, fallback_user).await {
+            Ok(ids) => {
+                for (job, id) in group.into_iter().zip(ids) {
+                    let _ = job.done.send(Ok(id));
+                }
+            }
+            // One bad write must not fail the others: write them one by one.
+            Err(e) if group.len() > 1 => {
+                tracing::warn!(error = %e, batches = group.len(), "group commit failed; writing its batches one by one");
+                for job in group {
+                    let result = write_group(&mut connection, &[&job.write], fallback_user).await;
+                    let _ = job.done.send(result.map(|ids| ids[0]));
+                }
+            }
+            Err(e) => {
+                for job in group {
+                    let _ = job.done.send(Err(StorageError::Corrupt(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+/// Every write of a group in one transaction; returns their batch ids in order.
+async fn write_group(
+    connection: &mut SqliteConnection,
+    writes: &[&BatchWrite],
+    fallback_user: Option<&str>,
+) -> Result<Vec<i64>> {
+    // IMMEDIATE: take the write lock up front, so a read that later writes never meets
+    // SQLITE_BUSY half-way (`antenna project create` may write beside the host).
+    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+    let mut ids = Vec::with_capacity(writes.len());
+    let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
+    for write in writes {
+        let (id, fresh) = store_batch(&mut tx, write).await?;
+        let project = write.project_id.as_str();
+        if !fresh {
+            // What an earlier run of this batch produced is replaced, not added to.
+            let earlier: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT k.trace_id FROM fragments f JOIN trace_keys k
+                   ON k.project_id = f.project_id AND k.key = f.trace_key
+                 WHERE f.project_id = ? AND f.batch_id = ?",
+            )
+            .bind(project)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            touched.extend(earlier.into_iter().map(|t| (project.to_owned(), t)));
+            for table in ["fragments", "usage_metrics"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE project_id = ? AND batch_id = ?"))
+                    .bind(project)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        insert_usage_metrics(&mut tx, project, id, &write.fragments).await?;
+        let traced: Vec<&(String, Fragment)> =
+            write.fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
+        // Keys named together belong to one trace, whose id is the smallest key of all.
+        let mut groups = KeyGroups::default();
+        for (_, f) in &traced {
+            groups.join(std::iter::once(&f.trace_key).chain(&f.also_known_as));
+        }
+        for keys in groups.into_groups() {
+            touched.insert((project.to_owned(), assign_trace(&mut tx, project, &keys).await?));
+        }
+        insert_fragments(&mut tx, project, id, &traced).await?;
+        for resource in &write.unclaimed {
+            count_unclaimed(&mut tx, project, &resource.service_name, &resource.scope_names).await?;
+        }
+        ids.push(id);
+    }
+    for (project, trace_id) in &touched {
+        recompute_trace(&mut tx, project, trace_id, fallback_user).await?;
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// Insert a new batch (or find the one an OTLP retry already stored) or update a stored one,
+/// with its outcome. Returns its id and whether it is new (nothing to replace).
+async fn store_batch(tx: &mut Transaction<'_, Sqlite>, write: &BatchWrite) -> Result<(i64, bool)> {
+    let agents = (!write.agents.is_empty()).then(|| write.agents.join(","));
+    let now = now_ns();
+    if let Some(id) = write.id {
+        sqlx::query("UPDATE batches SET status = ?, agents = ?, error = ?, processed_at = ? WHERE id = ?")
+            .bind(write.status.as_str())
+            .bind(agents)
+            .bind(&write.error)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        return Ok((id, false));
+    }
+    let row = sqlx::query(
+        "INSERT INTO batches (project_id, signal, encoding, body, body_sha256, received_at, status, agents, error, processed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (project_id, signal, body_sha256) DO UPDATE SET
+           status = excluded.status, agents = excluded.agents, error = excluded.error, processed_at = excluded.processed_at
+         RETURNING id, received_at",
+    )
+    .bind(&write.project_id)
+    .bind(&write.signal)
+    .bind(&write.encoding)
+    .bind(&write.body)
+    .bind(crate::ids::sha256_hex(&write.body))
+    .bind(now)
+    .bind(write.status.as_str())
+    .bind(agents)
+    .bind(&write.error)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    // A retry keeps the first `received_at`: a different one means the row was there.
+    let received_at: i64 = row.get("received_at");
+    Ok((row.get("id"), received_at == now))
+}
+
+/// Usage metrics go to their own table per session, never into traces.
+async fn insert_usage_metrics(
+    tx: &mut Transaction<'_, Sqlite>,
+    project_id: &str,
+    batch_id: i64,
+    fragments: &[(String, Fragment)],
+) -> Result<()> {
+    let metrics: Vec<_> = fragments
+        .iter()
+        .filter_map(|(agent, f)| match &f.body {
+            Body::UsageMetric(m) => Some((agent, f, m)),
+            _ => None,
+        })
+        .collect();
+    for chunk in metrics.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO usage_metrics (project_id, session_id, name, report_id, agent, user_id, time_ns, value, unit, attributes, batch_id) ",
+        );
+        q.push_values(chunk, |mut row, (agent, f, m)| {
+            row.push_bind(project_id)
+                .push_bind(f.attribution.session_id.as_deref().unwrap_or(""))
+                .push_bind(&m.name)
+                .push_bind(&f.report_id)
+                .push_bind(*agent)
+                .push_bind(&f.attribution.user_id)
+                .push_bind(ns(Some(m.time_unix_nano)))
+                .push_bind(m.value)
+                .push_bind(&m.unit)
+                .push_bind(&m.attributes_json)
+                .push_bind(batch_id);
+        });
+        q.push(
+            " ON CONFLICT (project_id, session_id, name, report_id) DO UPDATE SET
+               value = excluded.value, attributes = excluded.attributes, batch_id = excluded.batch_id",
+        );
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_fragments(
+    tx: &mut Transaction<'_, Sqlite>,
+    project_id: &str,
+    batch_id: i64,
+    fragments: &[&(String, Fragment)],
+) -> Result<()> {
+    let mut rows = Vec::with_capacity(fragments.len());
+    for (agent, f) in fragments {
+        let payload = serde_json::to_string(f).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        rows.push((agent, f, payload));
+    }
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO fragments (project_id, trace_key, kind, fragment_id, report_id, batch_id, agent, payload) ",
+        );
+        q.push_values(chunk, |mut row, (agent, f, payload)| {
+            row.push_bind(project_id)
+                .push_bind(&f.trace_key)
+                .push_bind(f.body.kind())
+                .push_bind(&f.id)
+                .push_bind(&f.report_id)
+                .push_bind(batch_id)
+                .push_bind(*agent)
+                .push_bind(payload);
+        });
+        q.push(
+            " ON CONFLICT (project_id, trace_key, kind, fragment_id, report_id) DO UPDATE SET
+               payload = excluded.payload, batch_id = excluded.batch_id, agent = excluded.agent",
+        );
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Map `keys` to one trace, merging the traces they already belong to. Returns its id.
+async fn assign_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, keys: &[String]) -> Result<String> {
+    let mut existing: BTreeSet<String> = BTreeSet::new();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut lookup = QueryBuilder::<Sqlite>::new("SELECT DISTINCT trace_id FROM trace_keys WHERE project_id = ");
+        lookup.push_bind(project_id).push(" AND key IN (");
+        let mut list = lookup.separated(", ");
+        for key in chunk {
+            list.push_bind(key);
+        }
+        lookup.push(")");
+        existing.extend(lookup.build_query_scalar::<String>().fetch_all(&mut **tx).await?);
+    }
+    let mut all_keys: BTreeSet<String> = keys.iter().cloned().collect();
+    for trace_id in &existing {
+        let more: Vec<String> = sqlx::query_scalar("SELECT key FROM trace_keys WHERE project_id = ? AND trace_id = ?")
+            .bind(project_id)
+            .bind(trace_id)
+            .fetch_all(&mut **tx)
+            .await?;
+        all_keys.extend(more);
+    }
+    let Some(trace_id) = all_keys.first().cloned() else {
+        return Err(StorageError::Corrupt("a fragment without a trace key".into()));
+    };
+    for old in existing.iter().filter(|id| **id != trace_id) {
+        sqlx::query("DELETE FROM traces WHERE project_id = ? AND id = ?")
+            .bind(project_id)
+            .bind(old)
+            .execute(&mut **tx)
+            .await?;
+    }
+    // Only keys not already mapped to this trace need a write.
+    let keys: Vec<&String> = if existing.len() == 1 && existing.contains(&trace_id) {
+        keys.iter().collect()
+    } else {
+        all_keys.iter().collect()
+    };
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO trace_keys (project_id, key, trace_id) ");
+        q.push_values(chunk, |mut row, key| {
+            row.push_bind(project_id).push_bind(*key).push_bind(&trace_id);
+        });
+        q.push(" ON CONFLICT (project_id, key) DO UPDATE SET trace_id = excluded.trace_id");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(trace_id)
+}
+
+/// Count one resource that no plugin claimed.
+async fn count_unclaimed(
+    tx: &mut Transaction<'_, Sqlite>,
+    project_id: &str,
+    service_name: &str,
+    scope_names: &[String],
+) -> Result<()> {
+    let scopes: Vec<&str> =
+        if scope_names.is_empty() { vec![""] } else { scope_names.iter().map(String::as_str).collect() };
+    for scope in scopes {
+        sqlx::query(
+            "INSERT INTO unclaimed (project_id, service_name, scope_name, resources, last_seen) VALUES (?, ?, ?, 1, ?)
+             ON CONFLICT (project_id, service_name, scope_name) DO UPDATE SET
+               resources = resources + 1, last_seen = excluded.last_seen",
+        )
+        .bind(project_id)
+        .bind(service_name)
+        .bind(scope)
+        .bind(now_ns())
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }
