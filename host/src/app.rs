@@ -10,8 +10,7 @@ use crate::admin::Admin;
 use crate::api::Api;
 use crate::config::Config;
 use crate::ingest::Ingest;
-use crate::ingest::http::HttpIngest;
-use crate::metrics::Counters;
+use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::plugins::Registry;
 use crate::storage::Storage;
@@ -25,7 +24,7 @@ pub struct AppState {
     pub pipeline: Pipeline,
     pub ingest: Arc<Ingest>,
     pub api: Api,
-    pub counters: Arc<Counters>,
+    pub metrics: Arc<Metrics>,
     /// Set once batches left pending by a crash are normalized.
     pub ready: Arc<AtomicBool>,
     /// Keeps the plugins-directory watcher alive as long as the server.
@@ -38,9 +37,9 @@ impl FromRef<AppState> for Api {
     }
 }
 
-impl FromRef<AppState> for HttpIngest {
-    fn from_ref(state: &AppState) -> HttpIngest {
-        HttpIngest { ingest: state.ingest.clone(), counters: state.counters.clone() }
+impl FromRef<AppState> for Arc<Ingest> {
+    fn from_ref(state: &AppState) -> Arc<Ingest> {
+        state.ingest.clone()
     }
 }
 

@@ -19,7 +19,7 @@ use crate::app::AppState;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::ingest::Ingest;
-use crate::metrics::Counters;
+use crate::metrics::{Metrics, PluginLabels};
 use crate::pipeline::Pipeline;
 use crate::plugins::{Registry, builtin, watcher};
 use crate::sandbox::Runtime;
@@ -53,7 +53,8 @@ impl RunningServer {
 /// batches stored but not normalized before a crash, and listen.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let started = Instant::now();
-    let storage = storage::connect(&config.database_url, config.fallback_user.clone())
+    let metrics = Arc::new(Metrics::default());
+    let storage = storage::connect(&config.database_url, config.fallback_user.clone(), metrics.storage.clone())
         .await
         .with_context(|| format!("opening {}", config.database_url))?;
     if let Some((public, secret)) = &config.bootstrap_keys {
@@ -83,19 +84,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let counters = Arc::new(Counters::default());
     let authenticator =
-        Arc::new(Authenticator::new(storage.clone(), counters.clone(), config.limits.auth_failures_per_minute));
-    let pipeline = Pipeline::new(storage.clone(), registry.clone(), config.limits.clone());
-    let ingest =
-        Arc::new(Ingest::new(authenticator.clone(), pipeline.clone(), config.limits.clone(), counters.clone()));
+        Arc::new(Authenticator::new(storage.clone(), metrics.clone(), config.limits.auth_failures_per_minute));
+    let pipeline = Pipeline::new(storage.clone(), registry.clone(), config.limits.clone(), metrics.clone());
+    let ingest = Arc::new(Ingest::new(authenticator.clone(), pipeline.clone(), config.limits.clone(), metrics.clone()));
     let state = AppState {
         api: Api { storage: storage.clone(), authenticator },
         storage,
         registry,
         pipeline,
         ingest,
-        counters,
+        metrics,
         config: Arc::new(config),
         ready: Arc::new(AtomicBool::new(false)),
         _watcher: watcher,
@@ -175,73 +174,15 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     }
 }
 
-/// `GET /metrics`: the host's own counters, in the Prometheus text format.
+/// `GET /metrics`: the host's metrics in the OpenMetrics text format.
 async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    use std::fmt::Write;
-    let c = &state.counters;
+    let m = &state.metrics;
     let (in_flight, queued) = state.ingest.load();
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
-    };
-    counter(
-        "antenna_requests_accepted_total",
-        "Export requests stored (answered 200).",
-        c.accepted.load(Ordering::Relaxed),
-    );
-    counter(
-        "antenna_requests_rejected_client_total",
-        "Export requests refused with a 4xx.",
-        c.rejected_client.load(Ordering::Relaxed),
-    );
-    counter("antenna_auth_failures_total", "Failed authentications.", c.rejected_auth.load(Ordering::Relaxed));
-    counter(
-        "antenna_requests_overload_total",
-        "Requests refused with 429/503 under overload.",
-        c.rejected_overload.load(Ordering::Relaxed),
-    );
-    counter("antenna_batches_done_total", "Batches normalized.", c.batches_done.load(Ordering::Relaxed));
-    counter(
-        "antenna_batches_failed_total",
-        "Batches that failed to normalize (kept for replay).",
-        c.batches_failed.load(Ordering::Relaxed),
-    );
-    counter(
-        "antenna_batches_unclaimed_total",
-        "Batches no plugin claimed (kept).",
-        c.batches_unclaimed.load(Ordering::Relaxed),
-    );
-    let _ = writeln!(out, "# TYPE antenna_batches_in_flight gauge\nantenna_batches_in_flight {in_flight}");
-    let _ = writeln!(out, "# TYPE antenna_batches_queued gauge\nantenna_batches_queued {queued}");
-    let _ = writeln!(
-        out,
-        "# HELP antenna_plugin_batches_total Batches a plugin handled.\n# TYPE antenna_plugin_batches_total counter"
-    );
-    let plugins = state.registry.status();
-    for p in &plugins {
-        let _ = writeln!(
-            out,
-            "antenna_plugin_batches_total{{plugin=\"{}\",version=\"{}\"}} {}",
-            p.name, p.version, p.batches
-        );
+    m.in_flight.set(i64::try_from(in_flight).unwrap_or(i64::MAX));
+    m.queued.set(i64::try_from(queued).unwrap_or(i64::MAX));
+    for plugin in state.registry.status() {
+        let labels = PluginLabels::new(&plugin.name, &plugin.version);
+        m.plugin_put_aside.get_or_create(&labels).set(i64::from(plugin.put_aside));
     }
-    let _ = writeln!(out, "# TYPE antenna_plugin_failures_total counter");
-    for p in &plugins {
-        let _ = writeln!(
-            out,
-            "antenna_plugin_failures_total{{plugin=\"{}\",version=\"{}\"}} {}",
-            p.name, p.version, p.failures
-        );
-    }
-    let _ = writeln!(out, "# TYPE antenna_plugin_put_aside gauge");
-    for p in &plugins {
-        let _ = writeln!(
-            out,
-            "antenna_plugin_put_aside{{plugin=\"{}\",version=\"{}\"}} {}",
-            p.name,
-            p.version,
-            u8::from(p.put_aside)
-        );
-    }
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render())
 }

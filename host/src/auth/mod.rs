@@ -6,11 +6,10 @@ pub mod keys;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::metrics::Counters;
+use crate::metrics::Metrics;
 use crate::storage::{ProjectKey, Storage, StorageError};
 
 const AUTH_WINDOW: Duration = Duration::from_secs(60);
@@ -40,7 +39,7 @@ pub enum AuthError {
 /// Project keys checked against storage, with failures limited per client address.
 pub struct Authenticator {
     storage: Arc<dyn Storage>,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
     max_failures: u32,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     /// Recently read key rows: most requests need no storage round trip to authenticate.
@@ -48,10 +47,10 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(storage: Arc<dyn Storage>, counters: Arc<Counters>, failures_per_minute: u32) -> Self {
+    pub fn new(storage: Arc<dyn Storage>, metrics: Arc<Metrics>, failures_per_minute: u32) -> Self {
         Authenticator {
             storage,
-            counters,
+            metrics,
             max_failures: failures_per_minute,
             failures: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
@@ -113,7 +112,7 @@ impl Authenticator {
 
     /// Count a failed authentication from `client`.
     fn failed(&self, client: Option<IpAddr>, error: AuthError) -> AuthError {
-        self.counters.rejected_auth.fetch_add(1, Ordering::Relaxed);
+        self.metrics.rejected_auth.inc();
         let Some(client) = client else { return error };
         let Ok(mut failures) = self.failures.lock() else { return error };
         if failures.len() >= AUTH_TRACKED_MAX {

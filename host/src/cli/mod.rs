@@ -146,19 +146,28 @@ struct ReplayArgs {
     failed_only: bool,
 }
 
+/// Structured logs on stderr: `RUST_LOG` filters; `ANTENNA_LOG_FORMAT=json` writes one JSON
+/// object a line for log shippers; colours only when stderr is a terminal.
+fn init_logs() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,wasmtime=warn".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match std::env::var("ANTENNA_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().init(),
+        Ok("text") | Err(_) => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        Ok(other) => bail!("ANTENNA_LOG_FORMAT={other:?}: use text or json"),
+    }
+    Ok(())
+}
+
 /// Parse the command line and run it.
 pub async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,wasmtime=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs()?;
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Project(ProjectCommand::Create { name, database }) => {
-            let storage = crate::storage::connect(&database.database_url, None)
+            let storage = crate::storage::connect(&database.database_url, None, Default::default())
                 .await
                 .with_context(|| format!("opening {}", database.database_url))?;
             let (id, public, secret) = crate::auth::create_project(&*storage, &name).await?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::Limits;
-use crate::metrics::Counters;
+use crate::metrics::Metrics;
 
 /// Why a request was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,18 +27,18 @@ pub struct Admission {
     queued: AtomicUsize,
     max_queued: usize,
     queue_wait: Duration,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
 }
 
 impl Admission {
-    pub fn new(limits: &Limits, counters: Arc<Counters>) -> Self {
+    pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Self {
         Admission {
             permits: Semaphore::new(limits.max_concurrent_batches.max(1)),
             max_concurrent: limits.max_concurrent_batches.max(1),
             queued: AtomicUsize::new(0),
             max_queued: limits.max_queued_batches,
             queue_wait: Duration::from_millis(limits.queue_wait_ms),
-            counters,
+            metrics,
         }
     }
 
@@ -49,7 +49,7 @@ impl Admission {
         }
         if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_queued {
             self.queued.fetch_sub(1, Ordering::SeqCst);
-            self.counters.rejected_overload.fetch_add(1, Ordering::Relaxed);
+            self.metrics.rejected_overload.inc();
             return Err(Busy::QueueFull);
         }
         let waited = tokio::time::timeout(self.queue_wait, self.permits.acquire()).await;
@@ -57,7 +57,7 @@ impl Admission {
         match waited {
             Ok(Ok(permit)) => Ok(permit),
             _ => {
-                self.counters.rejected_overload.fetch_add(1, Ordering::Relaxed);
+                self.metrics.rejected_overload.inc();
                 Err(Busy::Timeout)
             }
         }

@@ -15,9 +15,10 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use super::Ingest;
 use super::limits::check_shape;
+use super::{Ingest, IngestError};
 use crate::otlp::{Encoding, Export, Signal};
 
 /// The three OTLP collector services over one [`Ingest`].
@@ -32,19 +33,33 @@ impl Collector {
     }
 
     /// Authenticate, check, store and normalize one export request.
-    async fn accept<T>(&self, request: Request<T>, wrap: fn(T) -> Export) -> Result<(), Status> {
+    async fn accept<T>(&self, request: Request<T>, signal: Signal, wrap: fn(T) -> Export) -> Result<(), Status> {
+        let started = Instant::now();
+        let result = self.handle(request, signal, wrap).await;
+        self.ingest.answered("grpc", signal.as_str(), &result, started);
+        result.map(|_| ()).map_err(|e| e.to_grpc())
+    }
+
+    async fn handle<T>(
+        &self,
+        request: Request<T>,
+        signal: Signal,
+        wrap: fn(T) -> Export,
+    ) -> Result<usize, IngestError> {
         let authorization = request.metadata().get("authorization").map(|v| v.to_str().unwrap_or(""));
         let client = request.remote_addr().map(|a| a.ip());
-        let (project, _slot) = self.ingest.admit(authorization, client).await.map_err(|e| e.to_grpc())?;
+        let (project, _slot) = self.ingest.admit(authorization, client).await?;
         let export = wrap(request.into_inner());
-        check_shape(&export, &self.ingest.limits).map_err(Status::invalid_argument)?;
+        check_shape(&export, &self.ingest.limits).map_err(IngestError::BadRequest)?;
         // tonic decoded the message once; the stored raw batch is its protobuf encoding.
-        let (signal, body) = match &export {
-            Export::Traces(r) => (Signal::Traces, r.encode_to_vec()),
-            Export::Logs(r) => (Signal::Logs, r.encode_to_vec()),
-            Export::Metrics(r) => (Signal::Metrics, r.encode_to_vec()),
+        let body = match &export {
+            Export::Traces(r) => r.encode_to_vec(),
+            Export::Logs(r) => r.encode_to_vec(),
+            Export::Metrics(r) => r.encode_to_vec(),
         };
-        self.ingest.accept(project, signal, Encoding::Protobuf, body, export).await.map_err(|e| e.to_grpc())
+        let records = export.record_count();
+        self.ingest.accept(project, signal, Encoding::Protobuf, body, export).await?;
+        Ok(records)
     }
 
     /// The services, with gzip accepted and the decoded-size limit applied.
@@ -72,7 +87,7 @@ impl TraceService for Collector {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.accept(request, Export::Traces).await?;
+        self.accept(request, Signal::Traces, Export::Traces).await?;
         Ok(Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -83,7 +98,7 @@ impl LogsService for Collector {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.accept(request, Export::Logs).await?;
+        self.accept(request, Signal::Logs, Export::Logs).await?;
         Ok(Response::new(ExportLogsServiceResponse::default()))
     }
 }
@@ -94,7 +109,7 @@ impl MetricsService for Collector {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.accept(request, Export::Metrics).await?;
+        self.accept(request, Signal::Metrics, Export::Metrics).await?;
         Ok(Response::new(ExportMetricsServiceResponse::default()))
     }
 }

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
@@ -13,39 +13,28 @@ use axum::response::{IntoResponse, Response};
 
 use super::limits::{ReadError, check_shape, gunzip_limited, read_limited};
 use super::{Ingest, IngestError};
-use crate::metrics::Counters;
 use crate::otlp::{self, Encoding, Signal};
-
-/// The handler's state: ingest and the counters it reports to.
-#[derive(Clone)]
-pub struct HttpIngest {
-    pub ingest: Arc<Ingest>,
-    pub counters: Arc<Counters>,
-}
 
 /// `POST /v1/{signal}` and `POST /api/public/otel/v1/{signal}`.
 pub async fn export(
-    State(state): State<HttpIngest>,
+    State(ingest): State<Arc<Ingest>>,
     Path(signal): Path<String>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let counters = &state.counters;
-    match handle(&state.ingest, &signal, client, &headers, body).await {
-        Ok(response) => {
-            counters.accepted.fetch_add(1, Ordering::Relaxed);
-            response
-        }
+    let started = Instant::now();
+    let signal_label = Signal::parse(&signal).map_or("unknown", Signal::as_str);
+    let (result, response) = match handle(&ingest, &signal, client, &headers, body).await {
+        Ok((response, records)) => (Ok(records), response),
         Err((error, encoding)) => {
-            let status = error.status();
-            if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
-                counters.rejected_client.fetch_add(1, Ordering::Relaxed);
-            }
-            tracing::debug!(%status, reason = %error, "export rejected");
-            error.to_http(encoding)
+            tracing::debug!(status = %error.status(), reason = %error, "export rejected");
+            let response = error.to_http(encoding);
+            (Err(error), response)
         }
-    }
+    };
+    ingest.answered("http", signal_label, &result, started);
+    response
 }
 
 async fn handle(
@@ -54,7 +43,7 @@ async fn handle(
     client: SocketAddr,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, (IngestError, Option<Encoding>)> {
+) -> Result<(Response, usize), (IngestError, Option<Encoding>)> {
     let Some(signal) = Signal::parse(signal) else {
         let message = format!("no such OTLP signal {signal:?}: use traces, logs or metrics");
         return Err((IngestError::NotFound(message), None));
@@ -100,7 +89,9 @@ async fn handle(
         otlp::decode(signal, encoding, &decoded).map_err(|e| reject(IngestError::BadRequest(e.to_string())))?;
     check_shape(&export, limits).map_err(|message| reject(IngestError::BadRequest(message)))?;
 
+    let records = export.record_count();
     ingest.accept(project_id, signal, encoding, decoded, export).await.map_err(reject)?;
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], otlp::success_response(signal, encoding))
-        .into_response())
+    let response =
+        (StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], otlp::success_response(signal, encoding));
+    Ok((response.into_response(), records))
 }

@@ -11,13 +11,13 @@ pub mod reply;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use tokio::sync::SemaphorePermit;
 
 use crate::auth::Authenticator;
 use crate::config::Limits;
-use crate::metrics::Counters;
+use crate::metrics::{Metrics, RequestLabels};
 use crate::otlp::{Encoding, Export, Signal};
 use crate::pipeline::Pipeline;
 use crate::storage::BatchStatus;
@@ -30,12 +30,12 @@ pub struct Ingest {
     pub(crate) admission: Admission,
     pub(crate) limits: Limits,
     pipeline: Pipeline,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
 }
 
 impl Ingest {
-    pub fn new(authenticator: Arc<Authenticator>, pipeline: Pipeline, limits: Limits, counters: Arc<Counters>) -> Self {
-        Ingest { authenticator, admission: Admission::new(&limits, counters.clone()), limits, pipeline, counters }
+    pub fn new(authenticator: Arc<Authenticator>, pipeline: Pipeline, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Ingest { authenticator, admission: Admission::new(&limits, metrics.clone()), limits, pipeline, metrics }
     }
 
     /// Batches being processed and waiting now.
@@ -70,13 +70,40 @@ impl Ingest {
             tracing::error!(error = %e, "could not store a batch");
             IngestError::Storage
         })?;
-        let counters = &self.counters;
+        let metrics = &self.metrics;
         match outcome.status {
-            BatchStatus::Done => &counters.batches_done,
-            BatchStatus::Unclaimed => &counters.batches_unclaimed,
-            BatchStatus::Failed | BatchStatus::Pending => &counters.batches_failed,
+            BatchStatus::Done => &metrics.batches_done,
+            BatchStatus::Unclaimed => &metrics.batches_unclaimed,
+            BatchStatus::Failed | BatchStatus::Pending => &metrics.batches_failed,
         }
-        .fetch_add(1, Ordering::Relaxed);
+        .inc();
         Ok(())
+    }
+
+    /// Count one answered export request, whichever the transport.
+    pub(crate) fn answered(
+        &self,
+        transport: &'static str,
+        signal: &'static str,
+        result: &Result<usize, IngestError>,
+        started: Instant,
+    ) {
+        let metrics = &self.metrics;
+        let status = match result {
+            Ok(records) => {
+                metrics.accepted.inc();
+                metrics.records.inc_by(*records as u64);
+                200
+            }
+            Err(error) => {
+                let status = error.status();
+                if status.is_client_error() && status != axum::http::StatusCode::TOO_MANY_REQUESTS {
+                    metrics.rejected_client.inc();
+                }
+                status.as_u16()
+            }
+        };
+        let labels = RequestLabels { transport, signal, status };
+        metrics.request_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use validate::validate;
 
 use crate::config::Limits;
+use crate::metrics::{Metrics, PluginLabels};
 use crate::otlp::{self, Encoding, Export, Signal};
 use crate::plugins::Registry;
 use crate::storage::{Batch, BatchSelection, BatchStatus, BatchWrite, Storage, StorageError};
@@ -40,11 +41,12 @@ pub struct Pipeline {
     storage: Arc<dyn Storage>,
     registry: Arc<Registry>,
     limits: Limits,
+    metrics: Arc<Metrics>,
 }
 
 impl Pipeline {
-    pub fn new(storage: Arc<dyn Storage>, registry: Arc<Registry>, limits: Limits) -> Self {
-        Pipeline { storage, registry, limits }
+    pub fn new(storage: Arc<dyn Storage>, registry: Arc<Registry>, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Pipeline { storage, registry, limits, metrics }
     }
 
     /// A decoded request: normalize it, then store it with its output in one atomic write
@@ -93,9 +95,21 @@ impl Pipeline {
     async fn normalize(&self, export: Export) -> Normalized {
         let plugins = self.registry.snapshot();
         let limits = self.limits.clone();
-        tokio::task::spawn_blocking(move || normalize(&plugins, &limits, export.into_resource_batches()))
-            .await
-            .unwrap_or_else(|e| Normalized { errors: vec![format!("plugin call panicked: {e}")], ..Default::default() })
+        let normalized =
+            tokio::task::spawn_blocking(move || normalize(&plugins, &limits, export.into_resource_batches()))
+                .await
+                .unwrap_or_else(|e| Normalized {
+                    errors: vec![format!("plugin call panicked: {e}")],
+                    ..Default::default()
+                });
+        for (plugin, version, seconds, ok) in &normalized.calls {
+            let labels = PluginLabels::new(plugin, version);
+            self.metrics.plugin_call_seconds.get_or_create(&labels).observe(*seconds);
+            if !ok {
+                self.metrics.plugin_failures.get_or_create(&labels).inc();
+            }
+        }
+        normalized
     }
 
     /// Re-normalize `batches` through the plugins loaded now. Idempotent: each batch's earlier

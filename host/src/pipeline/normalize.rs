@@ -21,6 +21,8 @@ pub struct Normalized {
     pub unclaimed: Vec<UnclaimedResource>,
     /// One line per resource that failed (plugin error, put aside, invalid output).
     pub errors: Vec<String>,
+    /// Each plugin call: (plugin, version, seconds, succeeded).
+    pub calls: Vec<(String, String, f64, bool)>,
 }
 
 impl Normalized {
@@ -73,7 +75,11 @@ pub fn normalize(plugins: &[Arc<Loaded>], limits: &Limits, resources: Vec<Resour
                 .push(format!("plugin {} is put aside after repeated failures; batch kept for replay", loaded.label()));
             continue;
         }
-        match run_plugin(&loaded, resource, limits) {
+        let started = std::time::Instant::now();
+        let result = run_plugin(&loaded, resource, limits);
+        let info = &loaded.plugin.info;
+        out.calls.push((info.name.clone(), info.version.clone(), started.elapsed().as_secs_f64(), result.is_ok()));
+        match result {
             Ok(fragments) => {
                 loaded.record_success();
                 out.fragments.extend(fragments.into_iter().map(|f| (agent.clone(), f)));

@@ -4,6 +4,7 @@
 //! writes of a trace is [`crate::trace::TraceRecord`], so the public JSON is the same whatever
 //! the engine.
 
+mod postgres;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -12,8 +13,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::metrics::StorageMetrics;
 use crate::trace::model::Fragment;
 
+pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +25,7 @@ pub enum StorageError {
     Db(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     Url(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -34,9 +37,12 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 
 /// Open (create, migrate) the database at `url`. `fallback_user` is the user of traces that
 /// carry none (`OTEL_CLI_AGENT_FALLBACK_USER`), applied whenever a trace is assembled.
-pub async fn connect(url: &str, fallback_user: Option<String>) -> Result<Arc<dyn Storage>> {
+pub async fn connect(url: &str, fallback_user: Option<String>, metrics: StorageMetrics) -> Result<Arc<dyn Storage>> {
     if url.starts_with("sqlite:") {
-        return Ok(Arc::new(SqliteStorage::connect(url, fallback_user).await?));
+        return Ok(Arc::new(SqliteStorage::connect(url, fallback_user, metrics).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStorage::connect(url, fallback_user, metrics).await?));
     }
     Err(StorageError::Url(url.to_owned()))
 }

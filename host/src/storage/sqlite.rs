@@ -21,6 +21,7 @@ use super::{
     Batch, BatchSelection, BatchWrite, ProjectKey, Result, SessionRow, Storage, StorageError, TraceFilter, TraceRow,
     UnclaimedRow, UserRow,
 };
+use crate::metrics::StorageMetrics;
 use crate::trace::model::{Body, Fragment};
 use crate::trace::view::{ns, rfc3339};
 use crate::trace::{KeyGroups, Stored, TraceRecord, assemble};
@@ -50,7 +51,7 @@ pub struct SqliteStorage {
 
 impl SqliteStorage {
     /// Open (and create, and migrate) the database at `url` (`sqlite://PATH` or `sqlite::memory:`).
-    pub async fn connect(url: &str, fallback_user: Option<String>) -> Result<Self> {
+    pub async fn connect(url: &str, fallback_user: Option<String>, metrics: StorageMetrics) -> Result<Self> {
         let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
             return Err(StorageError::Url(url.to_owned()));
         };
@@ -69,7 +70,7 @@ impl SqliteStorage {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let connection = SqliteConnection::connect_with(&options).await?;
         let (writer, jobs) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(write_loop(connection, jobs, fallback_user));
+        tokio::spawn(write_loop(connection, jobs, fallback_user, metrics));
         Ok(SqliteStorage { pool, writer })
     }
 
@@ -399,7 +400,12 @@ async fn write_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, t: &Tra
 // ---- the writer ----------------------------------------------------------------------------
 
 /// Take what is waiting, write it in one transaction, answer everyone after the commit.
-async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<Job>, fallback_user: Option<String>) {
+async fn write_loop(
+    mut connection: SqliteConnection,
+    mut jobs: mpsc::Receiver<Job>,
+    fallback_user: Option<String>,
+    metrics: StorageMetrics,
+) {
     let fallback_user = fallback_user.as_deref();
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
@@ -409,8 +415,13 @@ async fn write_loop(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<J
                 Err(_) => break,
             }
         }
+        metrics.writer_queue.set(i64::try_from(jobs.len()).unwrap_or(i64::MAX));
+        metrics.commit_batches.observe(group.len() as f64);
+        let started = std::time::Instant::now();
         let writes: Vec<&BatchWrite> = group.iter().map(|j| &j.write).collect();
-        match write_group(&mut connection, &writes, fallback_user).await {
+        let written = write_group(&mut connection, &writes, fallback_user).await;
+        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        match written {
             Ok(ids) => {
                 for (job, id) in group.into_iter().zip(ids) {
                     let _ = job.done.send(Ok(id));

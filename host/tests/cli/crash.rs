@@ -119,9 +119,13 @@ async fn every_acknowledged_batch_survives_kill_9() {
     assert!(lost.is_empty(), "{} of {} acknowledged batches lost: {lost:?}", lost.len(), acknowledged.len());
 
     // Nothing stored is left un-normalized after the restart.
-    let storage = antenna::storage::connect(&format!("sqlite://{}", dir.path().join("antenna.db").display()), None)
-        .await
-        .expect("open the database");
+    let storage = antenna::storage::connect(
+        &format!("sqlite://{}", dir.path().join("antenna.db").display()),
+        None,
+        Default::default(),
+    )
+    .await
+    .expect("open the database");
     let pending = storage.batches(&antenna::storage::BatchSelection::Pending).await.expect("pending");
     assert!(pending.is_empty());
     host.kill().expect("stop");

@@ -1,0 +1,873 @@
+//! The shared engine: PostgreSQL through sqlx (`postgres://` URLs), migrations in
+//! `host/migrations/postgres/`. Several hosts (replicas) may serve one database at once.
+//!
+//! Each [`commit`](Storage::commit) is one Read Committed transaction doing what SQLite's
+//! writer does for one batch. Recomputing a trace is read-modify-write, and two replicas may
+//! write parts of one prompt at the same moment, so writes that concern one trace are made to
+//! take turns with transaction-scoped advisory locks:
+//!
+//! - **What is locked**: one lock per key, `hash(project, key)`, for every key the write names
+//!   (its fragments' keys, and the keys of what an earlier run of the batch stored) *and* for
+//!   every trace those keys belong to now. A trace's id is its smallest key, so "the trace"
+//!   and "the key that names it" are the same lock.
+//! - **Why both**: the key locks make two writes that name the same key take turns (two writes
+//!   naming a new key `n` must not both map it). The trace locks make two writes that name
+//!   *different* keys of one already merged trace take turns: both recompute that trace and
+//!   rewrite its key map, and without a common lock each would overwrite the other's result
+//!   with one computed from a snapshot missing the other's fragments (a lost update), or map
+//!   its keys to a trace the other just merged away (a split trace).
+//! - **No deadlock**: a write takes all its locks at once, sorted, before it writes anything
+//!   but its batch row. Which traces its keys belong to is read before locking; once locked it
+//!   is read again, and if a concurrent merge moved a key to a trace not in the set, the
+//!   transaction rolls back and starts again with that trace added (never locking out of
+//!   order). Under the locks no one else can change the key map of those traces, so the
+//!   merge, the fragments and the recompute all see a stable, complete picture: the lock is
+//!   released at commit, after the commit is visible, and Read Committed reads each
+//!   statement from a fresh snapshot.
+//! - Rows no lock covers (usage metrics, unclaimed counts) are written sorted by their
+//!   identity and with `ON CONFLICT`, so they neither deadlock in practice nor lose counts;
+//!   a serialization failure or deadlock PostgreSQL reports anyway retries the whole
+//!   transaction a few times.
+//!
+//! Group commit is not needed here: PostgreSQL overlaps commits across connections.
+//! Recovery and replay are safe on several replicas at once: normalizing a stored batch again
+//! replaces its earlier output under the same locks, so two replicas replaying the same batch
+//! write the same rows twice.
+//!
+//! PostgreSQL text cannot hold NUL characters; plugin output and sender-chosen names may. The
+//! identity and column values of a write have NUL replaced by U+FFFD before anything is stored.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row, Transaction};
+
+use super::{
+    Batch, BatchSelection, BatchWrite, ProjectKey, Result, SessionRow, Storage, StorageError, TraceFilter, TraceRow,
+    UnclaimedResource, UnclaimedRow, UserRow,
+};
+use crate::metrics::StorageMetrics;
+use crate::trace::model::{Body, Fragment};
+use crate::trace::view::{ns, rfc3339};
+use crate::trace::{KeyGroups, Stored, TraceRecord, assemble};
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+/// Rows per multi-row statement (PostgreSQL allows 65 535 bound parameters).
+const ROWS_PER_STATEMENT: usize = 1_000;
+/// Connections per host.
+const POOL_SIZE: u32 = 16;
+/// Attempts of one commit when PostgreSQL reports a serialization failure or a deadlock.
+const MAX_ATTEMPTS: u32 = 8;
+/// Attempts of one commit whose lock set grew because a concurrent merge moved its keys.
+const MAX_LOCK_ROUNDS: u32 = 64;
+
+/// The PostgreSQL database.
+pub struct PostgresStorage {
+    pool: PgPool,
+    fallback_user: Option<String>,
+    /// Each commit is its own group of one (no writer queue).
+    metrics: StorageMetrics,
+}
+
+/// How one attempt of a commit ended.
+enum Attempt {
+    Done(i64),
+    /// A concurrent merge moved a key to a trace this write had not locked: start again
+    /// with these locks as well.
+    MoreLocks(BTreeSet<i64>),
+}
+
+impl PostgresStorage {
+    /// Open (and migrate) the database at `url` (`postgres://` or `postgresql://`). The
+    /// database must exist; see [`PostgresStorage::create_database`].
+    pub async fn connect(url: &str, fallback_user: Option<String>, metrics: StorageMetrics) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        // Replicas starting together: sqlx holds an advisory lock while it migrates.
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PostgresStorage { pool, fallback_user, metrics })
+    }
+
+    /// Create the database `url` names, through the server's `postgres` database (tests and
+    /// set-up scripts; the host itself never creates a database).
+    pub async fn create_database(url: &str) -> Result<()> {
+        let (mut server, name) = server_connection(url).await?;
+        sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&name))).execute(&mut server).await?;
+        server.close().await?;
+        Ok(())
+    }
+
+    /// Drop the database `url` names, closing its remaining connections first.
+    pub async fn drop_database(url: &str) -> Result<()> {
+        let (mut server, name) = server_connection(url).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
+            .execute(&mut server)
+            .await?;
+        server.close().await?;
+        Ok(())
+    }
+
+    async fn batches_where(&self, condition: &str, project: Option<&str>) -> Result<Vec<Batch>> {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "SELECT id, project_id, signal, encoding, body, received_at, status, agents, error FROM batches WHERE ",
+        );
+        q.push(condition);
+        if let Some(project) = project {
+            q.push(" AND project_id = ").push_bind(project);
+        }
+        q.push(" ORDER BY id");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(batch_of_row).collect())
+    }
+
+    /// A commit, retried when PostgreSQL reports a serialization failure or a deadlock, or
+    /// when a concurrent merge moved this write's keys to a trace it had not locked.
+    async fn commit_with_retries(&self, write: &BatchWrite) -> Result<i64> {
+        let mut locks = BTreeSet::new();
+        let (mut failures, mut rounds) = (0, 0);
+        loop {
+            match self.try_commit(write, &locks).await {
+                Ok(Attempt::Done(id)) => return Ok(id),
+                Ok(Attempt::MoreLocks(more)) => {
+                    rounds += 1;
+                    if rounds >= MAX_LOCK_ROUNDS {
+                        return Err(StorageError::Corrupt(format!(
+                            "the traces of batch {:?} kept moving for {rounds} attempts",
+                            write.id
+                        )));
+                    }
+                    locks = more;
+                }
+                Err(e) if is_retryable(&e) && failures + 1 < MAX_ATTEMPTS => {
+                    failures += 1;
+                    tracing::debug!(error = %e, attempt = failures, "commit retried");
+                    tokio::time::sleep(Duration::from_millis(5 << failures.min(6))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+
+    /// One attempt of a commit, in one transaction.
+    async fn try_commit(&self, write: &BatchWrite, extra_locks: &BTreeSet<i64>) -> Result<Attempt> {
+        let project = write.project_id.as_str();
+        let mut tx = self.pool.begin().await?;
+        // The batch row first (two writes of one batch take turns on it), then the locks.
+        let (id, fresh) = store_batch(&mut tx, write).await?;
+
+        let traced: Vec<&(String, Fragment)> =
+            write.fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
+        // Keys named together belong to one trace, whose id is the smallest key of all.
+        let mut groups = KeyGroups::default();
+        for (_, f) in &traced {
+            groups.join(std::iter::once(&f.trace_key).chain(&f.also_known_as));
+        }
+        let groups = groups.into_groups();
+        let mut keys: BTreeSet<String> = groups.iter().flatten().cloned().collect();
+        let earlier_keys: Vec<String> = if fresh {
+            Vec::new()
+        } else {
+            sqlx::query_scalar("SELECT DISTINCT trace_key FROM fragments WHERE project_id = $1 AND batch_id = $2")
+                .bind(project)
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?
+        };
+        keys.extend(earlier_keys.iter().cloned());
+
+        // Lock the keys and the traces they belong to (see the module documentation).
+        let before = trace_ids_of(&mut tx, project, &keys).await?;
+        let mut locks: BTreeSet<i64> = keys.iter().chain(&before).map(|k| lock_id(project, k)).collect();
+        locks.extend(extra_locks);
+        let sorted: Vec<i64> = locks.iter().copied().collect();
+        sqlx::query("SELECT antenna_lock_all($1)").bind(&sorted).execute(&mut *tx).await?;
+        let after = trace_ids_of(&mut tx, project, &keys).await?;
+        let missing: Vec<i64> = after.iter().map(|t| lock_id(project, t)).filter(|l| !locks.contains(l)).collect();
+        if !missing.is_empty() {
+            tx.rollback().await?;
+            locks.extend(missing);
+            return Ok(Attempt::MoreLocks(locks));
+        }
+
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        if !fresh {
+            // What an earlier run of this batch produced is replaced, not added to.
+            let earlier: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT trace_id FROM trace_keys WHERE project_id = $1 AND key = ANY($2)",
+            )
+            .bind(project)
+            .bind(&earlier_keys)
+            .fetch_all(&mut *tx)
+            .await?;
+            touched.extend(earlier);
+            for table in ["fragments", "usage_metrics"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE project_id = $1 AND batch_id = $2"))
+                    .bind(project)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        insert_usage_metrics(&mut tx, project, id, &write.fragments).await?;
+        for keys in &groups {
+            touched.insert(assign_trace(&mut tx, project, keys).await?);
+        }
+        insert_fragments(&mut tx, project, id, &traced).await?;
+        count_unclaimed(&mut tx, project, &write.unclaimed).await?;
+        // Every touched trace is locked: each is a key of this write or the trace of one.
+        for trace_id in &touched {
+            recompute_trace(&mut tx, project, trace_id, self.fallback_user.as_deref()).await?;
+        }
+        tx.commit().await?;
+        Ok(Attempt::Done(id))
+    }
+}
+
+/// A connection to the server's `postgres` database, and the database name `url` names.
+async fn server_connection(url: &str) -> Result<(PgConnection, String)> {
+    let options = PgConnectOptions::from_str(url)?;
+    let name = options.get_database().map(str::to_owned).ok_or_else(|| StorageError::Url(url.to_owned()))?;
+    let server = PgConnection::connect_with(&options.database("postgres")).await?;
+    Ok((server, name))
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The advisory lock of one key (or of the trace it names) of a project: the first 8 bytes
+/// of SHA-256 over both. A collision only makes two writes take turns.
+fn lock_id(project_id: &str, key: &str) -> i64 {
+    let mut hash = Sha256::new();
+    hash.update(project_id.as_bytes());
+    hash.update([0]);
+    hash.update(key.as_bytes());
+    let digest = hash.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// The traces `keys` belong to now.
+async fn trace_ids_of(
+    tx: &mut Transaction<'_, Postgres>,
+    project_id: &str,
+    keys: &BTreeSet<String>,
+) -> Result<BTreeSet<String>> {
+    if keys.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT trace_id FROM trace_keys WHERE project_id = $1 AND key = ANY($2)")
+            .bind(project_id)
+            .bind(&keys)
+            .fetch_all(&mut **tx)
+            .await?;
+    Ok(ids.into_iter().collect())
+}
+
+fn is_retryable(e: &StorageError) -> bool {
+    match e {
+        StorageError::Db(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40001") | Some("40P01"))
+        }
+        _ => false,
+    }
+}
+
+/// NUL is the one character PostgreSQL text refuses.
+fn clean(value: &str) -> Cow<'_, str> {
+    if value.contains('\0') { Cow::Owned(value.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(value) }
+}
+
+fn clean_owned(value: &mut String) {
+    if value.contains('\0') {
+        *value = value.replace('\0', "\u{FFFD}");
+    }
+}
+
+/// `write` with NUL replaced in everything stored as a column (keys, ids, names, attribution).
+fn cleaned(mut write: BatchWrite) -> BatchWrite {
+    clean_owned(&mut write.project_id);
+    write.agents.iter_mut().for_each(clean_owned);
+    write.error.iter_mut().for_each(clean_owned);
+    for (agent, f) in &mut write.fragments {
+        clean_owned(agent);
+        clean_owned(&mut f.trace_key);
+        f.also_known_as.iter_mut().for_each(clean_owned);
+        clean_owned(&mut f.id);
+        clean_owned(&mut f.report_id);
+        let a = &mut f.attribution;
+        for value in [&mut a.session_id, &mut a.user_id, &mut a.device_id] {
+            value.iter_mut().for_each(clean_owned);
+        }
+        if let Body::UsageMetric(m) = &mut f.body {
+            clean_owned(&mut m.name);
+            clean_owned(&mut m.unit);
+            clean_owned(&mut m.attributes_json);
+        }
+    }
+    for resource in &mut write.unclaimed {
+        clean_owned(&mut resource.service_name);
+        resource.scope_names.iter_mut().for_each(clean_owned);
+    }
+    write
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_project(&self, id: &str, name: &str, public_key: &str, secret_hash: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO projects (id, name, public_key, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(clean(id))
+        .bind(clean(name))
+        .bind(clean(public_key))
+        .bind(secret_hash)
+        .bind(now_ns())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn project_key(&self, public_key: &str) -> Result<Option<ProjectKey>> {
+        let row = sqlx::query("SELECT id, secret_hash FROM projects WHERE public_key = $1")
+            .bind(clean(public_key))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| ProjectKey { project_id: row.get("id"), secret_hash: row.get("secret_hash") }))
+    }
+
+    async fn set_secret_hash(&self, project_id: &str, secret_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE projects SET secret_hash = $1 WHERE id = $2")
+            .bind(secret_hash)
+            .bind(project_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn commit(&self, write: BatchWrite) -> Result<i64> {
+        let write = cleaned(write);
+        let started = std::time::Instant::now();
+        let result = self.commit_with_retries(&write).await;
+        self.metrics.commit_batches.observe(1.0);
+        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn batches(&self, selection: &BatchSelection) -> Result<Vec<Batch>> {
+        let filter = match selection {
+            BatchSelection::Pending => return self.batches_where("status = 'pending'", None).await,
+            BatchSelection::Problems { project_id } => {
+                return self.batches_where("status IN ('failed', 'unclaimed')", Some(project_id)).await;
+            }
+            BatchSelection::Unclaimed => return self.batches_where("status = 'unclaimed'", None).await,
+            BatchSelection::Replay(filter) => filter,
+        };
+        let mut q = QueryBuilder::<Postgres>::new(
+            "SELECT id, project_id, signal, encoding, body, received_at, status, agents, error FROM batches WHERE 1 = 1",
+        );
+        if let Some(project) = &filter.project_id {
+            q.push(" AND project_id = ").push_bind(clean(project).into_owned());
+        }
+        if let Some(agent) = &filter.agent {
+            // `strpos`, not LIKE: an agent name is matched literally, `%` and `_` included.
+            q.push(" AND strpos(',' || COALESCE(agents, '') || ',', ").push_bind(format!(",{},", clean(agent))).push(") > 0");
+        }
+        if let Some(from) = filter.from_ns {
+            q.push(" AND received_at >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to_ns {
+            q.push(" AND received_at < ").push_bind(to);
+        }
+        if filter.failed_only {
+            q.push(" AND status IN ('failed', 'unclaimed')");
+        }
+        q.push(" ORDER BY id");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(batch_of_row).collect())
+    }
+
+    async fn unclaimed(&self, project_id: &str) -> Result<Vec<UnclaimedRow>> {
+        let rows = sqlx::query(
+            "SELECT service_name, scope_name, resources, last_seen FROM unclaimed WHERE project_id = $1
+             ORDER BY last_seen DESC, service_name, scope_name",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| UnclaimedRow {
+                service_name: r.get("service_name"),
+                scope_name: r.get("scope_name"),
+                resources: r.get("resources"),
+                last_seen: rfc3339(r.get("last_seen")),
+            })
+            .collect())
+    }
+
+    async fn list_traces(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<TraceRow>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT summary FROM traces WHERE project_id = ");
+        q.push_bind(project_id);
+        let eq = [
+            ("session_id", &filter.session_id),
+            ("user_id", &filter.user_id),
+            ("device_id", &filter.device_id),
+            ("agent", &filter.agent),
+        ];
+        for (column, value) in eq {
+            if let Some(value) = value {
+                q.push(format!(" AND {column} = ")).push_bind(clean(value).into_owned());
+            }
+        }
+        if let Some(from) = filter.from_ns {
+            q.push(" AND start_ns >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to_ns {
+            q.push(" AND start_ns < ").push_bind(to);
+        }
+        // NULLS LAST: where SQLite puts them.
+        q.push(" ORDER BY start_ns DESC NULLS LAST, id LIMIT ")
+            .push_bind(filter.limit)
+            .push(" OFFSET ")
+            .push_bind(filter.offset);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.into_iter().map(|r| Ok(TraceRow { summary: parse_json(r.get("summary"))?, observations: None })).collect()
+    }
+
+    async fn get_trace(&self, project_id: &str, id: &str) -> Result<Option<TraceRow>> {
+        // A trace id that was merged away still resolves through its key.
+        let row = sqlx::query(
+            "SELECT t.summary, t.observations FROM traces t
+             WHERE t.project_id = $1 AND t.id = COALESCE(
+               (SELECT trace_id FROM trace_keys WHERE project_id = $1 AND key = $2), $2)",
+        )
+        .bind(project_id)
+        .bind(clean(id))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(TraceRow {
+                summary: parse_json(r.get("summary"))?,
+                observations: Some(parse_json(r.get("observations"))?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_sessions(
+        &self,
+        project_id: &str,
+        session: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<SessionRow>> {
+        // SUM over BIGINT is NUMERIC in PostgreSQL: cast back (token counts fit).
+        let mut q = QueryBuilder::<Postgres>::new(
+            "SELECT session_id, MIN(agent) AS agent, MAX(user_id) AS user_id, MAX(device_id) AS device_id,
+                    MIN(start_ns) AS start_ns, MAX(end_ns) AS end_ns, COUNT(*) AS n,
+                    SUM(input_tokens)::BIGINT AS i, SUM(output_tokens)::BIGINT AS o,
+                    SUM(cache_read_tokens)::BIGINT AS cr, SUM(cache_creation_tokens)::BIGINT AS cc,
+                    SUM(reasoning_tokens)::BIGINT AS r, SUM(cost_usd) AS cost
+             FROM traces WHERE session_id IS NOT NULL AND project_id = ",
+        );
+        q.push_bind(project_id);
+        if let Some(session) = session {
+            q.push(" AND session_id = ").push_bind(clean(session).into_owned());
+        }
+        q.push(" GROUP BY session_id ORDER BY MAX(start_ns) DESC NULLS LAST, session_id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SessionRow {
+                id: r.get("session_id"),
+                agent: r.get("agent"),
+                user_id: r.get("user_id"),
+                device_id: r.get("device_id"),
+                start_time: rfc3339(r.get("start_ns")),
+                end_time: rfc3339(r.get("end_ns")),
+                trace_count: r.get("n"),
+                input_tokens: r.get("i"),
+                output_tokens: r.get("o"),
+                cache_read_tokens: r.get("cr"),
+                cache_creation_tokens: r.get("cc"),
+                reasoning_tokens: r.get("r"),
+                cost_usd: r.get("cost"),
+            })
+            .collect())
+    }
+
+    async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>> {
+        let rows = sqlx::query(
+            "SELECT user_id, COUNT(*) AS n, COUNT(DISTINCT session_id) AS sessions,
+                    SUM(input_tokens)::BIGINT AS i, SUM(output_tokens)::BIGINT AS o,
+                    SUM(cache_read_tokens)::BIGINT AS cr, SUM(cache_creation_tokens)::BIGINT AS cc,
+                    SUM(reasoning_tokens)::BIGINT AS r, SUM(cost_usd) AS cost,
+                    MAX(COALESCE(end_ns, start_ns)) AS last_ns
+             FROM traces WHERE project_id = $1 AND user_id IS NOT NULL
+             GROUP BY user_id ORDER BY last_ns DESC NULLS LAST, user_id LIMIT $2 OFFSET $3",
+        )
+        .bind(project_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut users: Vec<UserRow> = rows
+            .into_iter()
+            .map(|r| UserRow {
+                id: r.get("user_id"),
+                traces: r.get("n"),
+                sessions: r.get("sessions"),
+                input_tokens: r.get("i"),
+                output_tokens: r.get("o"),
+                cache_read_tokens: r.get("cr"),
+                cache_creation_tokens: r.get("cc"),
+                reasoning_tokens: r.get("r"),
+                cost_usd: r.get("cost"),
+                last_seen: rfc3339(r.get("last_ns")),
+                agents: BTreeMap::new(),
+            })
+            .collect();
+        for user in &mut users {
+            let rows = sqlx::query(
+                "SELECT agent, COUNT(*) AS n FROM traces WHERE project_id = $1 AND user_id = $2 GROUP BY agent",
+            )
+            .bind(project_id)
+            .bind(&user.id)
+            .fetch_all(&self.pool)
+            .await?;
+            user.agents = rows.into_iter().map(|r| (r.get("agent"), r.get("n"))).collect();
+        }
+        Ok(users)
+    }
+}
+
+fn batch_of_row(r: sqlx::postgres::PgRow) -> Batch {
+    Batch {
+        id: r.get("id"),
+        project_id: r.get("project_id"),
+        signal: r.get("signal"),
+        encoding: r.get("encoding"),
+        body: r.get("body"),
+        received_at: r.get("received_at"),
+        status: r.get("status"),
+        agents: r.get("agents"),
+        error: r.get("error"),
+    }
+}
+
+fn parse_json(text: String) -> Result<serde_json::Value> {
+    serde_json::from_str(&text).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+/// Insert a new batch (or find the one an OTLP retry already stored) or update a stored one,
+/// with its outcome. Returns its id and whether it is new (nothing to replace).
+async fn store_batch(tx: &mut Transaction<'_, Postgres>, write: &BatchWrite) -> Result<(i64, bool)> {
+    let agents = (!write.agents.is_empty()).then(|| write.agents.join(","));
+    let now = now_ns();
+    if let Some(id) = write.id {
+        sqlx::query("UPDATE batches SET status = $1, agents = $2, error = $3, processed_at = $4 WHERE id = $5")
+            .bind(write.status.as_str())
+            .bind(agents)
+            .bind(&write.error)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        return Ok((id, false));
+    }
+    // A second replica storing the same body waits here for the first one's commit, then
+    // updates the row (and replaces what the first one stored of it).
+    let row = sqlx::query(
+        "INSERT INTO batches (project_id, signal, encoding, body, body_sha256, received_at, status, agents, error, processed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (project_id, signal, body_sha256) DO UPDATE SET
+           status = excluded.status, agents = excluded.agents, error = excluded.error, processed_at = excluded.processed_at
+         RETURNING id, received_at",
+    )
+    .bind(&write.project_id)
+    .bind(clean(&write.signal))
+    .bind(clean(&write.encoding))
+    .bind(&write.body)
+    .bind(crate::ids::sha256_hex(&write.body))
+    .bind(now)
+    .bind(write.status.as_str())
+    .bind(agents)
+    .bind(&write.error)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    // A retry keeps the first `received_at`: a different one means the row was there.
+    let received_at: i64 = row.get("received_at");
+    Ok((row.get("id"), received_at == now))
+}
+
+/// Usage metrics go to their own table per session, never into traces.
+async fn insert_usage_metrics(
+    tx: &mut Transaction<'_, Postgres>,
+    project_id: &str,
+    batch_id: i64,
+    fragments: &[(String, Fragment)],
+) -> Result<()> {
+    // One row per identity, the last one winning (as SQLite's upsert one row after another),
+    // sorted so that two writers lock shared rows in the same order.
+    let mut metrics = BTreeMap::new();
+    for (agent, f) in fragments {
+        if let Body::UsageMetric(m) = &f.body {
+            let session = f.attribution.session_id.as_deref().unwrap_or("");
+            metrics.insert((session, m.name.as_str(), f.report_id.as_str()), (agent, f, m));
+        }
+    }
+    let metrics: Vec<_> = metrics.into_values().collect();
+    for chunk in metrics.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO usage_metrics (project_id, session_id, name, report_id, agent, user_id, time_ns, value, unit, attributes, batch_id) ",
+        );
+        q.push_values(chunk, |mut row, (agent, f, m)| {
+            row.push_bind(project_id)
+                .push_bind(f.attribution.session_id.as_deref().unwrap_or(""))
+                .push_bind(&m.name)
+                .push_bind(&f.report_id)
+                .push_bind(*agent)
+                .push_bind(&f.attribution.user_id)
+                .push_bind(ns(Some(m.time_unix_nano)))
+                .push_bind(m.value)
+                .push_bind(&m.unit)
+                .push_bind(&m.attributes_json)
+                .push_bind(batch_id);
+        });
+        q.push(
+            " ON CONFLICT (project_id, md5(session_id), md5(name), report_id) DO UPDATE SET
+               value = excluded.value, attributes = excluded.attributes, batch_id = excluded.batch_id",
+        );
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_fragments(
+    tx: &mut Transaction<'_, Postgres>,
+    project_id: &str,
+    batch_id: i64,
+    fragments: &[&(String, Fragment)],
+) -> Result<()> {
+    // PostgreSQL refuses one INSERT .. ON CONFLICT DO UPDATE that touches a row twice: one
+    // row per identity, the last one winning, as SQLite's upsert one row after another.
+    let mut unique = BTreeMap::new();
+    for (agent, f) in fragments {
+        unique.insert((f.trace_key.as_str(), f.body.kind(), f.id.as_str(), f.report_id.as_str()), (agent, f));
+    }
+    let mut rows = Vec::with_capacity(unique.len());
+    for (agent, f) in unique.into_values() {
+        let payload = serde_json::to_string(f).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        rows.push((agent, f, payload));
+    }
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO fragments (project_id, trace_key, kind, fragment_id, report_id, batch_id, agent, payload) ",
+        );
+        q.push_values(chunk, |mut row, (agent, f, payload)| {
+            row.push_bind(project_id)
+                .push_bind(&f.trace_key)
+                .push_bind(f.body.kind())
+                .push_bind(&f.id)
+                .push_bind(&f.report_id)
+                .push_bind(batch_id)
+                .push_bind(*agent)
+                .push_bind(payload);
+        });
+        q.push(
+            " ON CONFLICT (project_id, trace_key, kind, fragment_id, report_id) DO UPDATE SET
+               payload = excluded.payload, batch_id = excluded.batch_id, agent = excluded.agent",
+        );
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Map `keys` to one trace, merging the traces they already belong to. Returns its id. The
+/// caller holds the locks of `keys` and of the traces they belong to.
+async fn assign_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, keys: &[String]) -> Result<String> {
+    let named: BTreeSet<String> = keys.iter().cloned().collect();
+    let existing = trace_ids_of(tx, project_id, &named).await?;
+    let mut all_keys = named;
+    if !existing.is_empty() {
+        let ids: Vec<&str> = existing.iter().map(String::as_str).collect();
+        let more: Vec<String> =
+            sqlx::query_scalar("SELECT key FROM trace_keys WHERE project_id = $1 AND trace_id = ANY($2)")
+                .bind(project_id)
+                .bind(&ids)
+                .fetch_all(&mut **tx)
+                .await?;
+        all_keys.extend(more);
+    }
+    let Some(trace_id) = all_keys.first().cloned() else {
+        return Err(StorageError::Corrupt("a fragment without a trace key".into()));
+    };
+    let merged_away: Vec<&str> = existing.iter().filter(|id| **id != trace_id).map(String::as_str).collect();
+    if !merged_away.is_empty() {
+        sqlx::query("DELETE FROM traces WHERE project_id = $1 AND id = ANY($2)")
+            .bind(project_id)
+            .bind(&merged_away)
+            .execute(&mut **tx)
+            .await?;
+    }
+    // Only keys not already mapped to this trace need a write.
+    let keys: Vec<&String> = if existing.len() == 1 && existing.contains(&trace_id) {
+        keys.iter().collect()
+    } else {
+        all_keys.iter().collect()
+    };
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Postgres>::new("INSERT INTO trace_keys (project_id, key, trace_id) ");
+        q.push_values(chunk, |mut row, key| {
+            row.push_bind(project_id).push_bind(*key).push_bind(&trace_id);
+        });
+        q.push(" ON CONFLICT (project_id, key) DO UPDATE SET trace_id = excluded.trace_id");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(trace_id)
+}
+
+/// Count the resources that no plugin claimed, per service.name and scope.
+async fn count_unclaimed(
+    tx: &mut Transaction<'_, Postgres>,
+    project_id: &str,
+    resources: &[UnclaimedResource],
+) -> Result<()> {
+    let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for resource in resources {
+        let scopes: Vec<&str> = if resource.scope_names.is_empty() {
+            vec![""]
+        } else {
+            resource.scope_names.iter().map(String::as_str).collect()
+        };
+        for scope in scopes {
+            *counts.entry((resource.service_name.as_str(), scope)).or_default() += 1;
+        }
+    }
+    let now = now_ns();
+    for ((service, scope), n) in counts {
+        sqlx::query(
+            "INSERT INTO unclaimed (project_id, service_name, scope_name, resources, last_seen) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (project_id, md5(service_name), md5(scope_name)) DO UPDATE SET
+               resources = unclaimed.resources + excluded.resources, last_seen = excluded.last_seen",
+        )
+        .bind(project_id)
+        .bind(service)
+        .bind(scope)
+        .bind(n)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn recompute_trace(
+    tx: &mut Transaction<'_, Postgres>,
+    project_id: &str,
+    trace_id: &str,
+    fallback_user: Option<&str>,
+) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT f.agent, f.payload FROM fragments f JOIN trace_keys k
+           ON k.project_id = f.project_id AND k.key = f.trace_key
+         WHERE k.project_id = $1 AND k.trace_id = $2",
+    )
+    .bind(project_id)
+    .bind(trace_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut stored = Vec::with_capacity(rows.len());
+    for row in rows {
+        let payload: String = row.get("payload");
+        let fragment: Fragment = serde_json::from_str(&payload).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        stored.push(Stored { agent: row.get("agent"), fragment });
+    }
+    let Some(t) = assemble(project_id, trace_id, stored, fallback_user) else {
+        sqlx::query("DELETE FROM traces WHERE project_id = $1 AND id = $2")
+            .bind(project_id)
+            .bind(trace_id)
+            .execute(&mut **tx)
+            .await?;
+        return Ok(());
+    };
+    write_trace(tx, project_id, &t).await
+}
+
+async fn write_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, t: &TraceRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
+            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (project_id, id) DO UPDATE SET
+            agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
+            device_id = excluded.device_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns,
+            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+            cache_read_tokens = excluded.cache_read_tokens, cache_creation_tokens = excluded.cache_creation_tokens,
+            reasoning_tokens = excluded.reasoning_tokens, cost_usd = excluded.cost_usd,
+            summary = excluded.summary, observations = excluded.observations",
+    )
+    .bind(project_id)
+    .bind(&t.id)
+    .bind(clean(&t.agent))
+    .bind(t.session_id.as_deref().map(clean))
+    .bind(t.user_id.as_deref().map(clean))
+    .bind(t.device_id.as_deref().map(clean))
+    .bind(t.start_ns)
+    .bind(t.end_ns)
+    .bind(t.input_tokens)
+    .bind(t.output_tokens)
+    .bind(t.cache_read_tokens)
+    .bind(t.cache_creation_tokens)
+    .bind(t.reasoning_tokens)
+    .bind(t.cost_usd)
+    .bind(&t.summary)
+    .bind(&t.observations)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_ids_are_stable_and_per_project() {
+        assert_eq!(lock_id("p", "prompt-a"), lock_id("p", "prompt-a"));
+        assert_ne!(lock_id("p", "prompt-a"), lock_id("q", "prompt-a"));
+        assert_ne!(lock_id("p", "a"), lock_id("pa", ""), "the separator keeps (project, key) apart");
+    }
+
+    #[test]
+    fn nul_is_replaced_everywhere_else_untouched() {
+        assert_eq!(clean("a\0b"), "a\u{FFFD}b");
+        assert!(matches!(clean("plain"), Cow::Borrowed("plain")));
+    }
+}
