@@ -339,3 +339,123 @@ impl TestHost {
         response.json().await.expect("JSON")
     }
 }
+
+// ---- PostgreSQL ------------------------------------------------------------------------------
+
+/// The PostgreSQL server the tests use (CI sets it), e.g.
+/// `postgres://postgres@127.0.0.1:5432/test`. Each test makes its own database on that server
+/// (through the server's `postgres` database) and drops it at the end; the database named in
+/// the URL need not exist.
+pub const POSTGRES_URL_VAR: &str = "ANTENNA_TEST_POSTGRES_URL";
+
+/// A fresh PostgreSQL database for one test, dropped (with its connections) when this is
+/// dropped. Declare it before the hosts that use it, so they are dropped first.
+pub struct PgDatabase {
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// A new database with a unique name. Fails the test when `ANTENNA_TEST_POSTGRES_URL` is
+    /// unset: a PostgreSQL test that skips itself silently would hide a broken engine.
+    pub async fn create() -> Self {
+        let server = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+            panic!(
+                "{POSTGRES_URL_VAR} is not set: the PostgreSQL storage tests need a server. Run e.g. \
+                 `{POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/test cargo test -p antenna-e2e` \
+                 (trust auth or a password in the URL; the tests create and drop their own databases)"
+            )
+        });
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "antenna_test_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let url = with_database(&server, &name);
+        antenna::storage::PostgresStorage::create_database(&url)
+            .await
+            .unwrap_or_else(|e| panic!("creating database {name} on {server}: {e}"));
+        PgDatabase { url }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        // Drop cannot await, and the test's runtime may be stopping: a runtime of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(antenna::storage::PostgresStorage::drop_database(&url))
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop test database {}: {e}", self.url);
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name` (query parameters kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A storage engine of the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub const ALL: [Engine; 2] = [Engine::Sqlite, Engine::Postgres];
+}
+
+/// A host on one engine, with the database it owns (PostgreSQL: dropped after the host).
+pub struct EngineHost {
+    pub host: TestHost,
+    pub engine: Engine,
+    /// Declared after `host`: fields drop in order, so the host goes first.
+    pub database: Option<PgDatabase>,
+}
+
+impl std::ops::Deref for EngineHost {
+    type Target = TestHost;
+    fn deref(&self) -> &TestHost {
+        &self.host
+    }
+}
+
+impl TestHost {
+    /// A host on the database at `database_url` (SQLite or PostgreSQL); `adjust` may change
+    /// the config further.
+    pub async fn start_on(database_url: &str, adjust: impl FnOnce(&mut Config)) -> Self {
+        let url = database_url.to_owned();
+        Self::start_in(tempfile::tempdir().expect("temporary directory"), move |config, _| {
+            config.database_url = url;
+            adjust(config);
+        })
+        .await
+    }
+
+    /// A host on `engine`: SQLite in its temporary directory, PostgreSQL on a fresh database.
+    pub async fn on_engine(engine: Engine, adjust: impl FnOnce(&mut Config)) -> EngineHost {
+        match engine {
+            Engine::Sqlite => EngineHost { host: TestHost::start_with(adjust).await, engine, database: None },
+            Engine::Postgres => {
+                let database = PgDatabase::create().await;
+                let host = TestHost::start_on(&database.url, adjust).await;
+                EngineHost { host, engine, database: Some(database) }
+            }
+        }
+    }
+}

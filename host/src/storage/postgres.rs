@@ -160,7 +160,6 @@ impl PostgresStorage {
         }
     }
 
-
     /// One attempt of a commit, in one transaction.
     async fn try_commit(&self, write: &BatchWrite, extra_locks: &BTreeSet<i64>) -> Result<Attempt> {
         let project = write.project_id.as_str();
@@ -205,13 +204,12 @@ impl PostgresStorage {
         let mut touched: BTreeSet<String> = BTreeSet::new();
         if !fresh {
             // What an earlier run of this batch produced is replaced, not added to.
-            let earlier: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT trace_id FROM trace_keys WHERE project_id = $1 AND key = ANY($2)",
-            )
-            .bind(project)
-            .bind(&earlier_keys)
-            .fetch_all(&mut *tx)
-            .await?;
+            let earlier: Vec<String> =
+                sqlx::query_scalar("SELECT DISTINCT trace_id FROM trace_keys WHERE project_id = $1 AND key = ANY($2)")
+                    .bind(project)
+                    .bind(&earlier_keys)
+                    .fetch_all(&mut *tx)
+                    .await?;
             touched.extend(earlier);
             for table in ["fragments", "usage_metrics"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE project_id = $1 AND batch_id = $2"))
@@ -336,16 +334,14 @@ impl Storage for PostgresStorage {
     }
 
     async fn insert_project(&self, id: &str, name: &str, public_key: &str, secret_hash: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO projects (id, name, public_key, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(clean(id))
-        .bind(clean(name))
-        .bind(clean(public_key))
-        .bind(secret_hash)
-        .bind(now_ns())
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("INSERT INTO projects (id, name, public_key, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(clean(id))
+            .bind(clean(name))
+            .bind(clean(public_key))
+            .bind(secret_hash)
+            .bind(now_ns())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -392,7 +388,9 @@ impl Storage for PostgresStorage {
         }
         if let Some(agent) = &filter.agent {
             // `strpos`, not LIKE: an agent name is matched literally, `%` and `_` included.
-            q.push(" AND strpos(',' || COALESCE(agents, '') || ',', ").push_bind(format!(",{},", clean(agent))).push(") > 0");
+            q.push(" AND strpos(',' || COALESCE(agents, '') || ',', ")
+                .push_bind(format!(",{},", clean(agent)))
+                .push(") > 0");
         }
         if let Some(from) = filter.from_ns {
             q.push(" AND received_at >= ").push_bind(from);

@@ -14,4 +14,6 @@ mod grpc;
 mod hostile;
 mod ingest;
 mod plugins;
+mod replicas;
+mod storage;
 mod ui;
