@@ -150,7 +150,15 @@ pub async fn ensure_project(
             }
             Ok(key.project_id)
         }
-        None => insert_project(storage, name, public, secret).await,
+        // Several replicas starting on a fresh database race to create it: the loser finds
+        // the winner's row.
+        None => match insert_project(storage, name, public, secret).await {
+            Ok(id) => Ok(id),
+            Err(e) => match storage.project_key(public).await? {
+                Some(key) if keys::verify_secret(secret, &key.secret_hash) => Ok(key.project_id),
+                _ => Err(e),
+            },
+        },
     }
 }
 

@@ -224,7 +224,10 @@ impl PostgresStorage {
             touched.insert(assign_trace(&mut tx, project, keys).await?);
         }
         insert_fragments(&mut tx, project, id, &traced).await?;
-        count_unclaimed(&mut tx, project, &write.unclaimed).await?;
+        // Counted when a body first arrives: a retry or a replay of it counts nothing again.
+        if fresh {
+            count_unclaimed(&mut tx, project, &write.unclaimed).await?;
+        }
         // Every touched trace is locked: each is a key of this write or the trace of one.
         for trace_id in &touched {
             recompute_trace(&mut tx, project, trace_id, self.fallback_user.as_deref()).await?;

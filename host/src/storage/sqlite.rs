@@ -146,7 +146,8 @@ impl Storage for SqliteStorage {
             q.push(" AND project_id = ").push_bind(project.clone());
         }
         if let Some(agent) = &filter.agent {
-            q.push(" AND (',' || COALESCE(agents, '') || ',') LIKE ").push_bind(format!("%,{agent},%"));
+            // instr, not LIKE: an agent name is matched literally (`_` and `%` are no wildcards).
+            q.push(" AND instr(',' || COALESCE(agents, '') || ',', ").push_bind(format!(",{agent},")).push(") > 0");
         }
         if let Some(from) = filter.from_ns {
             q.push(" AND received_at >= ").push_bind(from);
@@ -490,8 +491,11 @@ async fn write_group(
             touched.insert((project.to_owned(), assign_trace(&mut tx, project, &keys).await?));
         }
         insert_fragments(&mut tx, project, id, &traced).await?;
-        for resource in &write.unclaimed {
-            count_unclaimed(&mut tx, project, &resource.service_name, &resource.scope_names).await?;
+        // Counted when a body first arrives: a retry or a replay of it counts nothing again.
+        if fresh {
+            for resource in &write.unclaimed {
+                count_unclaimed(&mut tx, project, &resource.service_name, &resource.scope_names).await?;
+            }
         }
         ids.push(id);
     }

@@ -1,11 +1,11 @@
-//! kill -9 of the real `antenna` binary under load: every batch that got a 200 is there after
-//! a restart, and batches stored but not normalized are normalized when it comes back.
+//! kill -9 of the real `antenna` binary under load, on each storage engine: every batch that
+//! got a 200 is there after a restart, and nothing stored is left un-normalized.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use antenna_e2e::{Capture, PUBLIC_KEY, SECRET_KEY, basic};
+use antenna_e2e::{Capture, PUBLIC_KEY, PgDatabase, SECRET_KEY, basic};
 
 const PROMPT_ID: &str = "4c7d120c-4d77-4067-aa16-e7a6671c3b57";
 const TRACE_ID: &str = "a819e19a23e2b8ec2bac8f0d803272c6";
@@ -14,12 +14,12 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
-fn spawn_host(dir: &std::path::Path, port: u16) -> Child {
+fn spawn_host(dir: &std::path::Path, database_url: &str, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_antenna"))
         .arg("serve")
         .env("ANTENNA_LISTEN", format!("127.0.0.1:{port}"))
         .env("ANTENNA_GRPC_LISTEN", "off")
-        .env("ANTENNA_DATABASE_URL", format!("sqlite://{}", dir.join("antenna.db").display()))
+        .env("ANTENNA_DATABASE_URL", database_url)
         .env("ANTENNA_CACHE_DIR", dir.join("cache"))
         .env("ANTENNA_PUBLIC_KEY", PUBLIC_KEY)
         .env("ANTENNA_SECRET_KEY", SECRET_KEY)
@@ -44,12 +44,24 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_acknowledged_batch_survives_kill_9() {
+async fn every_acknowledged_batch_survives_kill_9_on_sqlite() {
     let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("antenna.db").display());
+    kill_9_under_load(dir.path(), &url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_batch_survives_kill_9_on_postgres() {
+    let database = PgDatabase::create().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    kill_9_under_load(dir.path(), &database.url).await;
+}
+
+async fn kill_9_under_load(dir: &std::path::Path, database_url: &str) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let mut host = spawn_host(dir.path(), port);
+    let mut host = spawn_host(dir, database_url, port);
     wait_ready(&client, &base).await;
 
     // Distinct prompts: the content-off logs with a fresh prompt id and trace id each.
@@ -88,7 +100,7 @@ async fn every_acknowledged_batch_survives_kill_9() {
     let acknowledged = acknowledged.lock().expect("lock").clone();
     assert!(acknowledged.len() > 5, "the load was real: {} batches acknowledged", acknowledged.len());
 
-    let mut host = spawn_host(dir.path(), port);
+    let mut host = spawn_host(dir, database_url, port);
     wait_ready(&client, &base).await;
     let mut found = std::collections::BTreeSet::new();
     let mut cursor: Option<String> = None;
@@ -119,13 +131,7 @@ async fn every_acknowledged_batch_survives_kill_9() {
     assert!(lost.is_empty(), "{} of {} acknowledged batches lost: {lost:?}", lost.len(), acknowledged.len());
 
     // Nothing stored is left un-normalized after the restart.
-    let storage = antenna::storage::connect(
-        &format!("sqlite://{}", dir.path().join("antenna.db").display()),
-        None,
-        Default::default(),
-    )
-    .await
-    .expect("open the database");
+    let storage = antenna::storage::connect(database_url, None, Default::default()).await.expect("open the database");
     let pending = storage.batches(&antenna::storage::BatchSelection::Pending).await.expect("pending");
     assert!(pending.is_empty());
     host.kill().expect("stop");
