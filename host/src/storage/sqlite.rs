@@ -338,8 +338,10 @@ async fn recompute_trace(
     trace_id: &str,
     fallback_user: Option<&str>,
 ) -> Result<()> {
+    // CROSS JOIN fixes the loop order: the trace's keys first, then their fragments by primary
+    // key. Left to itself the planner may scan every fragment of the project.
     let rows = sqlx::query(
-        "SELECT f.agent, f.payload FROM fragments f JOIN trace_keys k
+        "SELECT f.agent, f.payload FROM trace_keys k CROSS JOIN fragments f
            ON k.project_id = f.project_id AND k.key = f.trace_key
          WHERE k.project_id = ? AND k.trace_id = ?",
     )
@@ -624,7 +626,9 @@ async fn insert_fragments(
 async fn assign_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, keys: &[String]) -> Result<String> {
     let mut existing: BTreeSet<String> = BTreeSet::new();
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let mut lookup = QueryBuilder::<Sqlite>::new("SELECT DISTINCT trace_id FROM trace_keys WHERE project_id = ");
+        // No DISTINCT: with it SQLite walks the (project, trace) index, every key of the
+        // project, to avoid a sort; without it each key is one primary-key lookup.
+        let mut lookup = QueryBuilder::<Sqlite>::new("SELECT trace_id FROM trace_keys WHERE project_id = ");
         lookup.push_bind(project_id).push(" AND key IN (");
         let mut list = lookup.separated(", ");
         for key in chunk {
