@@ -16,7 +16,7 @@ use crate::config::Limits;
 use crate::metrics::{Metrics, PluginLabels};
 use crate::otlp::{self, Encoding, Export, Signal};
 use crate::plugins::Registry;
-use crate::storage::{Batch, BatchSelection, BatchStatus, BatchWrite, Storage, StorageError};
+use crate::storage::{Batch, BatchSelection, BatchStatus, BatchWrite, Storage, StorageError, pack_body};
 
 /// What became of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,8 +60,13 @@ impl Pipeline {
         body: Vec<u8>,
         export: Export,
     ) -> Result<Outcome, StorageError> {
+        // Packing the body for storage runs beside the plugins, off the async threads.
+        let body_sha256 = crate::ids::sha256_hex(&body);
+        let packing = tokio::task::spawn_blocking(move || pack_body(&body));
         let normalized = self.normalize(export).await;
-        let (write, outcome) = write_of(None, project_id, signal, encoding, body, normalized);
+        let (body, body_codec) = packing.await.map_err(|e| StorageError::Corrupt(format!("packing a body: {e}")))?;
+        let (mut write, outcome) = write_of(None, project_id, signal, encoding, body, normalized);
+        (write.body_codec, write.body_sha256) = (body_codec, body_sha256);
         self.storage.commit(write).await?;
         Ok(outcome)
     }
@@ -75,9 +80,11 @@ impl Pipeline {
             let error = format!("unknown signal {:?} or encoding {:?}", batch.signal, batch.encoding);
             return Outcome { status: BatchStatus::Failed, agents: Vec::new(), error: Some(error) };
         };
-        let normalized = match otlp::decode(signal, encoding, &batch.body) {
+        let decoded =
+            batch.raw_body().and_then(|body| otlp::decode(signal, encoding, &body).map_err(|e| e.to_string()));
+        let normalized = match decoded {
             Ok(export) => self.normalize(export).await,
-            Err(e) => Normalized { errors: vec![e.to_string()], ..Default::default() },
+            Err(e) => Normalized { errors: vec![e], ..Default::default() },
         };
         let project_id = batch.project_id.clone();
         let (write, mut outcome) = write_of(Some(batch.id), project_id, signal, encoding, Vec::new(), normalized);
@@ -170,6 +177,8 @@ fn write_of(
         signal: signal.as_str().to_owned(),
         encoding: encoding.content_type().to_owned(),
         body,
+        body_codec: "identity",
+        body_sha256: String::new(),
         status,
         agents: normalized.agents,
         error,

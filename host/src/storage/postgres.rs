@@ -121,7 +121,7 @@ impl PostgresStorage {
 
     async fn batches_where(&self, condition: &str, project: Option<&str>) -> Result<Vec<Batch>> {
         let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT id, project_id, signal, encoding, body, received_at, status, agents, error FROM batches WHERE ",
+            "SELECT id, project_id, signal, encoding, body, body_codec, received_at, status, agents, error FROM batches WHERE ",
         );
         q.push(condition);
         if let Some(project) = project {
@@ -384,7 +384,7 @@ impl Storage for PostgresStorage {
             BatchSelection::Replay(filter) => filter,
         };
         let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT id, project_id, signal, encoding, body, received_at, status, agents, error FROM batches WHERE 1 = 1",
+            "SELECT id, project_id, signal, encoding, body, body_codec, received_at, status, agents, error FROM batches WHERE 1 = 1",
         );
         if let Some(project) = &filter.project_id {
             q.push(" AND project_id = ").push_bind(clean(project).into_owned());
@@ -574,6 +574,7 @@ fn batch_of_row(r: sqlx::postgres::PgRow) -> Batch {
         signal: r.get("signal"),
         encoding: r.get("encoding"),
         body: r.get("body"),
+        body_codec: r.get("body_codec"),
         received_at: r.get("received_at"),
         status: r.get("status"),
         agents: r.get("agents"),
@@ -604,8 +605,8 @@ async fn store_batch(tx: &mut Transaction<'_, Postgres>, write: &BatchWrite) -> 
     // A second replica storing the same body waits here for the first one's commit, then
     // updates the row (and replaces what the first one stored of it).
     let row = sqlx::query(
-        "INSERT INTO batches (project_id, signal, encoding, body, body_sha256, received_at, status, agents, error, processed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        "INSERT INTO batches (project_id, signal, encoding, body, body_codec, body_sha256, received_at, status, agents, error, processed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (project_id, signal, body_sha256) DO UPDATE SET
            status = excluded.status, agents = excluded.agents, error = excluded.error, processed_at = excluded.processed_at
          RETURNING id, received_at",
@@ -614,7 +615,8 @@ async fn store_batch(tx: &mut Transaction<'_, Postgres>, write: &BatchWrite) -> 
     .bind(clean(&write.signal))
     .bind(clean(&write.encoding))
     .bind(&write.body)
-    .bind(crate::ids::sha256_hex(&write.body))
+    .bind(write.body_codec)
+    .bind(&write.body_sha256)
     .bind(now)
     .bind(write.status.as_str())
     .bind(agents)

@@ -76,7 +76,7 @@ impl SqliteStorage {
 
     async fn batches_where(&self, condition: &str, project: Option<&str>) -> Result<Vec<Batch>> {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, project_id, signal, encoding, body, received_at, status, agents, error FROM batches WHERE ",
+            "SELECT id, project_id, signal, encoding, body, body_codec, received_at, status, agents, error FROM batches WHERE ",
         );
         q.push(condition);
         if let Some(project) = project {
@@ -140,7 +140,7 @@ impl Storage for SqliteStorage {
             BatchSelection::Replay(filter) => filter,
         };
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, project_id, signal, encoding, body, received_at, status, agents, error FROM batches WHERE 1 = 1",
+            "SELECT id, project_id, signal, encoding, body, body_codec, received_at, status, agents, error FROM batches WHERE 1 = 1",
         );
         if let Some(project) = &filter.project_id {
             q.push(" AND project_id = ").push_bind(project.clone());
@@ -321,6 +321,7 @@ fn batch_of_row(r: sqlx::sqlite::SqliteRow) -> Batch {
         signal: r.get("signal"),
         encoding: r.get("encoding"),
         body: r.get("body"),
+        body_codec: r.get("body_codec"),
         received_at: r.get("received_at"),
         status: r.get("status"),
         agents: r.get("agents"),
@@ -525,8 +526,8 @@ async fn store_batch(tx: &mut Transaction<'_, Sqlite>, write: &BatchWrite) -> Re
         return Ok((id, false));
     }
     let row = sqlx::query(
-        "INSERT INTO batches (project_id, signal, encoding, body, body_sha256, received_at, status, agents, error, processed_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO batches (project_id, signal, encoding, body, body_codec, body_sha256, received_at, status, agents, error, processed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (project_id, signal, body_sha256) DO UPDATE SET
            status = excluded.status, agents = excluded.agents, error = excluded.error, processed_at = excluded.processed_at
          RETURNING id, received_at",
@@ -535,7 +536,8 @@ async fn store_batch(tx: &mut Transaction<'_, Sqlite>, write: &BatchWrite) -> Re
     .bind(&write.signal)
     .bind(&write.encoding)
     .bind(&write.body)
-    .bind(crate::ids::sha256_hex(&write.body))
+    .bind(write.body_codec)
+    .bind(&write.body_sha256)
     .bind(now)
     .bind(write.status.as_str())
     .bind(agents)
