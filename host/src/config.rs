@@ -32,6 +32,26 @@ pub struct Limits {
     pub max_attributes: usize,
     /// Longest string value or key in a request.
     pub max_string_len: usize,
+    /// Most records in one request: resources, scopes, spans, span events and links, log records,
+    /// metrics and data points together (413 / RESOURCE_EXHAUSTED beyond).
+    pub max_records_per_request: usize,
+    /// How long a client may take to send a body once it is being read (408 / DEADLINE_EXCEEDED
+    /// beyond).
+    pub body_read_timeout_ms: u64,
+    /// How long a connection may take to send its first bytes, and an HTTP/1 request its headers
+    /// (idle keep-alive time included); the connection is closed beyond.
+    pub header_read_timeout_ms: u64,
+    /// Bodies being received at once; slow senders hold these, not processing slots (others
+    /// wait `queue_wait_ms`, then 503).
+    pub max_concurrent_reads: usize,
+    /// Open connections, OTLP/HTTP and OTLP/gRPC together; beyond, new connections wait in the
+    /// listen backlog.
+    pub max_connections: usize,
+    /// HTTP/2 streams open at once on one connection (HTTP and gRPC).
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 streams a client reset before they were handled, per connection (beyond: the
+    /// connection is closed with ENHANCE_YOUR_CALM).
+    pub max_pending_reset_streams: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +70,13 @@ impl Default for Limits {
             auth_failures_per_minute: 30,
             max_attributes: 4096,
             max_string_len: 4 << 20,
+            max_records_per_request: 100_000,
+            body_read_timeout_ms: 30_000,
+            header_read_timeout_ms: 10_000,
+            max_concurrent_reads: 128,
+            max_connections: 1024,
+            max_concurrent_streams: 100,
+            max_pending_reset_streams: 20,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::api::Api;
 use crate::app::AppState;
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::ingest::Ingest;
+use crate::ingest::{Ingest, conn};
 use crate::metrics::{Metrics, PluginLabels};
 use crate::pipeline::Pipeline;
 use crate::plugins::{Registry, builtin, watcher};
@@ -119,28 +119,34 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    // One cap on open connections for both ports.
+    let connections = conn::connection_slots(&state.config.limits);
     let grpc = match state.config.grpc_listen {
         Some(grpc_listen) => {
             let grpc_listener =
                 TcpListener::bind(grpc_listen).await.with_context(|| format!("binding {grpc_listen} (OTLP/gRPC)"))?;
             let grpc_addr = grpc_listener.local_addr()?;
-            let routes = ingest::grpc::Collector::new(state.ingest.clone()).router();
+            let service = ingest::grpc::Collector::new(state.ingest.clone()).service();
+            let limits = &state.config.limits;
+            let incoming = conn::grpc_incoming(grpc_listener, connections.clone(), limits);
+            let server = tonic::transport::Server::builder()
+                .max_concurrent_streams(limits.max_concurrent_streams)
+                .concurrency_limit_per_connection(limits.max_concurrent_streams as usize)
+                .http2_max_pending_accept_reset_streams(Some(limits.max_pending_reset_streams))
+                .http2_keepalive_interval(Some(conn::KEEPALIVE_INTERVAL))
+                .http2_keepalive_timeout(Some(conn::KEEPALIVE_TIMEOUT));
             let stop = stopped(stopping.clone());
-            let task = tokio::spawn(async move {
-                tonic::transport::Server::builder()
-                    .add_routes(routes)
-                    .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc_listener), stop)
-                    .await
-            });
+            let task = tokio::spawn(server.serve_with_incoming_shutdown(service, incoming, stop));
             Some((grpc_addr, task))
         }
         None => None,
     };
     let grpc_addr = grpc.as_ref().map(|(a, _)| *a);
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let http = tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stopped(stopping)).into_future());
+    let http =
+        conn::serve_http(listener, router(state.clone()), connections, state.config.limits.clone(), stopped(stopping));
+    let http = tokio::spawn(http);
     let task = tokio::spawn(async move {
-        http.await.context("OTLP/HTTP server task")?.context("OTLP/HTTP server")?;
+        http.await.context("OTLP/HTTP server task")?;
         if let Some((_, grpc)) = grpc {
             grpc.await.context("OTLP/gRPC server task")?.context("OTLP/gRPC server")?;
         }

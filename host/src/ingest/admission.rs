@@ -1,13 +1,14 @@
-//! Admission control: what keeps an overloaded host answering. At most `max_concurrent`
-//! batches are read, stored and normalized at once; up to `max_queued` more wait (without their
-//! bodies read) for `queue_wait`. Beyond the queue a request gets 429, after the wait 503, both
-//! with `Retry-After` (see `reply.rs`).
+//! Admission control: what keeps an overloaded host answering. Two stages: at most
+//! `max_concurrent_reads` bodies are received at once (a slow sender holds one of these under a
+//! deadline, never a processing slot); then at most `max_concurrent` batches are decoded, stored
+//! and normalized at once, and up to `max_queued` more wait for `queue_wait`. Beyond the queue a
+//! request gets 429, after a wait 503, both with `Retry-After` (see `reply.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 use crate::config::Limits;
 use crate::metrics::Metrics;
@@ -22,6 +23,7 @@ pub enum Busy {
 }
 
 pub struct Admission {
+    reading: Arc<Semaphore>,
     permits: Semaphore,
     max_concurrent: usize,
     queued: AtomicUsize,
@@ -33,6 +35,7 @@ pub struct Admission {
 impl Admission {
     pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Self {
         Admission {
+            reading: Arc::new(Semaphore::new(limits.max_concurrent_reads.max(1))),
             permits: Semaphore::new(limits.max_concurrent_batches.max(1)),
             max_concurrent: limits.max_concurrent_batches.max(1),
             queued: AtomicUsize::new(0),
@@ -42,7 +45,22 @@ impl Admission {
         }
     }
 
-    /// Wait for a slot, within the queue's bounds.
+    /// Wait (at most `queue_wait`) for a slot to receive a body in. Held until the request has a
+    /// processing slot, so bodies in memory are bounded by both limits together.
+    pub async fn reading(&self) -> Result<OwnedSemaphorePermit, Busy> {
+        if let Ok(permit) = self.reading.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        match tokio::time::timeout(self.queue_wait, self.reading.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                self.metrics.rejected_overload.inc();
+                Err(Busy::Timeout)
+            }
+        }
+    }
+
+    /// Wait for a processing slot, within the queue's bounds.
     pub async fn enter(&self) -> Result<SemaphorePermit<'_>, Busy> {
         if let Ok(permit) = self.permits.try_acquire() {
             return Ok(permit);

@@ -1,7 +1,14 @@
 //! OTLP/gRPC (default port 4317): the same auth (Basic in the `authorization` metadata), the
 //! same pipeline and the same semantics as OTLP/HTTP — so Gemini CLI's default transport, and
 //! any gRPC exporter, point straight at Antenna with no collector in between.
+//!
+//! tonic decodes a whole message before a handler runs, so what must come first sits in front
+//! of it, in [`Gate`]: the key is checked from the metadata alone, a reading slot is taken and
+//! the message must arrive within the body deadline — all before any of it is decoded. Messages
+//! are at most `max_body_bytes` (16 MiB), also after gzip. The handler then takes a processing
+//! slot, checks records and shape, and accepts.
 
+use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
@@ -12,14 +19,22 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
 use tonic::codec::CompressionEncoding;
+use tonic::codegen::{BoxFuture, Service, http};
+use tonic::transport::server::TcpConnectInfo;
 use tonic::{Request, Response, Status};
 
+use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use super::limits::check_shape;
 use super::{Ingest, IngestError};
+use crate::auth::AuthError;
 use crate::otlp::{Encoding, Export, Signal};
+
+/// The project [`Gate`] authenticated the request for (a request extension).
+#[derive(Debug, Clone)]
+struct Authenticated(String);
 
 /// The three OTLP collector services over one [`Ingest`].
 #[derive(Clone)]
@@ -46,11 +61,13 @@ impl Collector {
         signal: Signal,
         wrap: fn(T) -> Export,
     ) -> Result<usize, IngestError> {
-        let authorization = request.metadata().get("authorization").map(|v| v.to_str().unwrap_or(""));
-        let client = request.remote_addr().map(|a| a.ip());
-        let (project, _slot) = self.ingest.admit(authorization, client).await?;
+        // Authenticated by the gate before the message was decoded; without it, refused.
+        let Some(Authenticated(project)) = request.extensions().get::<Authenticated>().cloned() else {
+            return Err(IngestError::Auth(AuthError::Missing));
+        };
+        let _slot = self.ingest.admission.enter().await.map_err(IngestError::Busy)?;
         let export = wrap(request.into_inner());
-        check_shape(&export, &self.ingest.limits).map_err(IngestError::BadRequest)?;
+        self.ingest.check(&export)?;
         // tonic decoded the message once; the stored raw batch is its protobuf encoding.
         let body = match &export {
             Export::Traces(r) => r.encode_to_vec(),
@@ -62,9 +79,14 @@ impl Collector {
         Ok(records)
     }
 
-    /// The services, with gzip accepted and the decoded-size limit applied.
-    pub fn router(self) -> tonic::service::Routes {
-        let max = self.ingest.limits.max_decoded_bytes;
+    /// The services behind their [`Gate`], with gzip accepted and the message size limited.
+    pub fn service(self) -> Gate {
+        let ingest = self.ingest.clone();
+        Gate { ingest, routes: self.routes().prepare() }
+    }
+
+    fn routes(self) -> tonic::service::Routes {
+        let max = self.ingest.limits.max_body_bytes;
         tonic::service::Routes::new(
             TraceServiceServer::new(self.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
@@ -79,6 +101,84 @@ impl Collector {
             MetricsServiceServer::new(self).accept_compressed(CompressionEncoding::Gzip).max_decoding_message_size(max),
         )
     }
+}
+
+/// What runs before tonic decodes a message: authentication from the `authorization`
+/// metadata, a reading slot (held until the call ends), and the body deadline.
+#[derive(Clone)]
+pub struct Gate {
+    ingest: Arc<Ingest>,
+    routes: tonic::service::Routes,
+}
+
+impl Service<http::Request<tonic::body::Body>> for Gate {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Service::<http::Request<tonic::body::Body>>::poll_ready(&mut self.routes, cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        let ingest = self.ingest.clone();
+        // The clone is ready (Routes always is); the one polled stays for the next call.
+        let mut routes = self.routes.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let signal = signal_of(request.uri().path());
+            let authorization = request.headers().get("authorization").map(|v| v.to_str().unwrap_or("").to_owned());
+            let client = request.extensions().get::<TcpConnectInfo>().and_then(|i| i.remote_addr()).map(|a| a.ip());
+            let admitted = async {
+                let project = ingest.authenticate(authorization.as_deref(), client).await?;
+                let reading = ingest.admission.reading().await.map_err(IngestError::Busy)?;
+                Ok::<_, IngestError>((project, reading))
+            };
+            let (project, _reading) = match admitted.await {
+                Ok(admitted) => admitted,
+                Err(error) => {
+                    let status = error.to_grpc();
+                    ingest.answered("grpc", signal, &Err(error), started);
+                    return Ok(status.into_http());
+                }
+            };
+            request.extensions_mut().insert(Authenticated(project));
+            let deadline = Duration::from_millis(ingest.limits.body_read_timeout_ms);
+            let request = request.map(|body| within(body, deadline));
+            routes.call(request).await
+        })
+    }
+}
+
+/// The signal a gRPC path is for, as a metrics label.
+fn signal_of(path: &str) -> &'static str {
+    if path.starts_with("/opentelemetry.proto.collector.trace.") {
+        Signal::Traces.as_str()
+    } else if path.starts_with("/opentelemetry.proto.collector.logs.") {
+        Signal::Logs.as_str()
+    } else if path.starts_with("/opentelemetry.proto.collector.metrics.") {
+        Signal::Metrics.as_str()
+    } else {
+        "unknown"
+    }
+}
+
+/// `body`, ending in DEADLINE_EXCEEDED if it has not all arrived `deadline` from now.
+fn within(body: tonic::body::Body, deadline: Duration) -> tonic::body::Body {
+    let ms = deadline.as_millis();
+    let deadline = tokio::time::Instant::now() + deadline;
+    let frames = futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(frame)) => Some((frame, Some(body))),
+            Ok(None) => None,
+            Err(_) => {
+                let status = IngestError::Timeout(format!("the message did not arrive within {ms} ms")).to_grpc();
+                Some((Err(status), None))
+            }
+        }
+    });
+    tonic::body::Body::new(http_body_util::StreamBody::new(frames))
 }
 
 #[tonic::async_trait]

@@ -1,17 +1,18 @@
-//! OTLP/HTTP: `POST /v1/{signal}` and `POST /api/public/otel/v1/{signal}`; auth -> admission ->
-//! size and decompression limits -> decode -> shape limits -> accept -> 200 with the
+//! OTLP/HTTP: `POST /v1/{signal}` and `POST /api/public/otel/v1/{signal}`; auth -> body received
+//! under a deadline and a size limit (reading slot) -> admission (processing slot) ->
+//! decompression limit -> decode -> records and shape limits -> accept -> 200 with the
 //! `Export*ServiceResponse` in the request's encoding.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::limits::{ReadError, check_shape, gunzip_limited, read_limited};
+use super::limits::{ReadError, gunzip_limited, read_limited};
 use super::{Ingest, IngestError};
 use crate::otlp::{self, Encoding, Signal};
 
@@ -49,7 +50,7 @@ async fn handle(
         return Err((IngestError::NotFound(message), None));
     };
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-    let (project_id, _slot) = ingest.admit(authorization, Some(client.ip())).await.map_err(|e| (e, None))?;
+    let project_id = ingest.authenticate(authorization, Some(client.ip())).await.map_err(|e| (e, None))?;
 
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(encoding) = Encoding::from_content_type(content_type) else {
@@ -58,18 +59,40 @@ async fn handle(
         return Err((IngestError::UnsupportedMedia(message), None));
     };
     let reject = |error: IngestError| (error, Some(encoding));
-
-    let limits = &ingest.limits;
-    let wire = read_limited(body, limits.max_body_bytes).await.map_err(|e| {
-        reject(match e {
-            ReadError::TooLarge => IngestError::TooLarge(format!("body larger than {} bytes", limits.max_body_bytes)),
-            ReadError::Io(message) => IngestError::BadRequest(format!("could not read the body: {message}")),
-        })
-    })?;
     let content_encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
-    let decoded = match content_encoding.trim().to_ascii_lowercase().as_str() {
-        "" | "identity" => wire.to_vec(),
-        "gzip" | "x-gzip" => gunzip_limited(&wire, limits.max_decoded_bytes).map_err(|e| {
+    let gzipped = match content_encoding.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => false,
+        "gzip" | "x-gzip" => true,
+        other => {
+            let message = format!("unsupported Content-Encoding {other:?}: send gzip or none");
+            return Err(reject(IngestError::UnsupportedMedia(message)));
+        }
+    };
+
+    // The body is received under a deadline and in a reading slot, not a processing slot: slow
+    // senders cannot hold up the batches of others.
+    let limits = &ingest.limits;
+    let reading = ingest.admission.reading().await.map_err(|busy| reject(IngestError::Busy(busy)))?;
+    let deadline = Duration::from_millis(limits.body_read_timeout_ms);
+    let wire = match tokio::time::timeout(deadline, read_limited(body, limits.max_body_bytes)).await {
+        Err(_) => {
+            let message = format!("the body did not arrive within {} ms", limits.body_read_timeout_ms);
+            return Err(reject(IngestError::Timeout(message)));
+        }
+        Ok(read) => read.map_err(|e| {
+            reject(match e {
+                ReadError::TooLarge => {
+                    IngestError::TooLarge(format!("body larger than {} bytes", limits.max_body_bytes))
+                }
+                ReadError::Io(message) => IngestError::BadRequest(format!("could not read the body: {message}")),
+            })
+        })?,
+    };
+    let _slot = ingest.admission.enter().await.map_err(|busy| reject(IngestError::Busy(busy)))?;
+    drop(reading);
+
+    let decoded = if gzipped {
+        let inflated = gunzip_limited(&wire, limits.max_decoded_bytes).map_err(|e| {
             reject(match e {
                 ReadError::TooLarge => IngestError::TooLarge(format!(
                     "body larger than {} bytes after decompression",
@@ -77,17 +100,18 @@ async fn handle(
                 )),
                 ReadError::Io(message) => IngestError::BadRequest(format!("malformed gzip body: {message}")),
             })
-        })?,
-        other => {
-            let message = format!("unsupported Content-Encoding {other:?}: send gzip or none");
-            return Err(reject(IngestError::UnsupportedMedia(message)));
-        }
+        })?;
+        // One copy of the body at a time: the compressed one goes once inflated.
+        drop(wire);
+        inflated
+    } else {
+        wire
     };
 
     // Decode once up front so that a malformed or oversized body is refused, not stored.
     let export =
         otlp::decode(signal, encoding, &decoded).map_err(|e| reject(IngestError::BadRequest(e.to_string())))?;
-    check_shape(&export, limits).map_err(|message| reject(IngestError::BadRequest(message)))?;
+    ingest.check(&export).map_err(reject)?;
 
     let records = export.record_count();
     ingest.accept(project_id, signal, encoding, decoded, export).await.map_err(reject)?;

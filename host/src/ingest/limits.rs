@@ -1,9 +1,10 @@
-//! Bounds on a request beyond authentication: body size on the wire and after gzip, and the
-//! shape of what it decodes to (attributes per element, key and string lengths, nesting).
+//! Bounds on a request beyond authentication: body size on the wire and after gzip, records
+//! per request, and the shape of what it decodes to (attributes per element, key, name and
+//! string lengths, nesting).
 
 use std::io::Read;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, HttpBody};
 use http_body_util::BodyExt;
 
 use crate::config::Limits;
@@ -14,13 +15,24 @@ pub(crate) enum ReadError {
     Io(String),
 }
 
-/// Read a body (chunked or not) up to `max` bytes.
-pub(crate) async fn read_limited(body: Body, max: usize) -> Result<Bytes, ReadError> {
-    match http_body_util::Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ReadError::TooLarge),
-        Err(e) => Err(ReadError::Io(e.to_string())),
+/// Read a body (chunked or not) up to `max` bytes, into one buffer (no second copy of it).
+/// A `Content-Length` above `max` is refused before anything is read.
+pub(crate) async fn read_limited(mut body: Body, max: usize) -> Result<Vec<u8>, ReadError> {
+    let announced = body.size_hint().lower();
+    if announced > u64::try_from(max).unwrap_or(u64::MAX) {
+        return Err(ReadError::TooLarge);
     }
+    let mut out = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ReadError::Io(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len().saturating_add(data.len()) > max {
+                return Err(ReadError::TooLarge);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
 }
 
 /// Inflate at most `max` bytes: a gzip bomb stops at the limit instead of filling memory.
@@ -37,10 +49,46 @@ pub(crate) fn gunzip_limited(wire: &[u8], max: usize) -> Result<Vec<u8>, ReadErr
     Ok(out)
 }
 
-/// Bounds on what one request may hold beyond its size: attributes per element and the length
-/// of every key and string.
+/// How many records a request holds: resources, scopes, spans, span events and links, log
+/// records, metrics and data points, each one (what `Limits::max_records_per_request` caps).
+pub fn record_total(export: &otlp::Export) -> usize {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    let sum = |counts: &mut dyn Iterator<Item = usize>| counts.fold(0, usize::saturating_add);
+    match export {
+        otlp::Export::Traces(r) => sum(&mut r.resource_spans.iter().map(|rs| {
+            1 + sum(&mut rs
+                .scope_spans
+                .iter()
+                .map(|ss| 1 + sum(&mut ss.spans.iter().map(|span| 1 + span.events.len() + span.links.len()))))
+        })),
+        otlp::Export::Logs(r) => sum(&mut r
+            .resource_logs
+            .iter()
+            .map(|rl| 1 + sum(&mut rl.scope_logs.iter().map(|sl| 1 + sl.log_records.len())))),
+        otlp::Export::Metrics(r) => sum(&mut r.resource_metrics.iter().map(|rm| {
+            1 + sum(&mut rm.scope_metrics.iter().map(|sm| {
+                1 + sum(&mut sm.metrics.iter().map(|m| {
+                    1 + match &m.data {
+                        Some(Data::Gauge(g)) => g.data_points.len(),
+                        Some(Data::Sum(s)) => s.data_points.len(),
+                        Some(Data::Histogram(h)) => h.data_points.len(),
+                        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                        Some(Data::Summary(s)) => s.data_points.len(),
+                        None => 0,
+                    }
+                }))
+            }))
+        })),
+    }
+}
+
+/// Bounds on what one request may hold beyond its size: attributes per element (resources,
+/// scopes, spans, span events and links, log records, metric data points and their exemplars),
+/// and the length of every key, string and name (span, event and metric names, status messages,
+/// units, descriptions, severity texts, trace states).
 pub fn check_shape(export: &otlp::Export, limits: &Limits) -> Result<(), String> {
-    use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+    use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{Exemplar, metric::Data};
     fn value_ok(v: &any_value::Value, limits: &Limits, depth: usize) -> Result<(), String> {
         if depth > 16 {
             return Err("attribute values nested deeper than 16 levels".into());
@@ -74,23 +122,48 @@ pub fn check_shape(export: &otlp::Export, limits: &Limits) -> Result<(), String>
         Ok(())
     }
     let check = |attrs: &[KeyValue]| attrs_ok(attrs, limits, 0);
+    let text = |what: &str, value: &str| {
+        if value.len() > limits.max_string_len {
+            return Err(format!("{what} of {} bytes (at most {})", value.len(), limits.max_string_len));
+        }
+        Ok(())
+    };
+    let scope_ok = |scope: &Option<InstrumentationScope>| {
+        scope.as_ref().map_or(Ok(()), |s| {
+            text("a scope name", &s.name)?;
+            text("a scope version", &s.version)?;
+            check(&s.attributes)
+        })
+    };
+    let exemplars_ok = |exemplars: &[Exemplar]| exemplars.iter().try_for_each(|e| check(&e.filtered_attributes));
     match export {
         otlp::Export::Traces(r) => r.resource_spans.iter().try_for_each(|rs| {
             rs.resource.as_ref().map_or(Ok(()), |r| check(&r.attributes))?;
             rs.scope_spans.iter().try_for_each(|ss| {
-                ss.scope.as_ref().map_or(Ok(()), |s| check(&s.attributes))?;
+                scope_ok(&ss.scope)?;
                 ss.spans.iter().try_for_each(|span| {
+                    text("a span name", &span.name)?;
+                    text("a trace state", &span.trace_state)?;
+                    span.status.as_ref().map_or(Ok(()), |s| text("a status message", &s.message))?;
                     check(&span.attributes)?;
-                    span.events.iter().try_for_each(|e| check(&e.attributes))?;
-                    span.links.iter().try_for_each(|l| check(&l.attributes))
+                    span.events.iter().try_for_each(|e| {
+                        text("a span event name", &e.name)?;
+                        check(&e.attributes)
+                    })?;
+                    span.links.iter().try_for_each(|l| {
+                        text("a trace state", &l.trace_state)?;
+                        check(&l.attributes)
+                    })
                 })
             })
         }),
         otlp::Export::Logs(r) => r.resource_logs.iter().try_for_each(|rl| {
             rl.resource.as_ref().map_or(Ok(()), |r| check(&r.attributes))?;
             rl.scope_logs.iter().try_for_each(|sl| {
-                sl.scope.as_ref().map_or(Ok(()), |s| check(&s.attributes))?;
+                scope_ok(&sl.scope)?;
                 sl.log_records.iter().try_for_each(|log| {
+                    text("a severity text", &log.severity_text)?;
+                    text("an event name", &log.event_name)?;
                     check(&log.attributes)?;
                     log.body.as_ref().and_then(|b| b.value.as_ref()).map_or(Ok(()), |b| value_ok(b, limits, 0))
                 })
@@ -98,7 +171,35 @@ pub fn check_shape(export: &otlp::Export, limits: &Limits) -> Result<(), String>
         }),
         otlp::Export::Metrics(r) => r.resource_metrics.iter().try_for_each(|rm| {
             rm.resource.as_ref().map_or(Ok(()), |r| check(&r.attributes))?;
-            rm.scope_metrics.iter().try_for_each(|sm| sm.scope.as_ref().map_or(Ok(()), |s| check(&s.attributes)))
+            rm.scope_metrics.iter().try_for_each(|sm| {
+                scope_ok(&sm.scope)?;
+                sm.metrics.iter().try_for_each(|m| {
+                    text("a metric name", &m.name)?;
+                    text("a metric description", &m.description)?;
+                    text("a metric unit", &m.unit)?;
+                    check(&m.metadata)?;
+                    match &m.data {
+                        Some(Data::Gauge(g)) => g.data_points.iter().try_for_each(|p| {
+                            check(&p.attributes)?;
+                            exemplars_ok(&p.exemplars)
+                        }),
+                        Some(Data::Sum(s)) => s.data_points.iter().try_for_each(|p| {
+                            check(&p.attributes)?;
+                            exemplars_ok(&p.exemplars)
+                        }),
+                        Some(Data::Histogram(h)) => h.data_points.iter().try_for_each(|p| {
+                            check(&p.attributes)?;
+                            exemplars_ok(&p.exemplars)
+                        }),
+                        Some(Data::ExponentialHistogram(h)) => h.data_points.iter().try_for_each(|p| {
+                            check(&p.attributes)?;
+                            exemplars_ok(&p.exemplars)
+                        }),
+                        Some(Data::Summary(s)) => s.data_points.iter().try_for_each(|p| check(&p.attributes)),
+                        None => Ok(()),
+                    }
+                })
+            })
         }),
     }
     .map_err(|e| format!("request too complex: {e}"))

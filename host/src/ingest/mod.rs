@@ -1,9 +1,12 @@
 //! OTLP in: [`http`] (`POST /v1/{signal}`) and [`grpc`] (the collector services) meet at one
-//! transport-neutral [`Ingest::accept`]: authenticated, admitted ([`admission`]), bounded
-//! ([`limits`]), decoded once, normalized through the pipeline and stored with its output in
-//! one group-committed write before the answer. Every refusal and its status on both transports is in [`reply`].
+//! transport-neutral [`Ingest::accept`]: authenticated before any body is read, the body
+//! received under a deadline, admitted ([`admission`]), bounded ([`limits`]), decoded once,
+//! normalized through the pipeline and stored with its output in one group-committed write
+//! before the answer. Every refusal and its status on both transports is in [`reply`];
+//! connections themselves (their cap, header deadlines, HTTP/2 settings) are in [`conn`].
 
 pub mod admission;
+pub mod conn;
 pub mod grpc;
 pub mod http;
 pub mod limits;
@@ -12,8 +15,6 @@ pub mod reply;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
-
-use tokio::sync::SemaphorePermit;
 
 use crate::auth::Authenticator;
 use crate::config::Limits;
@@ -43,16 +44,24 @@ impl Ingest {
         self.admission.load()
     }
 
-    /// The caller's project, then a processing slot. Bodies are read only by admitted
-    /// requests, so memory stays bounded under overload.
-    pub(crate) async fn admit(
+    /// The caller's project, from the request's headers alone: no body is read, and on gRPC no
+    /// message decoded, before this succeeds.
+    pub(crate) async fn authenticate(
         &self,
         authorization: Option<&str>,
         client: Option<IpAddr>,
-    ) -> Result<(String, SemaphorePermit<'_>), IngestError> {
-        let project = self.authenticator.authenticate(authorization, client).await?;
-        let slot = self.admission.enter().await.map_err(IngestError::Busy)?;
-        Ok((project, slot))
+    ) -> Result<String, IngestError> {
+        Ok(self.authenticator.authenticate(authorization, client).await?)
+    }
+
+    /// The bounds a decoded request must keep, whichever the transport: records per request
+    /// (413), then its shape (400).
+    pub(crate) fn check(&self, export: &Export) -> Result<(), IngestError> {
+        let records = limits::record_total(export);
+        if records > self.limits.max_records_per_request {
+            return Err(IngestError::TooManyRecords { records, max: self.limits.max_records_per_request });
+        }
+        limits::check_shape(export, &self.limits).map_err(IngestError::BadRequest)
     }
 
     /// Normalize a decoded, valid request and store it durably with its output. The only

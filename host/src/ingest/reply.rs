@@ -25,6 +25,12 @@ pub enum IngestError {
     TooLarge(String),
     #[error("{0}")]
     BadRequest(String),
+    /// More records than `Limits::max_records_per_request`.
+    #[error("{records} records in one request (at most {max}): send smaller batches")]
+    TooManyRecords { records: usize, max: usize },
+    /// The body did not arrive within `Limits::body_read_timeout_ms`.
+    #[error("{0}")]
+    Timeout(String),
     #[error("{}", match .0 { Busy::QueueFull => "too many requests queued, retry later", Busy::Timeout => "overloaded, retry later" })]
     Busy(Busy),
     #[error("storage unavailable, retry later")]
@@ -40,8 +46,9 @@ impl IngestError {
             IngestError::Auth(_) => StatusCode::UNAUTHORIZED,
             IngestError::NotFound(_) => StatusCode::NOT_FOUND,
             IngestError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::TooLarge(_) | IngestError::TooManyRecords { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            IngestError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             IngestError::Busy(Busy::QueueFull) => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Busy(Busy::Timeout) | IngestError::Storage => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -55,7 +62,10 @@ impl IngestError {
             IngestError::Auth(_) => tonic::Code::Unauthenticated,
             IngestError::NotFound(_) => tonic::Code::Unimplemented,
             IngestError::UnsupportedMedia(_) | IngestError::BadRequest(_) => tonic::Code::InvalidArgument,
-            IngestError::TooLarge(_) | IngestError::Busy(_) => tonic::Code::ResourceExhausted,
+            IngestError::TooLarge(_) | IngestError::TooManyRecords { .. } | IngestError::Busy(_) => {
+                tonic::Code::ResourceExhausted
+            }
+            IngestError::Timeout(_) => tonic::Code::DeadlineExceeded,
             IngestError::Storage => tonic::Code::Unavailable,
         }
     }
@@ -117,6 +127,8 @@ mod tests {
             (IngestError::Auth(AuthError::Unavailable), 503, tonic::Code::Unavailable, Some("5")),
             (IngestError::TooLarge("big".into()), 413, tonic::Code::ResourceExhausted, None),
             (IngestError::BadRequest("bad".into()), 400, tonic::Code::InvalidArgument, None),
+            (IngestError::TooManyRecords { records: 11, max: 10 }, 413, tonic::Code::ResourceExhausted, None),
+            (IngestError::Timeout("slow".into()), 408, tonic::Code::DeadlineExceeded, None),
             (IngestError::Busy(Busy::QueueFull), 429, tonic::Code::ResourceExhausted, Some("5")),
             (IngestError::Busy(Busy::Timeout), 503, tonic::Code::ResourceExhausted, Some("5")),
             (IngestError::Storage, 503, tonic::Code::Unavailable, Some("5")),

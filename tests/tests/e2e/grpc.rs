@@ -103,3 +103,52 @@ async fn grpc_without_or_with_wrong_keys_is_unauthenticated() {
     }
     assert!(host.traces().await.is_empty());
 }
+
+fn logs_request(records: usize, body_bytes: usize) -> ExportLogsServiceRequest {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    let body =
+        (body_bytes > 0).then(|| AnyValue { value: Some(any_value::Value::StringValue("x".repeat(body_bytes))) });
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..records)
+                    .map(|i| LogRecord { time_unix_nano: i as u64 + 1, body: body.clone(), ..Default::default() })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+#[tokio::test]
+async fn grpc_checks_keys_before_decoding_and_caps_messages_at_16_mib() {
+    let host = TestHost::with_grpc().await;
+    let mut client = LogsServiceClient::new(channel(&host).await);
+    // Without keys, a message larger than any limit is refused for the keys, not decoded first.
+    let status = client.export(request(logs_request(1, 65 << 20), None)).await.expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    // With keys, a message beyond 16 MiB is refused from its length alone.
+    let auth = basic(PUBLIC_KEY, SECRET_KEY);
+    let status = client.export(request(logs_request(1, 17 << 20), Some(&auth))).await.expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    // The same connection still serves.
+    client.export(request(logs_request(1, 0), Some(&auth))).await.expect("accepted");
+}
+
+#[tokio::test]
+async fn grpc_caps_records_per_request() {
+    let host = TestHost::start_with(|c| {
+        c.grpc_listen = Some("127.0.0.1:0".parse().expect("address"));
+        c.limits.max_records_per_request = 10;
+    })
+    .await;
+    let auth = basic(PUBLIC_KEY, SECRET_KEY);
+    let mut client = LogsServiceClient::new(channel(&host).await);
+    // One resource, one scope, 8 records: 10.
+    client.export(request(logs_request(8, 0), Some(&auth))).await.expect("at the cap");
+    let status = client.export(request(logs_request(9, 0), Some(&auth))).await.expect_err("beyond the cap");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("11 records in one request (at most 10)"), "{status:?}");
+}

@@ -13,6 +13,7 @@ mod genai;
 mod grpc;
 mod hostile;
 mod ingest;
+mod limits;
 mod plugins;
 mod replicas;
 mod storage;
