@@ -1,7 +1,59 @@
-//! Server settings, from flags or the environment (see `antenna serve --help`).
+//! Server settings, from flags or the environment (see `antenna serve --help`), and the checks
+//! that refuse settings which would expose the host ([`Config::check`]).
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use anyhow::bail;
+pub use ipnet::IpNet;
+
+/// Shortest admin token accepted (it guards replay and the plugin list).
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+/// Shortest bootstrap secret accepted when the host listens beyond loopback (the secret is
+/// chosen by a person, unlike generated ones: `antenna project create` makes 48 hex digits).
+pub const MIN_EXPOSED_SECRET_CHARS: usize = 32;
+
+/// A secret setting (secret key, admin token): `Debug` never shows it. It derefs to `str`
+/// where the value is needed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
 
 /// Limits on what a client may send; beyond them the request gets a 4xx.
 #[derive(Debug, Clone)]
@@ -26,7 +78,9 @@ pub struct Limits {
     pub max_queued_batches: usize,
     /// How long a request waits for a slot (beyond: 503).
     pub queue_wait_ms: u64,
-    /// Failed authentications per client address and minute before that address gets 429.
+    /// Failed authentications per (client address, public key or admin token) and minute before
+    /// that pair's failures get 429. Valid credentials are always let in; requests without
+    /// credentials are no strike; IPv6 clients count by their /64.
     pub auth_failures_per_minute: u32,
     /// Most attributes on one resource, scope, record or event.
     pub max_attributes: usize,
@@ -81,8 +135,8 @@ impl Default for Limits {
     }
 }
 
-/// Everything `serve` needs.
-#[derive(Debug, Clone)]
+/// Everything `serve` needs. `Debug` redacts the secrets and the database password.
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     /// OTLP/gRPC address (`None`: no gRPC listener).
@@ -94,9 +148,14 @@ pub struct Config {
     /// Compiled plugin code, reused across restarts (`None`: compile every start).
     pub cache_dir: Option<PathBuf>,
     /// Bearer token of the admin API (`/api/admin/...`); the admin API is off without one.
-    pub admin_token: Option<String>,
-    /// Bootstrap key pair: a project with these keys exists after start.
-    pub bootstrap_keys: Option<(String, String)>,
+    /// At least [`MIN_ADMIN_TOKEN_CHARS`] characters.
+    pub admin_token: Option<Secret>,
+    /// Bootstrap key pair: a project with these keys exists after start. Beyond loopback the
+    /// secret needs [`MIN_EXPOSED_SECRET_CHARS`] characters.
+    pub bootstrap_keys: Option<(String, Secret)>,
+    /// Proxies whose `X-Forwarded-For` names the client (addresses or CIDRs); from any other
+    /// peer the header is ignored. Empty: the peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
     /// The user of traces that carry no user at all.
     pub fallback_user: Option<String>,
     pub limits: Limits,
@@ -113,8 +172,138 @@ impl Config {
             cache_dir: None,
             admin_token: None,
             bootstrap_keys: None,
+            trusted_proxies: Vec::new(),
             fallback_user: None,
             limits: Limits::default(),
         }
+    }
+
+    /// Whether any listener accepts connections from beyond this machine.
+    pub fn listens_beyond_loopback(&self) -> bool {
+        !self.listen.ip().is_loopback() || self.grpc_listen.is_some_and(|a| !a.ip().is_loopback())
+    }
+
+    /// Refuse settings that would leave the host open to guessing: an empty or short admin
+    /// token, a short bootstrap secret on a host reachable from other machines. Returns the
+    /// warnings to log (a short secret on loopback only).
+    pub fn check(&self) -> anyhow::Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        if let Some(token) = &self.admin_token {
+            let chars = token.chars().count();
+            if chars == 0 {
+                bail!(
+                    "ANTENNA_ADMIN_TOKEN (--admin-token) is empty: unset it to turn the admin API off, or set a random token of at least {MIN_ADMIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)"
+                );
+            }
+            if chars < MIN_ADMIN_TOKEN_CHARS {
+                bail!(
+                    "ANTENNA_ADMIN_TOKEN (--admin-token) has {chars} characters: use a random token of at least {MIN_ADMIN_TOKEN_CHARS} (e.g. `openssl rand -hex 32`)"
+                );
+            }
+        }
+        if let Some((_, secret)) = &self.bootstrap_keys {
+            let chars = secret.chars().count();
+            if chars < MIN_EXPOSED_SECRET_CHARS {
+                if self.listens_beyond_loopback() {
+                    bail!(
+                        "ANTENNA_SECRET_KEY (--secret-key) has {chars} characters and the host listens beyond loopback ({}{}): use a random secret of at least {MIN_EXPOSED_SECRET_CHARS} characters (e.g. `openssl rand -hex 24`), or `antenna project create NAME`",
+                        self.listen,
+                        self.grpc_listen.map(|a| format!(", gRPC {a}")).unwrap_or_default()
+                    );
+                }
+                warnings.push(format!("the bootstrap secret key has {chars} characters: fine on loopback, but use at least {MIN_EXPOSED_SECRET_CHARS} before listening beyond it"));
+            }
+        }
+        Ok(warnings)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be forgotten here.
+        let Config {
+            listen,
+            grpc_listen,
+            database_url,
+            plugins_dir,
+            cache_dir,
+            admin_token,
+            bootstrap_keys,
+            trusted_proxies,
+            fallback_user,
+            limits,
+        } = self;
+        f.debug_struct("Config")
+            .field("listen", listen)
+            .field("grpc_listen", grpc_listen)
+            .field("database_url", &redact_url_password(database_url))
+            .field("plugins_dir", plugins_dir)
+            .field("cache_dir", cache_dir)
+            .field("admin_token", admin_token)
+            .field("bootstrap_keys", bootstrap_keys)
+            .field("trusted_proxies", trusted_proxies)
+            .field("fallback_user", fallback_user)
+            .field("limits", limits)
+            .finish()
+    }
+}
+
+/// `scheme://user:[redacted]@host/...` for a URL with a password; other text unchanged.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:[redacted]@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let mut config = Config::local("postgres://antenna:db-password-1@db:5432/antenna");
+        config.admin_token = Some("admin-token-value-0123".into());
+        config.bootstrap_keys = Some(("pk-visible".into(), "sk-secret-value-0123456789".into()));
+        let shown = format!("{config:?} {config:#?}");
+        for secret in ["admin-token-value-0123", "sk-secret-value-0123456789", "db-password-1"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("pk-visible") && shown.contains("[redacted]"));
+        assert_eq!(redact_url_password("sqlite://antenna-data/antenna.db"), "sqlite://antenna-data/antenna.db");
+        assert_eq!(redact_url_password("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact_url_password("postgres://u:p@h:1/d?x=@"), "postgres://u:[redacted]@h:1/d?x=@");
+    }
+
+    #[test]
+    fn weak_secrets_are_refused_where_they_would_be_exposed() {
+        let local = |adjust: fn(&mut Config)| {
+            let mut config = Config::local("sqlite://x.db");
+            config.bootstrap_keys = Some(("pk-local".into(), "sk-local".into()));
+            adjust(&mut config);
+            config.check()
+        };
+        // The README's short local key on loopback: accepted, with a warning.
+        assert_eq!(local(|_| {}).expect("accepted").len(), 1);
+        let exposed = local(|c| c.listen = "0.0.0.0:4318".parse().expect("address"));
+        assert!(exposed.expect_err("refused").to_string().contains("at least 32"));
+        let grpc_exposed = local(|c| c.grpc_listen = Some("[::]:4317".parse().expect("address")));
+        assert!(grpc_exposed.is_err());
+        let strong = local(|c| {
+            c.listen = "0.0.0.0:4318".parse().expect("address");
+            c.bootstrap_keys = Some(("pk".into(), "0123456789abcdef0123456789abcdef".into()));
+        });
+        assert!(strong.expect("accepted").is_empty());
+        // Admin tokens: never empty, never short, wherever the host listens.
+        assert!(local(|c| c.admin_token = Some("".into())).expect_err("empty").to_string().contains("empty"));
+        let short = local(|c| c.admin_token = Some("fifteen-chars-x".into()));
+        assert!(short.expect_err("short").to_string().contains("at least 16"));
+        assert!(local(|c| c.admin_token = Some("sixteen-chars-xx".into())).is_ok());
     }
 }

@@ -23,6 +23,7 @@ pub mod sandbox;
 pub mod server;
 pub mod storage;
 pub mod trace;
+pub mod ui;
 
 pub use config::{Config, Limits};
 pub use plugins::builtin;

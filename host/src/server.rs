@@ -84,8 +84,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let authenticator =
-        Arc::new(Authenticator::new(storage.clone(), metrics.clone(), config.limits.auth_failures_per_minute));
+    let authenticator = Arc::new(Authenticator::new(storage.clone(), metrics.clone(), &config)?);
     let pipeline = Pipeline::new(storage.clone(), registry.clone(), config.limits.clone(), metrics.clone());
     let ingest = Arc::new(Ingest::new(authenticator.clone(), pipeline.clone(), config.limits.clone(), metrics.clone()));
     let state = AppState {
@@ -162,7 +161,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/public/otel/v1/{signal}", post(ingest::http::export))
         .merge(api::router())
         .merge(admin::router())
-        .route("/", get(|| async { axum::response::Html(include_str!("ui.html")) }))
+        .merge(crate::ui::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -1,18 +1,21 @@
 //! The operators' API (`Authorization: Bearer $ANTENNA_ADMIN_TOKEN`): plugin status and
-//! replay of stored batches through the plugins loaded now.
+//! replay of stored batches through the plugins loaded now. Wrong tokens are limited per client
+//! address by the same [`Authenticator`](crate::auth::Authenticator) as project keys.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
-use crate::api::ApiError;
 use crate::api::params::time_param;
+use crate::api::{Api, ApiError};
+use crate::auth::AuthError;
 use crate::pipeline::{Pipeline, ReplayReport};
 use crate::plugins::Registry;
 use crate::storage::{BatchSelection, ReplayFilter, Storage};
@@ -31,37 +34,54 @@ pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Admin: FromRef<S>,
+    Api: FromRef<S>,
 {
     Router::new().route("/api/admin/plugins", get(list_plugins)).route("/api/admin/replay", post(replay))
 }
 
-impl Admin {
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let Some(expected) = self.token.as_deref() else {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "the admin API is off: start the host with ANTENNA_ADMIN_TOKEN",
-            ));
+/// A caller that presented the admin token. Refused: 403 when the admin API is off, 401 for a
+/// missing or wrong token, 429 (with `Retry-After`) after too many wrong ones from its address.
+pub struct AdminCaller;
+
+impl<S> FromRequestParts<S> for AdminCaller
+where
+    S: Send + Sync,
+    Admin: FromRef<S>,
+    Api: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Response> {
+        let Some(expected) = Admin::from_ref(state).token else {
+            let message = "the admin API is off: start the host with ANTENNA_ADMIN_TOKEN";
+            return Err(ApiError::new(StatusCode::FORBIDDEN, message).into_response());
         };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-            Ok(())
-        } else {
-            Err(ApiError::unauthorized("send Authorization: Bearer <ANTENNA_ADMIN_TOKEN>", "Bearer"))
+        let authenticator = Api::from_ref(state).authenticator;
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|peer| authenticator.client_address(peer.0.ip(), &parts.headers));
+        let authorization = parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+        match authenticator.authorize_admin(&expected, authorization, client) {
+            Ok(()) => Ok(AdminCaller),
+            Err(AuthError::TooManyFailures(seconds)) => {
+                let mut response = ApiError::from(AuthError::TooManyFailures(seconds)).into_response();
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                Err(response)
+            }
+            Err(_) => {
+                Err(ApiError::unauthorized("send Authorization: Bearer <ANTENNA_ADMIN_TOKEN>", "Bearer")
+                    .into_response())
+            }
         }
     }
 }
 
 /// `GET /api/admin/plugins`: every plugin, active or shadowed, with its counters.
-async fn list_plugins(State(admin): State<Admin>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    admin.authorize(&headers)?;
+async fn list_plugins(_: AdminCaller, State(admin): State<Admin>) -> Json<Value> {
     let refused: Vec<_> =
         admin.registry.refused().into_iter().map(|(file, reason)| json!({ "file": file, "reason": reason })).collect();
-    Ok(Json(json!({ "data": admin.registry.status(), "refused": refused })))
+    Json(json!({ "data": admin.registry.status(), "refused": refused }))
 }
 
 /// The body of `POST /api/admin/replay`.
@@ -81,11 +101,10 @@ pub struct ReplayRequest {
 /// `POST /api/admin/replay`: re-normalize stored batches. Idempotent: each batch's earlier
 /// output is replaced, never added to.
 async fn replay(
+    _: AdminCaller,
     State(admin): State<Admin>,
-    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<ReplayReport>, ApiError> {
-    admin.authorize(&headers)?;
     let request: ReplayRequest = if body.is_empty() {
         ReplayRequest::default()
     } else {

@@ -55,7 +55,10 @@ where
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
         let api = Api::from_ref(state);
-        let client = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let client = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| api.authenticator.client_address(c.0.ip(), &parts.headers));
         let authorization = parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
         Ok(Project(api.authenticator.authenticate(authorization, client).await?))
     }

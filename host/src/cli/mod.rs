@@ -75,9 +75,14 @@ struct ServeArgs {
     /// User for traces that carry no user at all.
     #[arg(long, env = "OTEL_CLI_AGENT_FALLBACK_USER")]
     fallback_user: Option<String>,
-    /// Bearer token for the admin API (/api/admin/...); without it the admin API is off.
+    /// Bearer token for the admin API (/api/admin/...), at least 16 characters; without it the
+    /// admin API is off.
     #[arg(long, env = "ANTENNA_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Proxies whose X-Forwarded-For names the client (comma-separated addresses or CIDRs);
+    /// from any other peer the header is ignored.
+    #[arg(long, env = "ANTENNA_TRUSTED_PROXIES")]
+    trusted_proxies: Option<String>,
 }
 
 #[derive(Args)]
@@ -237,7 +242,8 @@ async fn admin_request(
     Ok(value)
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// The settings of `serve`, checked ([`crate::Config::check`]) before anything is opened.
+fn serve_config(args: ServeArgs) -> anyhow::Result<crate::Config> {
     let mut config = crate::Config::local(args.database.database_url);
     config.listen = args.listen;
     config.grpc_listen = match args.grpc_listen.as_str() {
@@ -246,9 +252,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     config.plugins_dir = args.plugins_dir;
     config.cache_dir = Some(args.cache_dir);
-    config.admin_token = args.admin_token.filter(|t| !t.is_empty());
+    config.admin_token = args.admin_token.map(crate::config::Secret::from);
     config.fallback_user = args.fallback_user;
-    config.bootstrap_keys = args.public_key.zip(args.secret_key);
+    config.bootstrap_keys = args.public_key.zip(args.secret_key.map(crate::config::Secret::from));
+    if let Some(list) = args.trusted_proxies {
+        config.trusted_proxies = crate::auth::parse_trusted_proxies(&list)
+            .map_err(|e| anyhow::anyhow!("ANTENNA_TRUSTED_PROXIES (--trusted-proxies): {e}"))?;
+    }
+    config.check()?;
+    Ok(config)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = serve_config(args)?;
     if config.bootstrap_keys.is_none() {
         tracing::info!(
             "no bootstrap keys: set ANTENNA_PUBLIC_KEY and ANTENNA_SECRET_KEY, or run `antenna project create NAME`"
@@ -260,4 +276,39 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     tracing::info!("shutting down");
     server.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        let argv = ["antenna", "serve"].iter().chain(args);
+        match Cli::try_parse_from(argv).expect("arguments").command {
+            Command::Serve(args) => args,
+            _ => unreachable!("serve"),
+        }
+    }
+
+    #[test]
+    fn serve_refuses_weak_secrets_and_reads_trusted_proxies() {
+        let error = |args: &[&str]| serve_config(serve_args(args)).expect_err("refused").to_string();
+        assert!(error(&["--admin-token", ""]).contains("empty"));
+        assert!(error(&["--admin-token", "short-token"]).contains("at least 16"));
+        let exposed = ["--listen", "0.0.0.0:4318", "--public-key", "pk-local", "--secret-key", "sk-local"];
+        assert!(error(&exposed).contains("at least 32"));
+        assert!(error(&["--trusted-proxies", "10.0.0.0/8,proxy"]).contains("ANTENNA_TRUSTED_PROXIES"));
+
+        let local = serve_args(&["--public-key", "pk-local", "--secret-key", "sk-local", "--grpc-listen", "off"]);
+        assert!(serve_config(local).is_ok(), "a short key on loopback is fine");
+        let config = serve_config(serve_args(&[
+            "--admin-token",
+            "0123456789abcdef",
+            "--trusted-proxies",
+            "10.0.0.0/8, 192.168.1.7",
+        ]))
+        .expect("accepted");
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert!(!format!("{config:?}").contains("0123456789abcdef"), "Debug redacts the token");
+    }
 }

@@ -50,7 +50,8 @@ async fn handle(
         return Err((IngestError::NotFound(message), None));
     };
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-    let project_id = ingest.authenticate(authorization, Some(client.ip())).await.map_err(|e| (e, None))?;
+    let client = ingest.authenticator.client_address(client.ip(), headers);
+    let project_id = ingest.authenticate(authorization, Some(client)).await.map_err(|e| (e, None))?;
 
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(encoding) = Encoding::from_content_type(content_type) else {

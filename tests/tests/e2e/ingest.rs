@@ -278,19 +278,27 @@ async fn health_and_readiness_need_no_keys() {
 }
 
 #[tokio::test]
-async fn failed_authentication_is_rate_limited_per_client_address() {
+async fn failed_authentication_is_limited_per_client_and_key_and_valid_keys_always_get_in() {
     let host = TestHost::start_with(|c| c.limits.auth_failures_per_minute = 3).await;
     for _ in 0..3 {
         let response = host.post_as(Some((PUBLIC_KEY, "guess")), "/v1/logs", "application/json", logs_json()).await;
         assert_eq!(response.status(), 401);
     }
-    // This address is now refused for the rest of the minute, on ingest and on the API alike.
+    // Wrong keys for this public key from this address now get 429 for the rest of the minute...
     let response = host.post_as(Some((PUBLIC_KEY, "guess")), "/v1/logs", "application/json", logs_json()).await;
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
     assert!(reason(response).await.contains("too many failed authentications"));
-    let api = host.client.get(host.url("/api/public/traces")).header("authorization", basic(PUBLIC_KEY, SECRET_KEY));
+    let api = host.client.get(host.url("/api/public/traces")).header("authorization", basic(PUBLIC_KEY, "guess"));
     assert_eq!(api.send().await.expect("send").status(), 429);
+    // ...but someone else's failures lock no one out: valid keys from the same address get in,
+    // on ingest and on the API alike.
+    assert_eq!(host.post("/v1/logs", "application/json", logs_json()).await.status(), 200);
+    let api = host.client.get(host.url("/api/public/traces")).header("authorization", basic(PUBLIC_KEY, SECRET_KEY));
+    assert_eq!(api.send().await.expect("send").status(), 200);
+    // Another public key from the same address has a count of its own.
+    let other = host.post_as(Some(("pk-other", "guess")), "/v1/logs", "application/json", logs_json()).await;
+    assert_eq!(other.status(), 401);
 }
 
 #[tokio::test]

@@ -16,5 +16,6 @@ mod ingest;
 mod limits;
 mod plugins;
 mod replicas;
+mod security;
 mod storage;
 mod ui;

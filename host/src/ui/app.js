@@ -1,44 +1,11 @@
-<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Antenna</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-  body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2330; background: #f6f7f9; }
-  header { background: #1d2330; color: #fff; padding: 10px 16px; display: flex; gap: 16px; align-items: center; flex-wrap: wrap; }
-  header h1 { font-size: 16px; margin: 0 12px 0 0; }
-  header input { width: 160px; }
-  nav button { background: none; border: 0; color: #cdd3e0; cursor: pointer; font-size: 14px; }
-  nav button.active { color: #fff; font-weight: 600; text-decoration: underline; }
-  main { padding: 16px; }
-  table { border-collapse: collapse; width: 100%; background: #fff; }
-  th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid #e3e6eb; vertical-align: top; }
-  th { background: #eef0f4; font-weight: 600; }
-  tr.link { cursor: pointer; } tr.link:hover { background: #f0f4ff; }
-  pre { white-space: pre-wrap; word-break: break-word; margin: 0; }
-  .error { color: #b00020; } .muted { color: #6b7280; }
-  .card { background: #fff; padding: 12px; margin-bottom: 12px; border: 1px solid #e3e6eb; }
-</style>
-</head>
-<body>
-<header>
-  <h1>Antenna</h1>
-  <label>public key <input id="pk" autocomplete="username"></label>
-  <label>secret key <input id="sk" type="password" autocomplete="current-password"></label>
-  <nav>
-    <button data-view="traces" class="active">Traces</button>
-    <button data-view="sessions">Sessions</button>
-    <button data-view="users">Users</button>
-  </nav>
-</header>
-<main id="main"><p class="muted">Enter a project's keys to see its traces.</p></main>
-<script>
+// The Antenna web UI: served as /ui/app.js (no inline script: the page's CSP is script-src 'self').
 "use strict";
 // The keys stay in this tab (sessionStorage) and go only to this host, as HTTP Basic.
 const pk = document.getElementById("pk"), sk = document.getElementById("sk"), main = document.getElementById("main");
 pk.value = sessionStorage.getItem("pk") || ""; sk.value = sessionStorage.getItem("sk") || "";
 let view = "traces";
+// Each view reads the query API path its nav button names.
+const endpoint = Object.fromEntries([...document.querySelectorAll("nav button")].map(b => [b.dataset.view, b.dataset.api]));
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -74,7 +41,7 @@ async function show(render) {
 }
 
 async function traces(query = "") {
-  const page = await api("/api/public/traces?limit=200" + query);
+  const page = await api(endpoint.traces + "?limit=200" + query);
   return table([
     ["start", t => t.start_time], ["agent", t => t.agent], ["user", t => t.user_id], ["session", t => t.session_id],
     ["models", t => t.models.join(", ")], ["tokens", tokens], ["cost", t => cost(t.cost_usd)],
@@ -83,7 +50,7 @@ async function traces(query = "") {
 }
 
 async function trace(id) {
-  const t = await api("/api/public/traces/" + encodeURIComponent(id));
+  const t = await api(endpoint.traces + "/" + encodeURIComponent(id));
   return el("div", {},
     el("div", { class: "card" },
       el("h2", {}, `${t.agent} · ${t.start_time ?? ""}`),
@@ -102,7 +69,7 @@ async function trace(id) {
 }
 
 async function sessions() {
-  const page = await api("/api/public/sessions?limit=200");
+  const page = await api(endpoint.sessions + "?limit=200");
   return table([
     ["start", s => s.start_time], ["end", s => s.end_time], ["agent", s => s.agent], ["user", s => s.user_id],
     ["session", s => s.id], ["traces", s => s.trace_count], ["tokens", tokens], ["cost", s => cost(s.cost_usd)],
@@ -110,7 +77,7 @@ async function sessions() {
 }
 
 async function users() {
-  const page = await api("/api/public/users?limit=200");
+  const page = await api(endpoint.users + "?limit=200");
   return table([
     ["user", u => u.id], ["last seen", u => u.last_seen], ["traces", u => u.traces], ["sessions", u => u.sessions],
     ["tokens", tokens], ["cost", u => cost(u.cost_usd)],
@@ -127,6 +94,3 @@ for (const button of document.querySelectorAll("nav button")) {
 }
 for (const input of [pk, sk]) input.addEventListener("change", () => show(views[view]));
 if (pk.value && sk.value) show(views[view]);
-</script>
-</body>
-</html>
