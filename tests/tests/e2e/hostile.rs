@@ -9,10 +9,18 @@ use serde_json::{Value, json};
 
 /// A one-resource logs request for the hostile plugin, doing `behavior`.
 fn hostile_batch(behavior: &str, trace: &str) -> Vec<u8> {
-    let body = json!({"resourceLogs": [{"resource": {"attributes": [
-            {"key": "service.name", "value": {"stringValue": "hostile"}},
-            {"key": "hostile.behavior", "value": {"stringValue": behavior}},
-            {"key": "hostile.trace", "value": {"stringValue": trace}}]},
+    hostile_batch_with(behavior, trace, &[])
+}
+
+/// The same with more resource attributes (`hostile.port` for `network`).
+fn hostile_batch_with(behavior: &str, trace: &str, more: &[(&str, &str)]) -> Vec<u8> {
+    let mut attributes = vec![
+        json!({"key": "service.name", "value": {"stringValue": "hostile"}}),
+        json!({"key": "hostile.behavior", "value": {"stringValue": behavior}}),
+        json!({"key": "hostile.trace", "value": {"stringValue": trace}}),
+    ];
+    attributes.extend(more.iter().map(|(key, value)| json!({"key": key, "value": {"stringValue": value}})));
+    let body = json!({"resourceLogs": [{"resource": {"attributes": attributes},
         "scopeLogs": [{"scope": {"name": "antenna.test.hostile"}, "logRecords": [{"timeUnixNano": "1"}]}]}]});
     serde_json::to_vec(&body).expect("json")
 }
@@ -53,6 +61,7 @@ async fn each_hostile_behavior_fails_only_its_own_call() {
     let claude = Capture::load("claude-code/protobuf-content-on");
     let cases = [
         ("loop", "ran out of time"),
+        ("sleep", "ran out of time (3000 ms) waiting in WASI"),
         ("memory", "trapped"),
         ("trap", "trapped"),
         ("huge", "more than the limit"),
@@ -82,12 +91,29 @@ async fn each_hostile_behavior_fails_only_its_own_call() {
                 started.elapsed()
             })
         };
-        let response = host.post("/v1/logs", "application/json", hostile_batch(behavior, &format!("t{i}"))).await;
+        // Every call ends, whatever the plugin does: a plugin running (`loop`) or waiting in
+        // WASI (`sleep`, an hour) is stopped at its deadline (3 s here). The outer bound is
+        // loose: under a loaded test run the host's own work (lifting `huge`) takes a while.
+        let started = Instant::now();
+        let response = tokio::time::timeout(
+            Duration::from_secs(60),
+            host.post("/v1/logs", "application/json", hostile_batch(behavior, &format!("t{i}"))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{behavior}: the call has not ended after 60 s"));
+        let took = started.elapsed();
         assert_eq!(response.status(), 200, "{behavior}: the batch is stored whatever the plugin does");
+        if matches!(*behavior, "loop" | "sleep") {
+            assert!(
+                took < Duration::from_secs(15),
+                "{behavior}: stopped at its 3 s deadline, yet the call took {took:?}"
+            );
+        }
         let good_took = good.await.expect("good traffic");
         assert!(good_took < Duration::from_secs(20), "{behavior}: the other agent was held up for {good_took:?}");
         let errors = batch_errors(&host).await;
         let error = errors.last().cloned().unwrap_or_default();
+        eprintln!("{behavior} ({took:?}): {error}");
         assert!(error.contains(expected) && error.contains("hostile"), "{behavior}: {error}; all: {errors:#?}");
         assert_eq!(host.client.get(host.url("/healthz")).send().await.expect("healthz").status(), 200);
         // The same plugin still serves the next, well-formed batch (which also resets its
@@ -109,6 +135,37 @@ async fn each_hostile_behavior_fails_only_its_own_call() {
     let metrics = host.client.get(host.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("antenna_plugin_failures_total{plugin=\"hostile\",version=\"1.0.0\"}"), "{metrics}");
     assert!(metrics.contains(&format!("antenna_batches_failed_total {}", cases.len())), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_plugin_reaches_no_network_and_no_files() {
+    let host = hostile_host().await;
+    // A port on this machine the plugin is told about: nothing may arrive on it.
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp listener");
+    tcp.set_nonblocking(true).expect("nonblocking");
+    let port = tcp.local_addr().expect("address").port();
+    let udp = std::net::UdpSocket::bind(("127.0.0.1", port)).expect("udp socket on the same port");
+    udp.set_nonblocking(true).expect("nonblocking");
+
+    let port = port.to_string();
+    let body = hostile_batch_with("network", "net", &[("hostile.port", port.as_str())]);
+    assert_eq!(host.post("/v1/logs", "application/json", body).await.status(), 200);
+    let errors = batch_errors(&host).await;
+    let error = errors.last().cloned().unwrap_or_default();
+    assert!(error.contains("hostile@1.0.0 rejected the batch: network: tcp: "), "{error}");
+    assert!(error.contains("; udp: ") && error.contains("; dns: "), "{error}");
+    eprintln!("{error}");
+    assert!(!error.contains("REACHED"), "the plugin reached the network: {error}");
+    assert!(tcp.accept().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock), "a TCP connection arrived");
+    assert!(udp.recv(&mut [0; 64]).is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock), "a datagram arrived");
+
+    assert_eq!(host.post("/v1/logs", "application/json", hostile_batch("files", "files")).await.status(), 200);
+    let errors = batch_errors(&host).await;
+    let error = errors.last().cloned().unwrap_or_default();
+    assert!(error.contains("hostile@1.0.0 rejected the batch: files: list: "), "{error}");
+    assert!(error.contains("; read: ") && error.contains("; create: "), "{error}");
+    eprintln!("{error}");
+    assert!(!error.contains("REACHED"), "the plugin reached the filesystem: {error}");
 }
 
 #[tokio::test]

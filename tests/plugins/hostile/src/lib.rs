@@ -3,6 +3,8 @@
 //!
 //! - `ok`: one prompt fragment (trace key from `hostile.trace`), as a well-behaved plugin;
 //! - `loop`: spins forever (the host's epoch deadline must stop it);
+//! - `sleep`: sleeps for an hour (`std::thread::sleep`: a WASI clock subscription and a wait in
+//!   `wasi:io/poll`, where the epoch deadline does not reach: the host must end the wait);
 //! - `memory`: allocates without end (the host's memory cap must stop it);
 //! - `trap`: panics (a trap);
 //! - `huge`: returns more fragments than the host accepts;
@@ -10,7 +12,12 @@
 //! - `bad-utf8`: returns a string that is not UTF-8;
 //! - `reject`: returns an error;
 //! - `count`: returns how many times this instance's `normalize` ran (always 1 with a fresh
-//!   instance per call: no state leaks from one batch to the next).
+//!   instance per call: no state leaks from one batch to the next);
+//! - `network`: tries TCP to 127.0.0.1 on the port in `hostile.port`, UDP to the same, and a
+//!   DNS lookup of `localhost`; returns an error listing each outcome, with `REACHED` for any
+//!   that worked (the host must deny them all);
+//! - `files`: tries to list `/`, read `/etc/passwd` and create a file; returns an error listing
+//!   each outcome, with `REACHED` for any that worked (the host preopens nothing).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -24,6 +31,15 @@ static CALLS: AtomicU32 = AtomicU32::new(0);
 
 fn prompt(text: String) -> FragmentBody {
     FragmentBody::Prompt(Prompt { text: Some(text), response: None, start_unix_nano: Some(1), end_unix_nano: None })
+}
+
+/// `what: REACHED` for each attempt that worked, `what: <error>` for the others.
+fn outcomes(attempts: &[(&str, std::io::Result<()>)]) -> String {
+    let each = attempts.iter().map(|(what, outcome)| match outcome {
+        Ok(()) => format!("{what}: REACHED"),
+        Err(error) => format!("{what}: {error}"),
+    });
+    each.collect::<Vec<_>>().join("; ")
 }
 
 impl Parser for Hostile {
@@ -59,6 +75,25 @@ impl Parser for Hostile {
                     hoard.push(vec![1; 16 << 20]);
                     std::hint::black_box(&hoard);
                 }
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                out.push(trace, "prompt", "r", who, prompt("slept an hour".into()));
+            }
+            "network" => {
+                let port: u16 = resource.str("hostile.port").and_then(|p| p.parse().ok()).unwrap_or(9);
+                let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).map(drop);
+                let udp = std::net::UdpSocket::bind(("127.0.0.1", 0))
+                    .and_then(|socket| socket.send_to(b"hostile", ("127.0.0.1", port)))
+                    .map(drop);
+                let dns = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", port)).map(drop);
+                return Err(format!("network: {}", outcomes(&[("tcp", tcp), ("udp", udp), ("dns", dns)])));
+            }
+            "files" => {
+                let list = std::fs::read_dir("/").map(drop);
+                let read = std::fs::read("/etc/passwd").map(drop);
+                let create = std::fs::write("antenna-hostile.txt", b"hostile").map(drop);
+                return Err(format!("files: {}", outcomes(&[("list", list), ("read", read), ("create", create)])));
             }
             "trap" => panic!("hostile plugin trapped on purpose"),
             "huge" => {
