@@ -14,7 +14,7 @@ pub mod cache;
 pub mod wit;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -303,11 +303,26 @@ struct Waiting<'a> {
 #[error("waited in wasi:io/poll past the call's deadline")]
 struct WaitedPastDeadline;
 
-/// Run one wait of wasmtime-wasi's own `wasi:io/poll`, up to `deadline` (the timer is made
-/// inside the runtime `in_tokio` enters).
+/// Run one wait of wasmtime-wasi's own `wasi:io/poll`, up to `deadline`. The wait and its
+/// timers run on a runtime of their own, whose thread drives the timers whatever runtime the
+/// call comes from (a current-thread runtime only drives them from its own thread, and one
+/// shutting down not at all).
 fn until<R>(deadline: Instant, wait: impl Future<Output = wasmtime::Result<R>>) -> wasmtime::Result<R> {
-    in_tokio(async move { tokio::time::timeout_at(deadline.into(), wait).await })
-        .unwrap_or_else(|_| Err(WaitedPastDeadline.into()))
+    static WAITS: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    let waits = WAITS.get_or_init(|| {
+        let built = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("antenna-plugin-waits")
+            .enable_all()
+            .build();
+        built.inspect_err(|e| tracing::error!(error = %e, "no runtime for plugin waits; using the caller's")).ok()
+    });
+    let bounded = async move { tokio::time::timeout_at(deadline.into(), wait).await };
+    let outcome = match waits {
+        Some(runtime) => runtime.block_on(bounded),
+        None => in_tokio(bounded),
+    };
+    outcome.unwrap_or_else(|_| Err(WaitedPastDeadline.into()))
 }
 
 impl sync_poll::Host for Waiting<'_> {
