@@ -106,6 +106,8 @@ pub struct Limits {
     /// HTTP/2 streams a client reset before they were handled, per connection (beyond: the
     /// connection is closed with ENHANCE_YOUR_CALM).
     pub max_pending_reset_streams: usize,
+    /// Replace credentials in plugin output text before it is stored (`ANTENNA_SCRUB_SECRETS`).
+    pub scrub_secrets: bool,
 }
 
 impl Default for Limits {
@@ -131,6 +133,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_concurrent_streams: 100,
             max_pending_reset_streams: 20,
+            scrub_secrets: false,
         }
     }
 }

@@ -75,6 +75,10 @@ struct ServeArgs {
     /// User for traces that carry no user at all.
     #[arg(long, env = "OTEL_CLI_AGENT_FALLBACK_USER")]
     fallback_user: Option<String>,
+    /// Replace credentials (API keys, tokens, private keys) in prompts, responses and tool
+    /// output before they are stored.
+    #[arg(long, env = "ANTENNA_SCRUB_SECRETS")]
+    scrub_secrets: bool,
     /// Bearer token for the admin API (/api/admin/...), at least 16 characters; without it the
     /// admin API is off.
     #[arg(long, env = "ANTENNA_ADMIN_TOKEN", hide_env_values = true)]
@@ -254,6 +258,7 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<crate::Config> {
     config.cache_dir = Some(args.cache_dir);
     config.admin_token = args.admin_token.map(crate::config::Secret::from);
     config.fallback_user = args.fallback_user;
+    config.limits.scrub_secrets = args.scrub_secrets;
     config.bootstrap_keys = args.public_key.zip(args.secret_key.map(crate::config::Secret::from));
     if let Some(list) = args.trusted_proxies {
         config.trusted_proxies = crate::auth::parse_trusted_proxies(&list)

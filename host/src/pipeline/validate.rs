@@ -6,8 +6,8 @@ use crate::trace::model::{Body, Fragment, clip};
 /// Most also-known-as keys on one fragment.
 pub const MAX_ALSO_KNOWN_AS: usize = 16;
 
-/// Check counts and id lengths (an error fails the call), clip text, and keep only finite,
-/// non-negative numbers and JSON that is JSON.
+/// Check counts and id lengths (an error fails the call), clip text, keep only finite,
+/// non-negative numbers and JSON that is JSON, and scrub credentials when asked to.
 pub fn validate(fragments: Vec<Fragment>, limits: &Limits) -> Result<Vec<Fragment>, String> {
     if fragments.len() > limits.max_fragments {
         return Err(format!(
@@ -77,6 +77,11 @@ pub fn validate(fragments: Vec<Fragment>, limits: &Limits) -> Result<Vec<Fragmen
             },
             body,
         });
+        if limits.scrub_secrets
+            && let Some(last) = out.last_mut()
+        {
+            crate::trace::scrub::scrub_fragment(last);
+        }
     }
     Ok(out)
 }

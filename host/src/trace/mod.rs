@@ -5,6 +5,7 @@
 pub mod assemble;
 pub mod merge;
 pub mod model;
+pub mod scrub;
 pub mod view;
 
 pub use assemble::{TraceRecord, assemble, in_memory};

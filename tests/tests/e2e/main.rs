@@ -16,6 +16,7 @@ mod ingest;
 mod limits;
 mod plugins;
 mod replicas;
+mod scrub;
 mod security;
 mod storage;
 mod ui;
