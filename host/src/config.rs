@@ -162,6 +162,11 @@ pub struct Config {
     /// The user of traces that carry no user at all.
     pub fallback_user: Option<String>,
     pub limits: Limits,
+    /// A file of SHA-256 hex digests, one a line: only listed components load from the plugins
+    /// directory (`None`: any component that passes the other checks).
+    pub plugins_allowlist: Option<PathBuf>,
+    /// Bearer token `/metrics` requires (`None`: `/metrics` is open).
+    pub metrics_token: Option<Secret>,
 }
 
 impl Config {
@@ -178,6 +183,8 @@ impl Config {
             trusted_proxies: Vec::new(),
             fallback_user: None,
             limits: Limits::default(),
+            plugins_allowlist: None,
+            metrics_token: None,
         }
     }
 
@@ -235,6 +242,8 @@ impl fmt::Debug for Config {
             trusted_proxies,
             fallback_user,
             limits,
+            plugins_allowlist,
+            metrics_token,
         } = self;
         f.debug_struct("Config")
             .field("listen", listen)
@@ -247,6 +256,8 @@ impl fmt::Debug for Config {
             .field("trusted_proxies", trusted_proxies)
             .field("fallback_user", fallback_user)
             .field("limits", limits)
+            .field("plugins_allowlist", plugins_allowlist)
+            .field("metrics_token", metrics_token)
             .finish()
     }
 }

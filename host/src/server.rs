@@ -64,6 +64,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let runtime = Runtime::new(config.limits.clone()).context("starting the plugin runtime")?;
     let registry = Arc::new(Registry::new(runtime, config.cache_dir.clone()));
+    registry.set_allowlist(config.plugins_allowlist.clone())?;
     builtin::load_all(&registry).await?;
 
     // When the plugins change, batches that no plugin claimed get another chance.
@@ -179,8 +180,27 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     }
 }
 
-/// `GET /metrics`: the host's metrics in the OpenMetrics text format.
-async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+/// `GET /metrics`: the host's metrics in the OpenMetrics text format. With a metrics token
+/// configured, only for `Authorization: Bearer <token>` (compared in constant time; 401 else).
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(token) = &state.config.metrics_token {
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let presented = crate::ids::sha256_hex(presented.as_bytes());
+        let expected = crate::ids::sha256_hex(token.expose().as_bytes());
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), expected.as_bytes())) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                "/metrics needs Authorization: Bearer <ANTENNA_METRICS_TOKEN>\n",
+            )
+                .into_response();
+        }
+    }
     let m = &state.metrics;
     let (in_flight, queued) = state.ingest.load();
     m.in_flight.set(i64::try_from(in_flight).unwrap_or(i64::MAX));
@@ -190,4 +210,5 @@ async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'
         m.plugin_put_aside.get_or_create(&labels).set(i64::from(plugin.put_aside));
     }
     ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render())
+        .into_response()
 }

@@ -87,6 +87,13 @@ struct ServeArgs {
     /// from any other peer the header is ignored.
     #[arg(long, env = "ANTENNA_TRUSTED_PROXIES")]
     trusted_proxies: Option<String>,
+    /// File of SHA-256 hex digests, one a line (`sha256sum` output works): only listed
+    /// components load from the plugins directory.
+    #[arg(long, env = "ANTENNA_PLUGINS_ALLOWLIST")]
+    plugins_allowlist: Option<PathBuf>,
+    /// Bearer token /metrics requires; without it /metrics is open.
+    #[arg(long, env = "ANTENNA_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
 }
 
 #[derive(Args)]
@@ -264,6 +271,8 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<crate::Config> {
         config.trusted_proxies = crate::auth::parse_trusted_proxies(&list)
             .map_err(|e| anyhow::anyhow!("ANTENNA_TRUSTED_PROXIES (--trusted-proxies): {e}"))?;
     }
+    config.plugins_allowlist = args.plugins_allowlist;
+    config.metrics_token = args.metrics_token.map(crate::config::Secret::from);
     config.check()?;
     Ok(config)
 }

@@ -11,6 +11,10 @@
 //! - A component that fails to load (not a component, wrong WIT version, wrong exports, failed
 //!   self-check) is refused with one log line naming the file and the reason; the version
 //!   already serving keeps serving.
+//! - Trust ([`watcher`]): nothing loads from a directory group or others can write or that is not
+//!   owned by the host's user or root, nor a file that is; a file over [`MAX_PLUGIN_BYTES`] is
+//!   refused unread; with an allowlist ([`Registry::set_allowlist`]) only listed SHA-256 digests
+//!   load; a plugin claiming a bare `*` is refused; bytes refused once are not compiled again.
 
 mod breaker;
 pub mod builtin;
@@ -20,7 +24,7 @@ pub mod watcher;
 pub use breaker::{BREAKER_COOL_DOWN, BREAKER_THRESHOLD};
 pub use detect::{Signature, detect};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -28,6 +32,36 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 
 use crate::sandbox::{Claims, Plugin, Runtime, RuntimeError};
+
+/// The largest component file loaded from the plugins directory (beyond: refused unread).
+pub const MAX_PLUGIN_BYTES: u64 = 64 << 20;
+
+/// How many refused digests are remembered (then the memory starts over).
+const MAX_REFUSED_DIGESTS: usize = 4096;
+
+/// Why a plugin's claims are refused: a bare `*` would claim every resource of every agent.
+pub fn check_claims(claims: &Claims) -> Result<(), String> {
+    let all = claims.scope_names.iter().chain(&claims.event_names).chain(&claims.service_names);
+    match all.into_iter().find(|c| c.trim() == "*") {
+        Some(_) => Err("claims a bare `*`, which would match every resource: claim names or prefixes (`name*`)".into()),
+        None => Ok(()),
+    }
+}
+
+/// Parse an allowlist: one SHA-256 hex digest a line (the first word, so `sha256sum` output
+/// works); blank lines and `#` comments skipped.
+pub fn parse_allowlist(text: &str) -> Result<BTreeSet<String>, String> {
+    let mut digests = BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let Some(word) = line.split_whitespace().next() else { continue };
+        if word.len() != 64 || !word.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("line {}: {word:?} is not a SHA-256 hex digest", n + 1));
+        }
+        digests.insert(word.to_ascii_lowercase());
+    }
+    Ok(digests)
+}
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,6 +136,11 @@ impl Version {
     }
 }
 
+fn read_allowlist(path: &Path) -> Result<BTreeSet<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_allowlist(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// What `GET /api/admin/plugins` shows of a plugin.
 #[derive(Debug, Serialize)]
 pub struct PluginStatus {
@@ -127,6 +166,10 @@ pub struct Registry {
     files: RwLock<BTreeMap<PathBuf, Arc<Loaded>>>,
     /// Files in the plugins directory that were refused, with the reason.
     refused: RwLock<BTreeMap<PathBuf, String>>,
+    /// Digests of components that failed to load, with the reason: not compiled again.
+    refused_digests: RwLock<BTreeMap<String, String>>,
+    /// The allowlist file of component digests (`None`: any component may load).
+    allowlist: RwLock<Option<PathBuf>>,
     active: RwLock<Arc<Vec<Arc<Loaded>>>>,
 }
 
@@ -138,7 +181,43 @@ impl Registry {
             builtin: Default::default(),
             files: Default::default(),
             refused: Default::default(),
+            refused_digests: Default::default(),
+            allowlist: Default::default(),
             active: Default::default(),
+        }
+    }
+
+    /// Only components whose SHA-256 is listed in `path` load from the plugins directory. The
+    /// file is read now (an unreadable or malformed one is an error) and again at every rescan.
+    pub fn set_allowlist(&self, path: Option<PathBuf>) -> anyhow::Result<()> {
+        if let Some(path) = &path {
+            let count = read_allowlist(path).map_err(|e| anyhow::anyhow!("ANTENNA_PLUGINS_ALLOWLIST: {e}"))?.len();
+            tracing::info!(file = %path.display(), digests = count, "plugins allowlist: only listed components load");
+        }
+        if let Ok(mut allowlist) = self.allowlist.write() {
+            *allowlist = path;
+        }
+        Ok(())
+    }
+
+    /// The digests allowed now: `Ok(None)` without an allowlist, an error if it cannot be read.
+    pub fn allowed_digests(&self) -> Result<Option<BTreeSet<String>>, String> {
+        let path = self.allowlist.read().ok().and_then(|a| a.clone());
+        path.map(|path| read_allowlist(&path)).transpose()
+    }
+
+    /// Why these bytes were refused before, if they were.
+    pub fn refused_digest(&self, digest: &str) -> Option<String> {
+        self.refused_digests.read().ok()?.get(digest).cloned()
+    }
+
+    /// Remember that the component with `digest` failed to load.
+    pub fn remember_refused_digest(&self, digest: &str, reason: &str) {
+        if let Ok(mut refused) = self.refused_digests.write() {
+            if refused.len() >= MAX_REFUSED_DIGESTS {
+                refused.clear();
+            }
+            refused.insert(digest.to_owned(), reason.to_owned());
         }
     }
 
@@ -262,5 +341,34 @@ impl Registry {
                 last_error: l.last_error.read().ok().and_then(|e| e.clone()),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_star_claim_is_refused_prefixes_are_not() {
+        let claims = |scope: &[&str], event: &[&str], service: &[&str]| Claims {
+            scope_names: scope.iter().map(|s| s.to_string()).collect(),
+            event_names: event.iter().map(|s| s.to_string()).collect(),
+            service_names: service.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(check_claims(&claims(&["codex", "codex_*"], &["codex.*"], &["codex*"])).is_ok());
+        for bare in [claims(&["*"], &[], &[]), claims(&[], &["x", " * "], &[]), claims(&[], &[], &["*"])] {
+            assert!(check_claims(&bare).expect_err("refused").contains("bare `*`"));
+        }
+    }
+
+    #[test]
+    fn allowlists_read_digests_and_sha256sum_output() {
+        let a = "a".repeat(64);
+        let b = "B".repeat(64);
+        let text = format!("# plugins we trust\n{a}\n\n{b}  claude-code.wasm # v2\n");
+        let digests = parse_allowlist(&text).expect("parsed");
+        assert_eq!(digests.into_iter().collect::<Vec<_>>(), vec![a.clone(), "b".repeat(64)]);
+        assert!(parse_allowlist("not-a-digest\n").expect_err("refused").contains("line 1"));
+        assert!(parse_allowlist(&a[..63]).is_err());
     }
 }

@@ -19,4 +19,5 @@ mod replicas;
 mod scrub;
 mod security;
 mod storage;
+mod trust;
 mod ui;
