@@ -81,7 +81,7 @@ pub fn ingest(signal: Signal, encoding: Encoding, body: &[u8]) {
     let Ok(export) = otlp::decode(signal, encoding, body) else { return };
     count(1);
     let _ = export.record_count();
-    let normalized = antenna::pipeline::normalize(&host.plugins, &host.limits, export.into_resource_batches());
+    let normalized = antenna::pipeline::normalize(&host.plugins, &host.limits, "fuzz", export.into_resource_batches());
     if !normalized.agents.is_empty() {
         count(2);
     }

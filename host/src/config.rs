@@ -108,6 +108,9 @@ pub struct Limits {
     pub max_pending_reset_streams: usize,
     /// Replace credentials in plugin output text before it is stored (`ANTENNA_SCRUB_SECRETS`).
     pub scrub_secrets: bool,
+    /// How long a plugin that keeps failing on one project's batches is put aside for that
+    /// project; the batches turned away meanwhile are retried when it ends.
+    pub breaker_cool_down_ms: u64,
 }
 
 impl Default for Limits {
@@ -134,7 +137,15 @@ impl Default for Limits {
             max_concurrent_streams: 100,
             max_pending_reset_streams: 20,
             scrub_secrets: false,
+            breaker_cool_down_ms: 30_000,
         }
+    }
+}
+
+impl Limits {
+    /// [`Limits::breaker_cool_down_ms`] as a duration.
+    pub fn breaker_cool_down(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.breaker_cool_down_ms)
     }
 }
 

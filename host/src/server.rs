@@ -3,9 +3,10 @@
 //! `/readyz` and `/metrics`.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
@@ -21,8 +22,9 @@ use crate::config::Config;
 use crate::ingest::{Ingest, conn};
 use crate::metrics::{Metrics, PluginLabels};
 use crate::pipeline::Pipeline;
-use crate::plugins::{Registry, builtin, watcher};
+use crate::plugins::{PUT_ASIDE, Registry, builtin, watcher};
 use crate::sandbox::Runtime;
+use crate::storage::{Batch, BatchSelection, BatchStatus, BatchWrite, ReplayFilter, Storage};
 use crate::{admin, api, auth, ingest, storage};
 
 /// A host serving on `addr` until `shutdown` is called or it is dropped.
@@ -100,17 +102,29 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         _watcher: watcher,
     };
 
-    // Recover what a crash left stored but not normalized, then report ready.
+    // Recover what a crash left stored but not normalized (each batch at most
+    // MAX_RECOVERY_ATTEMPTS times across restarts, so a batch that crashes the host cannot keep
+    // /readyz red), then report ready.
     let recovery = state.pipeline.clone();
     let ready = state.ready.clone();
+    let (storage, registry) = (state.storage.clone(), state.registry.clone());
+    let attempts = state.config.cache_dir.as_deref().map(|dir| attempts_file(dir, &state.config.database_url));
+    let tick = Duration::from_millis((state.config.limits.breaker_cool_down_ms / 4).clamp(50, 1_000));
     tokio::spawn(async move {
-        recovery.recover_pending().await;
+        recover_pending(&recovery, &*storage, attempts.as_deref()).await;
         ready.store(true, Ordering::SeqCst);
-        // Pending work done: from now on, retry unclaimed batches whenever plugins change.
+        // Pending work done: from now on, retry unclaimed batches whenever plugins change, and
+        // the batches an open circuit breaker turned away once it closes.
+        let mut ticks = tokio::time::interval(tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            plugins_changed.notified().await;
-            if let Err(e) = recovery.reprocess_unclaimed().await {
-                tracing::error!(error = %e, "could not list unclaimed batches");
+            tokio::select! {
+                () = plugins_changed.notified() => {
+                    if let Err(e) = recovery.reprocess_unclaimed().await {
+                        tracing::error!(error = %e, "could not list unclaimed batches");
+                    }
+                }
+                _ = ticks.tick() => retry_put_aside(&recovery, &*storage, &registry).await,
             }
         }
     });
@@ -211,4 +225,140 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
     }
     ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render())
         .into_response()
+}
+
+/// Times start-up recovery runs one pending batch (across restarts) before quarantining it.
+pub const MAX_RECOVERY_ATTEMPTS: u32 = 3;
+
+/// Where recovery counts its attempts per batch of the database at `database_url`: a small file
+/// in the cache directory, named by the database (test hosts share a cache directory).
+pub fn attempts_file(cache_dir: &Path, database_url: &str) -> PathBuf {
+    let digest = crate::ids::sha256_hex(database_url.as_bytes());
+    cache_dir.join(format!("recovery-attempts-{}", &digest[..16]))
+}
+
+/// Recovery attempts per batch id, as last written (a missing or unreadable file is none).
+fn read_attempts(file: &Path) -> std::collections::BTreeMap<i64, u32> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (id, count) = line.split_once(' ')?;
+            Some((id.parse().ok()?, count.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Write the counts durably (a temporary file, synced, then renamed over the old one), so an
+/// attempt is on disk before the batch runs.
+fn write_attempts(file: &Path, attempts: &std::collections::BTreeMap<i64, u32>) -> std::io::Result<()> {
+    use std::io::Write;
+    if attempts.is_empty() {
+        return match std::fs::remove_file(file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temporary = file.with_extension("tmp");
+    let mut out = std::fs::File::create(&temporary)?;
+    for (id, count) in attempts {
+        writeln!(out, "{id} {count}")?;
+    }
+    out.sync_all()?;
+    std::fs::rename(&temporary, file)
+}
+
+/// Normalize what a crash left stored but not normalized. Each batch's attempt is counted on
+/// disk before it runs and forgotten once it has run: a batch found with
+/// [`MAX_RECOVERY_ATTEMPTS`] attempts already made took the host down each time, and is
+/// recorded as failed ("quarantined after N attempts", kept for a manual replay) instead of
+/// run again. Without a cache directory there is nowhere to count, and every batch is run.
+async fn recover_pending(pipeline: &Pipeline, storage: &dyn Storage, attempts_file: Option<&Path>) {
+    let pending = match storage.batches(&BatchSelection::Pending).await {
+        Ok(pending) => pending,
+        Err(e) => {
+            tracing::error!(error = %e, "could not list pending batches");
+            return;
+        }
+    };
+    if !pending.is_empty() {
+        tracing::info!(count = pending.len(), "normalizing batches stored before a restart");
+    }
+    let mut attempts = attempts_file.map(read_attempts).unwrap_or_default();
+    attempts.retain(|id, _| pending.iter().any(|b| b.id == *id));
+    let save = |attempts: &std::collections::BTreeMap<i64, u32>| {
+        if let Some(file) = attempts_file
+            && let Err(e) = write_attempts(file, attempts)
+        {
+            tracing::warn!(file = %file.display(), error = %e, "could not count a recovery attempt");
+        }
+    };
+    for batch in &pending {
+        let made = attempts.get(&batch.id).copied().unwrap_or(0);
+        if made >= MAX_RECOVERY_ATTEMPTS {
+            quarantine(storage, batch, made).await;
+        } else {
+            attempts.insert(batch.id, made + 1);
+            save(&attempts);
+            pipeline.process(batch).await;
+        }
+        attempts.remove(&batch.id);
+        save(&attempts);
+    }
+}
+
+/// Record a batch that stopped recovery `attempts` times as failed, without running it again.
+async fn quarantine(storage: &dyn Storage, batch: &Batch, attempts: u32) {
+    let error = format!("quarantined after {attempts} attempts");
+    tracing::error!(batch = batch.id, project = %batch.project_id, %error, "a batch kept stopping the host during recovery");
+    let write = BatchWrite {
+        id: Some(batch.id),
+        project_id: batch.project_id.clone(),
+        signal: batch.signal.clone(),
+        encoding: batch.encoding.clone(),
+        body: Vec::new(),
+        body_codec: "identity",
+        body_sha256: String::new(),
+        status: BatchStatus::Failed,
+        agents: Vec::new(),
+        error: Some(error),
+        fragments: Vec::new(),
+        unclaimed: Vec::new(),
+    };
+    if let Err(e) = storage.commit(write).await {
+        tracing::error!(batch = batch.id, error = %e, "could not record a quarantined batch");
+    }
+}
+
+/// Re-normalize the batches an open circuit breaker turned away (their error starts with
+/// [`PUT_ASIDE`]), per (plugin, project) whose cool-down has ended.
+async fn retry_put_aside(pipeline: &Pipeline, storage: &dyn Storage, registry: &Registry) {
+    for loaded in registry.snapshot().iter() {
+        for project in loaded.retries_due() {
+            let filter = ReplayFilter {
+                project_id: Some(project.clone()),
+                agent: Some(loaded.plugin.info.agent.clone()),
+                failed_only: true,
+                ..Default::default()
+            };
+            let batches = match storage.batches(&BatchSelection::Replay(filter)).await {
+                Ok(batches) => batches,
+                Err(e) => {
+                    tracing::error!(error = %e, %project, "could not list batches turned away by the circuit breaker");
+                    continue;
+                }
+            };
+            let due: Vec<Batch> = batches
+                .into_iter()
+                .filter(|b| b.status == "failed" && b.error.as_deref().is_some_and(|e| e.starts_with(PUT_ASIDE)))
+                .collect();
+            if due.is_empty() {
+                continue;
+            }
+            let report = pipeline.replay(&due).await;
+            tracing::info!(plugin = %loaded.label(), %project, ?report, "retried batches turned away while the plugin was put aside");
+        }
+    }
 }

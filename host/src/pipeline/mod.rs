@@ -63,7 +63,7 @@ impl Pipeline {
         // Packing the body for storage runs beside the plugins, off the async threads.
         let body_sha256 = crate::ids::sha256_hex(&body);
         let packing = tokio::task::spawn_blocking(move || pack_body(&body));
-        let normalized = self.normalize(export).await;
+        let normalized = self.normalize(&project_id, export).await;
         let (body, body_codec) = packing.await.map_err(|e| StorageError::Corrupt(format!("packing a body: {e}")))?;
         let (mut write, outcome) = write_of(None, project_id, signal, encoding, body, normalized);
         (write.body_codec, write.body_sha256) = (body_codec, body_sha256);
@@ -83,7 +83,7 @@ impl Pipeline {
         let decoded =
             batch.raw_body().and_then(|body| otlp::decode(signal, encoding, &body).map_err(|e| e.to_string()));
         let normalized = match decoded {
-            Ok(export) => self.normalize(export).await,
+            Ok(export) => self.normalize(&batch.project_id, export).await,
             Err(e) => Normalized { errors: vec![e], ..Default::default() },
         };
         let project_id = batch.project_id.clone();
@@ -99,16 +99,14 @@ impl Pipeline {
     }
 
     /// Every resource of a request through the plugins loaded now, off the async threads.
-    async fn normalize(&self, export: Export) -> Normalized {
+    async fn normalize(&self, project_id: &str, export: Export) -> Normalized {
         let plugins = self.registry.snapshot();
-        let limits = self.limits.clone();
-        let normalized =
-            tokio::task::spawn_blocking(move || normalize(&plugins, &limits, export.into_resource_batches()))
-                .await
-                .unwrap_or_else(|e| Normalized {
-                    errors: vec![format!("plugin call panicked: {e}")],
-                    ..Default::default()
-                });
+        let (limits, project_id) = (self.limits.clone(), project_id.to_owned());
+        let normalized = tokio::task::spawn_blocking(move || {
+            normalize(&plugins, &limits, &project_id, export.into_resource_batches())
+        })
+        .await
+        .unwrap_or_else(|e| Normalized { errors: vec![format!("plugin call panicked: {e}")], ..Default::default() });
         for (plugin, version, seconds, ok) in &normalized.calls {
             let labels = PluginLabels::new(plugin, version);
             self.metrics.plugin_call_seconds.get_or_create(&labels).observe(*seconds);

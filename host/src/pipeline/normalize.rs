@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::validate::validate;
 use crate::config::Limits;
-use crate::plugins::{Loaded, Signature, detect};
+use crate::plugins::{Loaded, PUT_ASIDE, Signature, detect};
 use crate::sandbox::wit::ResourceBatch;
 use crate::storage::{BatchStatus, UnclaimedResource};
 use crate::trace::model::Fragment;
@@ -19,7 +19,8 @@ pub struct Normalized {
     /// (agent, fragment), validated.
     pub fragments: Vec<(String, Fragment)>,
     pub unclaimed: Vec<UnclaimedResource>,
-    /// One line per resource that failed (plugin error, put aside, invalid output).
+    /// One line per resource that failed (plugin error, put aside, invalid output). A resource
+    /// turned away by an open circuit breaker has a line starting with [`PUT_ASIDE`].
     pub errors: Vec<String>,
     /// Each plugin call: (plugin, version, seconds, succeeded).
     pub calls: Vec<(String, String, f64, bool)>,
@@ -27,10 +28,15 @@ pub struct Normalized {
 
 impl Normalized {
     /// The batch's status and error: failed if any resource failed, unclaimed if no plugin
-    /// claimed any, else done (noting resources nobody claimed).
+    /// claimed any, else done (noting resources nobody claimed). The error starts with
+    /// [`PUT_ASIDE`] only when every failure was an open breaker's (other failures come first),
+    /// so such batches, and only they, can be selected for an automatic retry.
     pub fn outcome(&self) -> (BatchStatus, Option<String>) {
         if !self.errors.is_empty() {
-            return (BatchStatus::Failed, Some(self.errors.join("; ")));
+            let (put_aside, other): (Vec<&String>, Vec<&String>) =
+                self.errors.iter().partition(|e| e.starts_with(PUT_ASIDE));
+            let all: Vec<&str> = other.into_iter().chain(put_aside).map(String::as_str).collect();
+            return (BatchStatus::Failed, Some(all.join("; ")));
         }
         if !self.unclaimed.is_empty() {
             let error = format!("{} resource(s) claimed by no plugin", self.unclaimed.len());
@@ -46,8 +52,15 @@ pub fn run_plugin(loaded: &Loaded, resource: ResourceBatch, limits: &Limits) -> 
     loaded.plugin.normalize(resource).map_err(|e| e.to_string()).and_then(|fragments| validate(fragments, limits))
 }
 
-/// Every resource of a request through the plugin that claims it. Blocking (runs Wasm).
-pub fn normalize(plugins: &[Arc<Loaded>], limits: &Limits, resources: Vec<ResourceBatch>) -> Normalized {
+/// Every resource of a request of `project_id` through the plugin that claims it. Blocking
+/// (runs Wasm). The circuit breaker counts failures per (plugin, project): one project's poison
+/// input never puts a plugin aside for another.
+pub fn normalize(
+    plugins: &[Arc<Loaded>],
+    limits: &Limits,
+    project_id: &str,
+    resources: Vec<ResourceBatch>,
+) -> Normalized {
     let mut out = Normalized::default();
     for resource in resources {
         if resource.scopes.iter().all(|s| s.spans.is_empty() && s.logs.is_empty() && s.metrics.is_empty()) {
@@ -70,9 +83,12 @@ pub fn normalize(plugins: &[Arc<Loaded>], limits: &Limits, resources: Vec<Resour
         if !out.agents.contains(&agent) {
             out.agents.push(agent.clone());
         }
-        if loaded.is_put_aside() {
-            out.errors
-                .push(format!("plugin {} is put aside after repeated failures; batch kept for replay", loaded.label()));
+        if loaded.turn_away(project_id) {
+            out.errors.push(format!(
+                "{PUT_ASIDE}plugin {} is put aside for this project after repeated failures; \
+                 the batch is retried when the cool-down ends",
+                loaded.label()
+            ));
             continue;
         }
         let started = std::time::Instant::now();
@@ -81,12 +97,12 @@ pub fn normalize(plugins: &[Arc<Loaded>], limits: &Limits, resources: Vec<Resour
         out.calls.push((info.name.clone(), info.version.clone(), started.elapsed().as_secs_f64(), result.is_ok()));
         match result {
             Ok(fragments) => {
-                loaded.record_success();
+                loaded.record_success(project_id);
                 out.fragments.extend(fragments.into_iter().map(|f| (agent.clone(), f)));
             }
             Err(error) => {
                 let error = format!("{}: {error}", loaded.label());
-                loaded.record_failure(&error);
+                loaded.record_failure(project_id, &error, limits.breaker_cool_down());
                 out.errors.push(error);
             }
         }

@@ -21,7 +21,7 @@ pub mod builtin;
 pub mod detect;
 pub mod watcher;
 
-pub use breaker::{BREAKER_COOL_DOWN, BREAKER_THRESHOLD};
+pub use breaker::{BREAKER_COOL_DOWN, BREAKER_THRESHOLD, PUT_ASIDE};
 pub use detect::{Signature, detect};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -98,26 +98,36 @@ impl Loaded {
         format!("{}@{}", self.plugin.info.name, self.plugin.info.version)
     }
 
-    pub fn record_success(&self) {
+    pub fn record_success(&self, project: &str) {
         self.batches.fetch_add(1, Ordering::Relaxed);
-        self.breaker.success();
+        self.breaker.success(project);
     }
 
-    /// Count a failure; after [`BREAKER_THRESHOLD`] in a row the plugin is put aside.
-    pub fn record_failure(&self, error: &str) {
+    /// Count a failure; after [`BREAKER_THRESHOLD`] in a row the plugin is put aside for that project.
+    pub fn record_failure(&self, project: &str, error: &str, cool_down: std::time::Duration) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.failures.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut last) = self.last_error.write() {
             *last = Some(error.to_owned());
         }
-        if self.breaker.failure() {
-            tracing::warn!(plugin = %self.label(), "plugin keeps failing: put aside; its batches are kept for replay");
+        if self.breaker.failure(project, cool_down) {
+            tracing::warn!(plugin = %self.label(), project, "plugin keeps failing on this project's batches: put aside for it; they are retried after the cool-down");
         }
     }
 
-    /// Whether the circuit breaker has put this plugin aside right now.
+    /// Whether the circuit breaker has put this plugin aside right now (for any project).
     pub fn is_put_aside(&self) -> bool {
         self.breaker.is_open()
+    }
+
+    /// Whether this plugin is put aside for `project` now (the batch asking is then retried later).
+    pub fn turn_away(&self, project: &str) -> bool {
+        self.breaker.turn_away(project)
+    }
+
+    /// Projects whose batches were turned away and whose cool-down is over: retry them now.
+    pub fn retries_due(&self) -> Vec<String> {
+        self.breaker.retries_due()
     }
 
     fn precedence(&self) -> (u8, Version, String) {

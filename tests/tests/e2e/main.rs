@@ -16,6 +16,7 @@ mod ingest;
 mod limits;
 mod plugins;
 mod replicas;
+mod poison;
 mod scrub;
 mod security;
 mod storage;
