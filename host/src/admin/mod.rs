@@ -117,11 +117,10 @@ async fn replay(
         agent: request.agent,
         failed_only: request.failed_only,
     };
-    let batches = admin.storage.batches(&BatchSelection::Replay(filter.clone())).await.map_err(|e| {
+    let report = admin.pipeline.replay_selection(&BatchSelection::Replay(filter.clone())).await.map_err(|e| {
         tracing::error!(error = %e, "replay could not read batches");
         ApiError::from(e)
     })?;
-    let report = admin.pipeline.replay(&batches).await;
     tracing::info!(?filter, ?report, "replay finished");
     Ok(Json(report))
 }

@@ -18,7 +18,7 @@ use crate::auth::Authenticator;
 use crate::storage::{BatchSelection, Storage, TraceFilter};
 use crate::trace::view::rfc3339;
 pub use error::ApiError;
-use params::{ListParams, MAX_LIMIT, page_of, time_param};
+use params::{ListParams, MAX_LIMIT, keyset_page_of, page_of, time_param};
 
 /// What the query API needs.
 #[derive(Clone)]
@@ -81,7 +81,50 @@ async fn list_traces(
         offset,
     };
     let rows = api.storage.list_traces(&project, &filter).await?;
-    Ok(page_of(rows.into_iter().map(|r| r.summary).collect(), limit, offset).into_response())
+    Ok(page_of(rows.into_iter().map(|r| list_item(r.summary)).collect(), limit, offset).into_response())
+}
+
+/// Most bytes of one text (prompt, response, a tool call's arguments or result, an error) a
+/// trace shows in a list; the full text stays in `GET /api/public/traces/{id}`.
+pub const LIST_TEXT_BYTES: usize = 4 * 1024;
+
+/// What ends a text clipped in a list.
+pub const CLIPPED_MARKER: &str = "…[truncated]";
+
+/// A trace summary as a list shows it: long texts clipped to [`LIST_TEXT_BYTES`] with
+/// [`CLIPPED_MARKER`], and `truncated` telling whether anything was.
+fn list_item(mut summary: Value) -> Value {
+    let mut truncated = false;
+    if let Some(map) = summary.as_object_mut() {
+        for field in ["prompt", "response"] {
+            truncated |= map.get_mut(field).is_some_and(clip);
+        }
+        for call in map.get_mut("tool_calls").and_then(Value::as_array_mut).into_iter().flatten() {
+            for field in ["args", "result"] {
+                truncated |= call.get_mut(field).is_some_and(clip);
+            }
+        }
+        for error in map.get_mut("errors").and_then(Value::as_array_mut).into_iter().flatten() {
+            truncated |= clip(error);
+        }
+        map.insert("truncated".into(), Value::Bool(truncated));
+    }
+    summary
+}
+
+/// Clip a string longer than [`LIST_TEXT_BYTES`] at a character boundary; whether it was.
+fn clip(value: &mut Value) -> bool {
+    let Value::String(text) = value else { return false };
+    if text.len() <= LIST_TEXT_BYTES {
+        return false;
+    }
+    let mut end = LIST_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(CLIPPED_MARKER);
+    true
 }
 
 async fn get_trace(
@@ -121,7 +164,7 @@ async fn get_session(
     };
     let filter = TraceFilter { session_id: Some(id.clone()), limit: MAX_LIMIT, ..Default::default() };
     let traces: Vec<Value> =
-        api.storage.list_traces(&project, &filter).await?.into_iter().rev().map(|r| r.summary).collect();
+        api.storage.list_traces(&project, &filter).await?.into_iter().rev().map(|r| list_item(r.summary)).collect();
     let mut value = serde_json::to_value(session).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {
         map.insert("traces".into(), Value::Array(traces));
@@ -141,9 +184,16 @@ async fn list_users(
 }
 
 /// `GET /api/public/batches`: stored batches that failed to normalize or that no plugin
-/// claimed, with their errors — nothing is dropped silently.
-async fn list_problem_batches(State(api): State<Api>, Project(project_id): Project) -> Result<Response, ApiError> {
-    let rows = api.storage.batches(&BatchSelection::Problems { project_id }).await?;
+/// claimed, with their errors — nothing is dropped silently. Paged by id, oldest first
+/// (`limit`, `cursor`); bodies are never read for it.
+async fn list_problem_batches(
+    State(api): State<Api>,
+    Project(project_id): Project,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let (limit, after) = params.keyset_page()?;
+    // One more than the page: whether there is a next one.
+    let rows = api.storage.batch_page(&BatchSelection::Problems { project_id }, after, limit + 1, false).await?;
     let data: Vec<Value> = rows
         .into_iter()
         .map(|b| {
@@ -154,7 +204,7 @@ async fn list_problem_batches(State(api): State<Api>, Project(project_id): Proje
             })
         })
         .collect();
-    Ok(Json(json!({ "data": data, "next_cursor": null })).into_response())
+    Ok(keyset_page_of(data, limit, |b| b["id"].as_i64().unwrap_or(0)).into_response())
 }
 
 /// `GET /api/public/unclaimed`: resources no plugin claimed, per service.name and scope.

@@ -10,7 +10,7 @@ use super::error::ApiError;
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct ListParams {
     pub session_id: Option<String>,
     pub user_id: Option<String>,
@@ -41,6 +41,35 @@ impl ListParams {
         };
         Ok((limit, offset))
     }
+}
+
+impl ListParams {
+    /// (limit, the id after which the page starts) for a list paged by id: the opaque
+    /// `cursor` is the last id of the page before.
+    pub fn keyset_page(&self) -> Result<(i64, i64), ApiError> {
+        let (limit, _) = ListParams { cursor: None, ..self.clone() }.page()?;
+        let after = match &self.cursor {
+            None => 0,
+            Some(c) => c
+                .strip_prefix(KEYSET_PREFIX)
+                .and_then(|id| id.parse::<i64>().ok())
+                .filter(|id| *id >= 0)
+                .ok_or_else(|| ApiError::bad_request("invalid cursor"))?,
+        };
+        Ok((limit, after))
+    }
+}
+
+/// What starts a cursor of a list paged by id (so an offset cursor is not taken for one).
+const KEYSET_PREFIX: &str = "id:";
+
+/// One page of a list paged by id: `data` holds up to `limit + 1` items read, the extra one
+/// only telling that there is a next page; `next_cursor` is null on the last page.
+pub fn keyset_page_of(mut data: Vec<Value>, limit: i64, last_id: impl Fn(&Value) -> i64) -> Json<Value> {
+    let more = data.len() as i64 > limit;
+    data.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = if more { data.last().map(|item| format!("{KEYSET_PREFIX}{}", last_id(item))) } else { None };
+    Json(json!({ "data": data, "next_cursor": next }))
 }
 
 /// An optional RFC 3339 time parameter as Unix nanoseconds.

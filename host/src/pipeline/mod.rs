@@ -120,41 +120,73 @@ impl Pipeline {
     /// Re-normalize `batches` through the plugins loaded now. Idempotent: each batch's earlier
     /// output is replaced, never added to.
     pub async fn replay(&self, batches: &[Batch]) -> ReplayReport {
-        let mut report = ReplayReport { batches: batches.len(), ..Default::default() };
+        let mut report = ReplayReport::default();
         for batch in batches {
-            match self.process(batch).await.status {
-                BatchStatus::Done => report.done += 1,
-                BatchStatus::Unclaimed => report.unclaimed += 1,
-                BatchStatus::Failed | BatchStatus::Pending => report.failed += 1,
-            }
+            report.count(self.process(batch).await.status);
         }
         report
     }
 
+    /// Re-normalize every stored batch of `selection`, [`CHUNK`] at a time by id: only one
+    /// chunk's bodies are held at once, however many batches match. A batch the run moves out
+    /// of the selection (an unclaimed one now claimed) is behind the cursor already.
+    pub async fn replay_selection(&self, selection: &BatchSelection) -> Result<ReplayReport, StorageError> {
+        let mut report = ReplayReport::default();
+        let mut after = 0;
+        loop {
+            let chunk = self.storage.batch_page(selection, after, CHUNK, true).await?;
+            let Some(last) = chunk.last() else { break };
+            after = last.id;
+            let full = chunk.len() as i64 == CHUNK;
+            let done = self.replay(&chunk).await;
+            report.add(&done);
+            if !full {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
     /// Normalize what a crash left stored but not normalized (called before `/readyz`).
     pub async fn recover_pending(&self) {
-        match self.storage.batches(&BatchSelection::Pending).await {
-            Ok(pending) => {
-                if !pending.is_empty() {
-                    tracing::info!(count = pending.len(), "normalizing batches stored before a restart");
-                }
-                for batch in &pending {
-                    self.process(batch).await;
-                }
+        match self.replay_selection(&BatchSelection::Pending).await {
+            Ok(report) if report.batches > 0 => {
+                tracing::info!(?report, "normalized batches stored before a restart");
             }
-            Err(e) => tracing::error!(error = %e, "could not list pending batches"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not read pending batches"),
         }
     }
 
     /// Give batches that no plugin claimed another chance (called when the plugins change).
     pub async fn reprocess_unclaimed(&self) -> Result<ReplayReport, StorageError> {
-        let batches = self.storage.batches(&BatchSelection::Unclaimed).await?;
-        if batches.is_empty() {
-            return Ok(ReplayReport::default());
+        let report = self.replay_selection(&BatchSelection::Unclaimed).await?;
+        if report.batches > 0 {
+            tracing::info!(?report, "re-normalized batches that no plugin had claimed");
         }
-        let report = self.replay(&batches).await;
-        tracing::info!(?report, "re-normalized batches that no plugin had claimed");
         Ok(report)
+    }
+}
+
+/// Batches re-normalized per chunk of a replay, a recovery or an unclaimed retry: the most
+/// stored bodies held at once.
+pub const CHUNK: i64 = 100;
+
+impl ReplayReport {
+    fn count(&mut self, status: BatchStatus) {
+        self.batches += 1;
+        match status {
+            BatchStatus::Done => self.done += 1,
+            BatchStatus::Unclaimed => self.unclaimed += 1,
+            BatchStatus::Failed | BatchStatus::Pending => self.failed += 1,
+        }
+    }
+
+    fn add(&mut self, other: &ReplayReport) {
+        self.batches += other.batches;
+        self.done += other.done;
+        self.failed += other.failed;
+        self.unclaimed += other.unclaimed;
     }
 }
 

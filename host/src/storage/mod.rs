@@ -114,6 +114,9 @@ impl Batch {
     }
 }
 
+/// Batches per page of [`Storage::batches`].
+const BATCH_PAGE: i64 = 100;
+
 /// Which stored batches to read.
 #[derive(Debug, Clone)]
 pub enum BatchSelection {
@@ -253,8 +256,31 @@ pub trait Storage: Send + Sync {
     /// returns. Idempotent. Engines may group concurrent calls into one transaction (group
     /// commit); each caller still gets its own answer. Returns the batch id.
     async fn commit(&self, write: BatchWrite) -> Result<i64>;
-    /// Stored batches, oldest first, with their bodies.
-    async fn batches(&self, selection: &BatchSelection) -> Result<Vec<Batch>>;
+    /// Up to `limit` stored batches of `selection` with an id above `after_id`, oldest first.
+    /// With `bodies` false no body is read (`body` is empty, `body_codec` too): what a listing
+    /// shows. Callers page through by id, never holding more than one page of bodies.
+    async fn batch_page(
+        &self,
+        selection: &BatchSelection,
+        after_id: i64,
+        limit: i64,
+        bodies: bool,
+    ) -> Result<Vec<Batch>>;
+    /// Every stored batch of `selection`, oldest first, with its bodies, read page by page but
+    /// all held at once: for tests and tools on small databases; the host pages (see
+    /// [`Storage::batch_page`]).
+    async fn batches(&self, selection: &BatchSelection) -> Result<Vec<Batch>> {
+        let mut all: Vec<Batch> = Vec::new();
+        loop {
+            let after = all.last().map_or(0, |b| b.id);
+            let page = self.batch_page(selection, after, BATCH_PAGE, true).await?;
+            let full = page.len() as i64 == BATCH_PAGE;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
 
     // ---- queries --------------------------------------------------------------------------
     async fn unclaimed(&self, project_id: &str) -> Result<Vec<UnclaimedRow>>;

@@ -73,19 +73,6 @@ impl SqliteStorage {
         tokio::spawn(write_loop(connection, jobs, fallback_user, metrics));
         Ok(SqliteStorage { pool, writer })
     }
-
-    async fn batches_where(&self, condition: &str, project: Option<&str>) -> Result<Vec<Batch>> {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, project_id, signal, encoding, body, body_codec, received_at, status, agents, error FROM batches WHERE ",
-        );
-        q.push(condition);
-        if let Some(project) = project {
-            q.push(" AND project_id = ").push_bind(project);
-        }
-        q.push(" ORDER BY id");
-        let rows = q.build().fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(batch_of_row).collect())
-    }
 }
 
 #[async_trait]
@@ -130,37 +117,51 @@ impl Storage for SqliteStorage {
         answer.await.map_err(|_| StorageError::WriterGone)?
     }
 
-    async fn batches(&self, selection: &BatchSelection) -> Result<Vec<Batch>> {
-        let filter = match selection {
-            BatchSelection::Pending => return self.batches_where("status = 'pending'", None).await,
-            BatchSelection::Problems { project_id } => {
-                return self.batches_where("status IN ('failed', 'unclaimed')", Some(project_id)).await;
+    async fn batch_page(
+        &self,
+        selection: &BatchSelection,
+        after_id: i64,
+        limit: i64,
+        bodies: bool,
+    ) -> Result<Vec<Batch>> {
+        // A listing selects only what it shows: never a body.
+        let columns = if bodies { BATCH_COLUMNS_WITH_BODY } else { BATCH_COLUMNS };
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {columns} FROM batches WHERE id > "));
+        q.push_bind(after_id);
+        match selection {
+            BatchSelection::Pending => {
+                q.push(" AND status = 'pending'");
             }
-            BatchSelection::Unclaimed => return self.batches_where("status = 'unclaimed'", None).await,
-            BatchSelection::Replay(filter) => filter,
-        };
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, project_id, signal, encoding, body, body_codec, received_at, status, agents, error FROM batches WHERE 1 = 1",
-        );
-        if let Some(project) = &filter.project_id {
-            q.push(" AND project_id = ").push_bind(project.clone());
+            BatchSelection::Problems { project_id } => {
+                q.push(" AND status IN ('failed', 'unclaimed') AND project_id = ").push_bind(project_id.clone());
+            }
+            BatchSelection::Unclaimed => {
+                q.push(" AND status = 'unclaimed'");
+            }
+            BatchSelection::Replay(filter) => {
+                if let Some(project) = &filter.project_id {
+                    q.push(" AND project_id = ").push_bind(project.clone());
+                }
+                if let Some(agent) = &filter.agent {
+                    // instr, not LIKE: an agent name is matched literally (`_` and `%` are no wildcards).
+                    q.push(" AND instr(',' || COALESCE(agents, '') || ',', ")
+                        .push_bind(format!(",{agent},"))
+                        .push(") > 0");
+                }
+                if let Some(from) = filter.from_ns {
+                    q.push(" AND received_at >= ").push_bind(from);
+                }
+                if let Some(to) = filter.to_ns {
+                    q.push(" AND received_at < ").push_bind(to);
+                }
+                if filter.failed_only {
+                    q.push(" AND status IN ('failed', 'unclaimed')");
+                }
+            }
         }
-        if let Some(agent) = &filter.agent {
-            // instr, not LIKE: an agent name is matched literally (`_` and `%` are no wildcards).
-            q.push(" AND instr(',' || COALESCE(agents, '') || ',', ").push_bind(format!(",{agent},")).push(") > 0");
-        }
-        if let Some(from) = filter.from_ns {
-            q.push(" AND received_at >= ").push_bind(from);
-        }
-        if let Some(to) = filter.to_ns {
-            q.push(" AND received_at < ").push_bind(to);
-        }
-        if filter.failed_only {
-            q.push(" AND status IN ('failed', 'unclaimed')");
-        }
-        q.push(" ORDER BY id");
+        q.push(" ORDER BY id LIMIT ").push_bind(limit);
         let rows = q.build().fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(batch_of_row).collect())
+        Ok(rows.into_iter().map(|r| batch_of_row(r, bodies)).collect())
     }
 
     async fn unclaimed(&self, project_id: &str) -> Result<Vec<UnclaimedRow>> {
@@ -300,28 +301,41 @@ impl Storage for SqliteStorage {
                 agents: BTreeMap::new(),
             })
             .collect();
+        if users.is_empty() {
+            return Ok(users);
+        }
+        // Per-agent counts of the whole page in one query (the page holds at most 500 users).
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT user_id, agent, COUNT(*) AS n FROM traces WHERE project_id = ");
+        q.push_bind(project_id).push(" AND user_id IN (");
+        let mut list = q.separated(", ");
+        for user in &users {
+            list.push_bind(user.id.clone());
+        }
+        q.push(") GROUP BY user_id, agent");
+        let mut agents: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for r in q.build().fetch_all(&self.pool).await? {
+            agents.entry(r.get("user_id")).or_default().insert(r.get("agent"), r.get("n"));
+        }
         for user in &mut users {
-            let rows = sqlx::query(
-                "SELECT agent, COUNT(*) AS n FROM traces WHERE project_id = ? AND user_id = ? GROUP BY agent",
-            )
-            .bind(project_id)
-            .bind(&user.id)
-            .fetch_all(&self.pool)
-            .await?;
-            user.agents = rows.into_iter().map(|r| (r.get("agent"), r.get("n"))).collect();
+            user.agents = agents.remove(&user.id).unwrap_or_default();
         }
         Ok(users)
     }
 }
 
-fn batch_of_row(r: sqlx::sqlite::SqliteRow) -> Batch {
+/// The columns of a batch a listing shows, and with its body what processing it needs.
+const BATCH_COLUMNS: &str = "id, project_id, signal, encoding, received_at, status, agents, error";
+const BATCH_COLUMNS_WITH_BODY: &str =
+    "id, project_id, signal, encoding, received_at, status, agents, error, body, body_codec";
+
+fn batch_of_row(r: sqlx::sqlite::SqliteRow, bodies: bool) -> Batch {
     Batch {
         id: r.get("id"),
         project_id: r.get("project_id"),
         signal: r.get("signal"),
         encoding: r.get("encoding"),
-        body: r.get("body"),
-        body_codec: r.get("body_codec"),
+        body: if bodies { r.get("body") } else { Vec::new() },
+        body_codec: if bodies { r.get("body_codec") } else { String::new() },
         received_at: r.get("received_at"),
         status: r.get("status"),
         agents: r.get("agents"),
