@@ -276,18 +276,28 @@ fn write_attempts(file: &Path, attempts: &std::collections::BTreeMap<i64, u32>) 
 /// recorded as failed ("quarantined after N attempts", kept for a manual replay) instead of
 /// run again. Without a cache directory there is nowhere to count, and every batch is run.
 async fn recover_pending(pipeline: &Pipeline, storage: &dyn Storage, attempts_file: Option<&Path>) {
-    let pending = match storage.batches(&BatchSelection::Pending).await {
-        Ok(pending) => pending,
-        Err(e) => {
-            tracing::error!(error = %e, "could not list pending batches");
-            return;
+    // Which batches are pending, without their bodies; then their bodies a page at a time.
+    let mut pending_ids = std::collections::BTreeSet::new();
+    let mut after = 0;
+    loop {
+        match storage.batch_page(&BatchSelection::Pending, after, RECOVERY_PAGE, false).await {
+            Ok(page) if page.is_empty() => break,
+            Ok(page) => {
+                after = page.last().map_or(after, |b| b.id);
+                pending_ids.extend(page.iter().map(|b| b.id));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not list pending batches");
+                return;
+            }
         }
-    };
-    if !pending.is_empty() {
-        tracing::info!(count = pending.len(), "normalizing batches stored before a restart");
     }
+    if pending_ids.is_empty() {
+        return;
+    }
+    tracing::info!(count = pending_ids.len(), "normalizing batches stored before a restart");
     let mut attempts = attempts_file.map(read_attempts).unwrap_or_default();
-    attempts.retain(|id, _| pending.iter().any(|b| b.id == *id));
+    attempts.retain(|id, _| pending_ids.contains(id));
     let save = |attempts: &std::collections::BTreeMap<i64, u32>| {
         if let Some(file) = attempts_file
             && let Err(e) = write_attempts(file, attempts)
@@ -295,19 +305,34 @@ async fn recover_pending(pipeline: &Pipeline, storage: &dyn Storage, attempts_fi
             tracing::warn!(file = %file.display(), error = %e, "could not count a recovery attempt");
         }
     };
-    for batch in &pending {
-        let made = attempts.get(&batch.id).copied().unwrap_or(0);
-        if made >= MAX_RECOVERY_ATTEMPTS {
-            quarantine(storage, batch, made).await;
-        } else {
-            attempts.insert(batch.id, made + 1);
+    let mut after = 0;
+    loop {
+        let page = match storage.batch_page(&BatchSelection::Pending, after, RECOVERY_PAGE, true).await {
+            Ok(page) if page.is_empty() => break,
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read pending batches");
+                return;
+            }
+        };
+        after = page.last().map_or(after, |b| b.id);
+        for batch in &page {
+            let made = attempts.get(&batch.id).copied().unwrap_or(0);
+            if made >= MAX_RECOVERY_ATTEMPTS {
+                quarantine(storage, batch, made).await;
+            } else {
+                attempts.insert(batch.id, made + 1);
+                save(&attempts);
+                pipeline.process(batch).await;
+            }
+            attempts.remove(&batch.id);
             save(&attempts);
-            pipeline.process(batch).await;
         }
-        attempts.remove(&batch.id);
-        save(&attempts);
     }
 }
+
+/// Pending or turned-away batches read at a time, bodies included.
+const RECOVERY_PAGE: i64 = 100;
 
 /// Record a batch that stopped recovery `attempts` times as failed, without running it again.
 async fn quarantine(storage: &dyn Storage, batch: &Batch, attempts: u32) {
@@ -343,17 +368,28 @@ async fn retry_put_aside(pipeline: &Pipeline, storage: &dyn Storage, registry: &
                 failed_only: true,
                 ..Default::default()
             };
-            let batches = match storage.batches(&BatchSelection::Replay(filter)).await {
-                Ok(batches) => batches,
-                Err(e) => {
-                    tracing::error!(error = %e, %project, "could not list batches turned away by the circuit breaker");
-                    continue;
+            // A page at a time: only that page's bodies are held.
+            let selection = BatchSelection::Replay(filter);
+            let mut after = 0;
+            let mut due: Vec<Batch> = Vec::new();
+            loop {
+                let page = match storage.batch_page(&selection, after, RECOVERY_PAGE, true).await {
+                    Ok(page) if page.is_empty() => break,
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::error!(error = %e, %project, "could not list batches turned away by the circuit breaker");
+                        break;
+                    }
+                };
+                after = page.last().map_or(after, |b| b.id);
+                let turned_away = page
+                    .into_iter()
+                    .filter(|b| b.status == "failed" && b.error.as_deref().is_some_and(|e| e.starts_with(PUT_ASIDE)));
+                due.extend(turned_away);
+                if due.len() >= RECOVERY_PAGE as usize {
+                    pipeline.replay(&std::mem::take(&mut due)).await;
                 }
-            };
-            let due: Vec<Batch> = batches
-                .into_iter()
-                .filter(|b| b.status == "failed" && b.error.as_deref().is_some_and(|e| e.starts_with(PUT_ASIDE)))
-                .collect();
+            }
             if due.is_empty() {
                 continue;
             }
