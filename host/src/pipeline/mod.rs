@@ -60,13 +60,15 @@ impl Pipeline {
         body: Vec<u8>,
         export: Export,
     ) -> Result<Outcome, StorageError> {
-        // Packing the body for storage runs beside the plugins, off the async threads.
-        let body_sha256 = crate::ids::sha256_hex(&body);
-        let packing = tokio::task::spawn_blocking(move || pack_body(&body));
+        // Digesting and packing the body for storage run beside the plugins, off the async
+        // threads.
+        let packing = tokio::task::spawn_blocking(move || {
+            let (packed, codec) = pack_body(&body);
+            (packed, codec, crate::ids::sha256_hex(&body))
+        });
         let normalized = self.normalize(&project_id, export).await;
-        let (body, body_codec) = packing.await.map_err(|e| StorageError::Corrupt(format!("packing a body: {e}")))?;
-        let (mut write, outcome) = write_of(None, project_id, signal, encoding, body, normalized);
-        (write.body_codec, write.body_sha256) = (body_codec, body_sha256);
+        let stored = packing.await.map_err(|e| StorageError::Corrupt(format!("packing a body: {e}")))?;
+        let (write, outcome) = write_of(None, project_id, signal, encoding, stored, normalized);
         self.storage.commit(write).await?;
         Ok(outcome)
     }
@@ -87,7 +89,7 @@ impl Pipeline {
             Err(e) => Normalized { errors: vec![e], ..Default::default() },
         };
         let project_id = batch.project_id.clone();
-        let (write, mut outcome) = write_of(Some(batch.id), project_id, signal, encoding, Vec::new(), normalized);
+        let (write, mut outcome) = write_of(Some(batch.id), project_id, signal, encoding, NO_NEW_BODY, normalized);
         if let Err(e) = self.storage.commit(write).await {
             tracing::error!(batch = batch.id, error = %e, "could not store a re-normalized batch");
             outcome = Outcome { status: BatchStatus::Failed, agents: outcome.agents, error: Some(e.to_string()) };
@@ -190,13 +192,19 @@ impl ReplayReport {
     }
 }
 
+/// A body as stored: (bytes at rest, codec, SHA-256 of the body as received).
+type StoredBody = (Vec<u8>, &'static str, String);
+
+/// What a re-normalized batch writes of its body: nothing (the stored one stays).
+const NO_NEW_BODY: StoredBody = (Vec::new(), "identity", String::new());
+
 /// The write of one batch with its output, and the outcome it records.
 fn write_of(
     id: Option<i64>,
     project_id: String,
     signal: Signal,
     encoding: Encoding,
-    body: Vec<u8>,
+    (body, body_codec, body_sha256): StoredBody,
     normalized: Normalized,
 ) -> (BatchWrite, Outcome) {
     let (status, error) = normalized.outcome();
@@ -207,8 +215,8 @@ fn write_of(
         signal: signal.as_str().to_owned(),
         encoding: encoding.content_type().to_owned(),
         body,
-        body_codec: "identity",
-        body_sha256: String::new(),
+        body_codec,
+        body_sha256,
         status,
         agents: normalized.agents,
         error,

@@ -453,9 +453,10 @@ async fn write_loop(
                     let _ = job.done.send(result.map(|ids| ids[0]));
                 }
             }
+            // A group of one: its own error.
             Err(e) => {
-                for job in group {
-                    let _ = job.done.send(Err(StorageError::Corrupt(e.to_string())));
+                if let Some(job) = group.pop() {
+                    let _ = job.done.send(Err(e));
                 }
             }
         }
