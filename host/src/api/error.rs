@@ -60,6 +60,9 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::TooManyFailures(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
             AuthError::Unavailable => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            // A browser that sent a stale session cookie: no Basic challenge (it would pop up
+            // the browser's own password dialog over the UI).
+            AuthError::NoSession => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
             _ => ApiError::unauthorized(e.to_string(), "Basic realm=\"antenna\""),
         }
     }

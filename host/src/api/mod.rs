@@ -9,7 +9,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -59,8 +58,7 @@ where
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| api.authenticator.client_address(c.0.ip(), &parts.headers));
-        let authorization = parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-        Ok(Project(api.authenticator.authenticate(authorization, client).await?))
+        Ok(Project(api.authenticator.authenticate_request(&parts.headers, client).await?))
     }
 }
 
@@ -77,6 +75,7 @@ async fn list_traces(
         agent: params.agent.clone(),
         from_ns: time_param("from", &params.from)?,
         to_ns: time_param("to", &params.to)?,
+        q: params.q.clone().filter(|q| !q.trim().is_empty()),
         limit,
         offset,
     };

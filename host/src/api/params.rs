@@ -18,6 +18,8 @@ pub struct ListParams {
     pub agent: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// Full-text search over prompt text (traces only).
+    pub q: Option<String>,
     pub limit: Option<String>,
     pub cursor: Option<String>,
 }

@@ -7,6 +7,7 @@
 
 pub mod keys;
 pub mod limiter;
+pub mod session;
 
 use std::collections::hash_map::RandomState;
 use std::net::{IpAddr, SocketAddr};
@@ -47,6 +48,8 @@ pub enum AuthError {
     TooManyFailures(u64),
     #[error("storage unavailable, retry later")]
     Unavailable,
+    #[error("not signed in, or the session has expired or was ended: sign in again")]
+    NoSession,
 }
 
 /// Project keys checked against storage and the admin token, failures limited per
@@ -94,10 +97,16 @@ impl Authenticator {
         let Some((public, secret)) = keys::parse_basic(value) else {
             return Err(self.rejected(AuthError::Malformed));
         };
-        match self.project_key(&public).await {
-            Ok(Some(key)) if keys::verify_secret(&secret, &key.secret_hash) => Ok(key.project_id),
+        self.check_keys(&public, &secret, client).await
+    }
+
+    /// The project of a key pair (what [`Authenticator::authenticate`] checks; also the web
+    /// UI's sign-in), failures limited the same way.
+    pub async fn check_keys(&self, public: &str, secret: &str, client: Option<IpAddr>) -> Result<String, AuthError> {
+        match self.project_key(public).await {
+            Ok(Some(key)) if keys::verify_secret(secret, &key.secret_hash) => Ok(key.project_id),
             Ok(_) => {
-                let error = self.failed(client, Credential::project(&public));
+                let error = self.failed(client, Credential::project(public));
                 if matches!(error, AuthError::WrongKeys) {
                     // Never log the secret; the public key is the caller's text: quoted, clipped.
                     let shown: String = public.chars().take(64).collect();
@@ -110,6 +119,50 @@ impl Authenticator {
                 Err(AuthError::Unavailable)
             }
         }
+    }
+
+    /// The project of a query API request: its `Authorization` (Basic keys) when it has one,
+    /// else its web UI session cookie ([`session`]). An unknown or expired session is no strike
+    /// (a 256-bit token cannot be guessed).
+    pub async fn authenticate_request(&self, headers: &HeaderMap, client: Option<IpAddr>) -> Result<String, AuthError> {
+        if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+            return self.authenticate(Some(value.to_str().unwrap_or("")), client).await;
+        }
+        let Some(token) = session::cookie_token(headers) else {
+            return Err(self.rejected(AuthError::Missing));
+        };
+        match self.storage.ui_session(&session::token_digest(&token), session::now_ns()).await {
+            Ok(Some(project)) => Ok(project),
+            Ok(None) => Err(self.rejected(AuthError::NoSession)),
+            Err(e) => {
+                tracing::error!(error = %e, "session lookup failed");
+                Err(AuthError::Unavailable)
+            }
+        }
+    }
+
+    /// Start a web UI session for `project_id`: returns the token for the cookie (only its
+    /// digest is stored).
+    pub async fn start_session(&self, project_id: &str) -> Result<String, AuthError> {
+        let token = session::new_token();
+        let now = session::now_ns();
+        self.storage
+            .insert_ui_session(&session::token_digest(&token), project_id, now, session::expiry_ns(now))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "storing a UI session failed");
+                AuthError::Unavailable
+            })?;
+        Ok(token)
+    }
+
+    /// End the web UI session of these request headers, if any.
+    pub async fn end_session(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        let Some(token) = session::cookie_token(headers) else { return Ok(()) };
+        self.storage.delete_ui_session(&session::token_digest(&token)).await.map_err(|e| {
+            tracing::error!(error = %e, "ending a UI session failed");
+            AuthError::Unavailable
+        })
     }
 
     /// Check an `Authorization: Bearer` value against the admin token, in constant time. Like

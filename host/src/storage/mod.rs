@@ -139,6 +139,9 @@ pub struct TraceFilter {
     pub agent: Option<String>,
     pub from_ns: Option<i64>,
     pub to_ns: Option<i64>,
+    /// Full-text search over the prompt text: every word must occur, the last one as a
+    /// prefix (see [`search_terms`]).
+    pub q: Option<String>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -295,6 +298,28 @@ pub trait Storage: Send + Sync {
         offset: i64,
     ) -> Result<Vec<SessionRow>>;
     async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>>;
+
+    // ---- web UI sessions (table ui_sessions; auth/session.rs) -------------------------------
+    /// Store a signed-in browser's session: the SHA-256 (hex) of its token, its project and
+    /// when it expires (Unix ns). Sessions expired by `now_ns` are removed at the same time.
+    async fn insert_ui_session(&self, token_sha256: &str, project_id: &str, now_ns: i64, expires_ns: i64)
+    -> Result<()>;
+    /// The project of the session with this token digest, if it has not expired by `now_ns`.
+    async fn ui_session(&self, token_sha256: &str, now_ns: i64) -> Result<Option<String>>;
+    /// Revoke a session (sign-out); nothing happens when it is gone already.
+    async fn delete_ui_session(&self, token_sha256: &str) -> Result<()>;
+}
+
+/// The words of a full-text query (`q`), as both engines index prompt text: split on
+/// anything that is not a letter or digit, lowercased, at most 16 words of at most 64
+/// characters. Only letters and digits remain, so a word needs no quoting in either engine's
+/// query syntax.
+pub fn search_terms(q: &str) -> Vec<String> {
+    q.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .map(|w| w.chars().take(64).collect::<String>().to_lowercase())
+        .collect()
 }
 
 #[cfg(test)]

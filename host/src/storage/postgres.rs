@@ -448,6 +448,14 @@ impl Storage for PostgresStorage {
         if let Some(to) = filter.to_ns {
             q.push(" AND start_ns < ").push_bind(to);
         }
+        // Full-text: every word, the last as a prefix, as a tsquery (words are letters and
+        // digits only, so nothing in them is tsquery syntax).
+        let terms = filter.q.as_deref().map(super::search_terms).unwrap_or_default();
+        if let Some((last, rest)) = terms.split_last() {
+            let mut query: String = rest.iter().map(|t| format!("{t} & ")).collect();
+            query.push_str(&format!("{last}:*"));
+            q.push(" AND prompt_tsv @@ to_tsquery('simple', ").push_bind(query).push(")");
+        }
         // NULLS LAST: where SQLite puts them.
         q.push(" ORDER BY start_ns DESC NULLS LAST, id LIMIT ")
             .push_bind(filter.limit)
@@ -573,6 +581,43 @@ impl Storage for PostgresStorage {
             user.agents = agents.remove(&user.id).unwrap_or_default();
         }
         Ok(users)
+    }
+
+    // ---- web UI sessions --------------------------------------------------------------------
+    async fn insert_ui_session(
+        &self,
+        token_sha256: &str,
+        project_id: &str,
+        now_ns: i64,
+        expires_ns: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM ui_sessions WHERE expires_at <= $1").bind(now_ns).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO ui_sessions (token_sha256, project_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_sha256)
+        .bind(clean(project_id))
+        .bind(now_ns)
+        .bind(expires_ns)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ui_session(&self, token_sha256: &str, now_ns: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT project_id FROM ui_sessions WHERE token_sha256 = $1 AND expires_at > $2")
+            .bind(token_sha256)
+            .bind(now_ns)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("project_id")))
+    }
+
+    async fn delete_ui_session(&self, token_sha256: &str) -> Result<()> {
+        sqlx::query("DELETE FROM ui_sessions WHERE token_sha256 = $1").bind(token_sha256).execute(&self.pool).await?;
+        Ok(())
     }
 }
 

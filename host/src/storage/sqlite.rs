@@ -203,6 +203,14 @@ impl Storage for SqliteStorage {
         if let Some(to) = filter.to_ns {
             q.push(" AND start_ns < ").push_bind(to);
         }
+        // Full-text: every word, the last as a prefix, in FTS5 syntax (words are letters and
+        // digits only, quoted all the same).
+        let terms = filter.q.as_deref().map(super::search_terms).unwrap_or_default();
+        if let Some((last, rest)) = terms.split_last() {
+            let mut query: String = rest.iter().map(|t| format!("\"{t}\" ")).collect();
+            query.push_str(&format!("\"{last}\"*"));
+            q.push(" AND rowid IN (SELECT rowid FROM traces_fts WHERE traces_fts MATCH ").push_bind(query).push(")");
+        }
         q.push(" ORDER BY start_ns DESC, id LIMIT ").push_bind(filter.limit).push(" OFFSET ").push_bind(filter.offset);
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.into_iter().map(|r| Ok(TraceRow { summary: parse_json(r.get("summary"))?, observations: None })).collect()
@@ -320,6 +328,41 @@ impl Storage for SqliteStorage {
             user.agents = agents.remove(&user.id).unwrap_or_default();
         }
         Ok(users)
+    }
+
+    // ---- web UI sessions --------------------------------------------------------------------
+    async fn insert_ui_session(
+        &self,
+        token_sha256: &str,
+        project_id: &str,
+        now_ns: i64,
+        expires_ns: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM ui_sessions WHERE expires_at <= ?").bind(now_ns).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO ui_sessions (token_sha256, project_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(token_sha256)
+            .bind(project_id)
+            .bind(now_ns)
+            .bind(expires_ns)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ui_session(&self, token_sha256: &str, now_ns: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT project_id FROM ui_sessions WHERE token_sha256 = ? AND expires_at > ?")
+            .bind(token_sha256)
+            .bind(now_ns)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("project_id")))
+    }
+
+    async fn delete_ui_session(&self, token_sha256: &str) -> Result<()> {
+        sqlx::query("DELETE FROM ui_sessions WHERE token_sha256 = ?").bind(token_sha256).execute(&self.pool).await?;
+        Ok(())
     }
 }
 
