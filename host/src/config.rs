@@ -178,6 +178,8 @@ pub struct Config {
     pub plugins_allowlist: Option<PathBuf>,
     /// Bearer token `/metrics` requires (`None`: `/metrics` is open).
     pub metrics_token: Option<Secret>,
+    /// A TOML file of model prices over the built-in table (`ANTENNA_PRICES`).
+    pub prices: Option<PathBuf>,
 }
 
 impl Config {
@@ -196,6 +198,7 @@ impl Config {
             limits: Limits::default(),
             plugins_allowlist: None,
             metrics_token: None,
+            prices: None,
         }
     }
 
@@ -255,6 +258,7 @@ impl fmt::Debug for Config {
             limits,
             plugins_allowlist,
             metrics_token,
+            prices,
         } = self;
         f.debug_struct("Config")
             .field("listen", listen)
@@ -269,6 +273,7 @@ impl fmt::Debug for Config {
             .field("limits", limits)
             .field("plugins_allowlist", plugins_allowlist)
             .field("metrics_token", metrics_token)
+            .field("prices", prices)
             .finish()
     }
 }

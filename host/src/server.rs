@@ -25,6 +25,8 @@ use crate::pipeline::Pipeline;
 use crate::plugins::{PUT_ASIDE, Registry, builtin, watcher};
 use crate::sandbox::Runtime;
 use crate::storage::{Batch, BatchSelection, BatchStatus, BatchWrite, ReplayFilter, Storage};
+use crate::trace::Assembly;
+use crate::trace::prices::Prices;
 use crate::{admin, api, auth, ingest, storage};
 
 /// A host serving on `addr` until `shutdown` is called or it is dropped.
@@ -56,7 +58,9 @@ impl RunningServer {
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let started = Instant::now();
     let metrics = Arc::new(Metrics::default());
-    let storage = storage::connect(&config.database_url, config.fallback_user.clone(), metrics.storage.clone())
+    let prices = Prices::load(config.prices.as_deref()).context("ANTENNA_PRICES (--prices)")?;
+    let assembly = Arc::new(Assembly { fallback_user: config.fallback_user.clone(), prices });
+    let storage = storage::connect(&config.database_url, assembly, metrics.storage.clone())
         .await
         .with_context(|| format!("opening {}", config.database_url))?;
     if let Some((public, secret)) = &config.bootstrap_keys {

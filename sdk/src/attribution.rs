@@ -4,7 +4,8 @@
 //! - otherwise the agent's own login on the record: `user.email`, then `user.account_id`;
 //! - otherwise a pseudonymous user id (`enduser.pseudo.id`, a salted hash Copilot sends): the
 //!   record's, then the resource's;
-//! - a resource-level `user.email` never overrides the agent's login; it is the last resort;
+//! - a resource-level `user.email` is never the user: shell profiles and MDM push stale ones,
+//!   so a trace with nothing else gets the host's fallback user (`OTEL_CLI_AGENT_FALLBACK_USER`);
 //! - a record-level `user.id` is not used (Claude Code puts an installation hash there);
 //! - the device is the resource `host.id`;
 //! - the host applies `OTEL_CLI_AGENT_FALLBACK_USER` to traces that end with no user.
@@ -72,7 +73,7 @@ pub fn attribution_with(resource: &Attrs<'_>, record: &Attrs<'_>, overrides: &At
     let user = resource
         .first_str(&["user.id", "enduser.id", "user.account_id"])
         .or_else(|| if overrides.resource_user_only { None } else { record_user() })
-        .or_else(|| resource.first_str(&["enduser.pseudo.id", "user.email"]));
+        .or_else(|| resource.str("enduser.pseudo.id"));
     let session = record
         .first_str(overrides.session)
         .or_else(|| record.first_str(&["session.id", "gen_ai.conversation.id"]))
@@ -114,7 +115,7 @@ mod tests {
     }
 
     #[test]
-    fn the_pseudonymous_id_comes_after_the_login_and_before_the_resource_email() {
+    fn the_pseudonymous_id_comes_after_the_login_and_a_resource_email_is_never_the_user() {
         let resource = kvs(&[("user.email", "someone@else.com")]);
         let record = kvs(&[("enduser.pseudo.id", "5f1d3c")]);
         let a = attribution(&Attrs::new(&resource), &Attrs::new(&record));
@@ -137,10 +138,7 @@ mod tests {
         let a = attribution_with(&resource, &record, &cursor);
         assert_eq!((a.user_id.as_deref(), a.session_id.as_deref()), (Some("login@example.com"), Some("conv-1")));
         let plain = attribution(&resource, &record);
-        assert_eq!(
-            (plain.user_id.as_deref(), plain.session_id.as_deref()),
-            (Some("someone@else.com"), Some("res-session"))
-        );
+        assert_eq!((plain.user_id.as_deref(), plain.session_id.as_deref()), (None, Some("res-session")));
         let fallback = AttributionOverrides { fallback_session: &["thread_id"], ..Default::default() };
         assert_eq!(attribution_with(&resource, &record, &fallback).session_id.as_deref(), Some("res-session"));
         let bare = Attrs::new(&[]);
@@ -149,10 +147,7 @@ mod tests {
         assert_eq!(attribution_with(&bare, &bare, &default).session_id.as_deref(), Some("d"));
         let login = kvs(&[("user.email", "login@example.com"), ("enduser.pseudo.id", "5f1d3c")]);
         let only = AttributionOverrides { resource_user_only: true, ..Default::default() };
-        assert_eq!(
-            attribution_with(&resource, &Attrs::new(&login), &only).user_id.as_deref(),
-            Some("someone@else.com")
-        );
+        assert_eq!(attribution_with(&resource, &Attrs::new(&login), &only).user_id, None);
         assert_eq!(attribution_with(&bare, &Attrs::new(&login), &only).user_id, None);
     }
 

@@ -226,8 +226,8 @@ impl Capture {
             .map(|r| {
                 let body = if r.content_type.contains("json") {
                     let mut value: Value = serde_json::from_slice(&r.body).expect("a JSON capture");
-                    for key in ["resourceSpans", "resourceLogs", "resourceMetrics"] {
-                        for resource in value[key].as_array_mut().into_iter().flatten() {
+                    for signal in ["resourceSpans", "resourceLogs", "resourceMetrics"] {
+                        for resource in value[signal].as_array_mut().into_iter().flatten() {
                             let attrs = resource["resource"]["attributes"].as_array_mut().expect("attributes");
                             attrs.retain(|a| a["key"] != key);
                             attrs.push(serde_json::json!({"key": key, "value": {"stringValue": name}}));

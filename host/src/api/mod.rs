@@ -14,10 +14,10 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::auth::Authenticator;
-use crate::storage::{BatchSelection, Storage, TraceFilter};
+use crate::storage::{BatchSelection, OutcomeGroup, Storage, TraceFilter, UsageGroup};
 use crate::trace::view::rfc3339;
 pub use error::ApiError;
-use params::{ListParams, MAX_LIMIT, keyset_page_of, page_of, time_param};
+use params::{ListParams, MAX_LIMIT, keyset_page_of, page_of};
 
 /// What the query API needs.
 #[derive(Clone)]
@@ -38,6 +38,8 @@ where
         .route("/api/public/sessions", get(list_sessions))
         .route("/api/public/sessions/{id}", get(get_session))
         .route("/api/public/users", get(list_users))
+        .route("/api/public/usage", get(usage))
+        .route("/api/public/outcomes", get(outcomes))
         .route("/api/public/batches", get(list_problem_batches))
         .route("/api/public/unclaimed", get(list_unclaimed))
 }
@@ -67,18 +69,8 @@ async fn list_traces(
     Project(project): Project,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
-    let (limit, offset) = params.page()?;
-    let filter = TraceFilter {
-        session_id: params.session_id.clone(),
-        user_id: params.user_id.clone(),
-        device_id: params.device_id.clone(),
-        agent: params.agent.clone(),
-        from_ns: time_param("from", &params.from)?,
-        to_ns: time_param("to", &params.to)?,
-        q: params.q.clone().filter(|q| !q.trim().is_empty()),
-        limit,
-        offset,
-    };
+    let filter = params.filter()?;
+    let (limit, offset) = (filter.limit, filter.offset);
     let rows = api.storage.list_traces(&project, &filter).await?;
     Ok(page_of(rows.into_iter().map(|r| list_item(r.summary)).collect(), limit, offset).into_response())
 }
@@ -146,10 +138,10 @@ async fn list_sessions(
     Project(project): Project,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
-    let (limit, offset) = params.page()?;
-    let rows = api.storage.list_sessions(&project, None, limit, offset).await?;
+    let filter = params.filter()?;
+    let rows = api.storage.list_sessions(&project, &filter).await?;
     let data = rows.into_iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
-    Ok(page_of(data, limit, offset).into_response())
+    Ok(page_of(data, filter.limit, filter.offset).into_response())
 }
 
 async fn get_session(
@@ -157,7 +149,8 @@ async fn get_session(
     Project(project): Project,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut sessions = api.storage.list_sessions(&project, Some(&id), 1, 0).await?;
+    let one = TraceFilter { session_id: Some(id.clone()), limit: 1, ..Default::default() };
+    let mut sessions = api.storage.list_sessions(&project, &one).await?;
     let Some(session) = sessions.pop() else {
         return Err(ApiError::not_found(format!("no session {id:?}")));
     };
@@ -169,6 +162,34 @@ async fn get_session(
         map.insert("traces".into(), Value::Array(traces));
     }
     Ok(Json(value).into_response())
+}
+
+/// `GET /api/public/usage?group_by=...`: prompts, sessions, tokens, cost and tool calls per
+/// group, over the traces the filters select.
+async fn usage(
+    State(api): State<Api>,
+    Project(project): Project,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let group: UsageGroup = params.group_by("user, agent, model, repository, team, device, day")?;
+    let filter = params.filter()?;
+    let rows = api.storage.usage(&project, group, &filter).await?;
+    let data = rows.into_iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+    Ok(page_of(data, filter.limit, filter.offset).into_response())
+}
+
+/// `GET /api/public/outcomes?group_by=...`: lines, commits, pull requests, edit decisions and
+/// active time per group, as the agents report them.
+async fn outcomes(
+    State(api): State<Api>,
+    Project(project): Project,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let group: OutcomeGroup = params.group_by("user, agent, repository, team, day")?;
+    let filter = params.filter()?;
+    let rows = api.storage.outcomes(&project, group, &filter).await?;
+    let data = rows.into_iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+    Ok(page_of(data, filter.limit, filter.offset).into_response())
 }
 
 async fn list_users(

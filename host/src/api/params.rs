@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use crate::storage::TraceFilter;
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
@@ -16,8 +17,14 @@ pub struct ListParams {
     pub user_id: Option<String>,
     pub device_id: Option<String>,
     pub agent: Option<String>,
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    pub team: Option<String>,
+    pub model: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// What `usage` and `outcomes` group by.
+    pub group_by: Option<String>,
     /// Full-text search over prompt text (traces only).
     pub q: Option<String>,
     pub limit: Option<String>,
@@ -42,6 +49,37 @@ impl ListParams {
             }
         };
         Ok((limit, offset))
+    }
+}
+
+impl ListParams {
+    /// The filters and page of the traces, sessions, usage and outcomes lists. NUL never
+    /// reaches a query (PostgreSQL text cannot hold it; stored values have it replaced).
+    pub fn filter(&self) -> Result<TraceFilter, ApiError> {
+        let (limit, offset) = self.page()?;
+        let text = |v: &Option<String>| v.as_ref().map(|v| v.replace('\0', "\u{FFFD}"));
+        Ok(TraceFilter {
+            session_id: text(&self.session_id),
+            user_id: text(&self.user_id),
+            device_id: text(&self.device_id),
+            agent: text(&self.agent),
+            repository: text(&self.repository),
+            branch: text(&self.branch),
+            team: text(&self.team),
+            model: text(&self.model),
+            from_ns: time_param("from", &self.from)?,
+            to_ns: time_param("to", &self.to)?,
+            q: self.q.clone().filter(|q| !q.trim().is_empty()),
+            limit,
+            offset,
+        })
+    }
+
+    /// `group_by` as one of `G`'s names, or a 400 that lists them.
+    pub fn group_by<G: serde::de::DeserializeOwned>(&self, allowed: &str) -> Result<G, ApiError> {
+        let bad = || ApiError::bad_request(format!("group_by must be one of {allowed}"));
+        let name = self.group_by.as_deref().ok_or_else(bad)?;
+        serde_json::from_value(Value::String(name.to_owned())).map_err(|_| bad())
     }
 }
 

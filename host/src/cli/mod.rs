@@ -94,6 +94,10 @@ struct ServeArgs {
     /// Bearer token /metrics requires; without it /metrics is open.
     #[arg(long, env = "ANTENNA_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// TOML file of model prices ([[model]] match/input/output/cache_read/cache_write/reasoning,
+    /// USD per million tokens) over the built-in table.
+    #[arg(long, env = "ANTENNA_PRICES")]
+    prices: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -183,7 +187,7 @@ pub async fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Project(ProjectCommand::Create { name, database }) => {
-            let storage = crate::storage::connect(&database.database_url, None, Default::default())
+            let storage = crate::storage::connect(&database.database_url, Default::default(), Default::default())
                 .await
                 .with_context(|| format!("opening {}", database.database_url))?;
             let (id, public, secret) = crate::auth::create_project(&*storage, &name).await?;
@@ -273,6 +277,7 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<crate::Config> {
     }
     config.plugins_allowlist = args.plugins_allowlist;
     config.metrics_token = args.metrics_token.map(crate::config::Secret::from);
+    config.prices = args.prices;
     config.check()?;
     Ok(config)
 }

@@ -90,8 +90,10 @@ pub fn normalize(plugin_file: &Path, input: &Path) -> anyhow::Result<Value> {
     }
 
     // Merged like the host merges them.
-    let traces: Vec<Value> =
-        trace::in_memory(&fragments).into_iter().map(|(id, trace)| json!({ "id": id, "trace": trace })).collect();
+    let traces: Vec<Value> = trace::in_memory(&fragments, &trace::prices::Prices::load(None)?)
+        .into_iter()
+        .map(|(id, trace)| json!({ "id": id, "trace": trace }))
+        .collect();
     let fragments: Vec<_> = fragments.into_iter().map(|(_, f)| f).collect();
     Ok(json!({
         "plugin": loaded.plugin.info,

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use super::validate::validate;
 use crate::config::Limits;
 use crate::plugins::{Loaded, PUT_ASIDE, Signature, detect};
-use crate::sandbox::wit::ResourceBatch;
+use crate::sandbox::wit::{AttrValue, ResourceBatch};
 use crate::storage::{BatchStatus, UnclaimedResource};
-use crate::trace::model::Fragment;
+use crate::trace::model::{Fragment, clip};
 
 /// What the plugins made of one request's resources.
 #[derive(Debug, Default)]
@@ -91,6 +91,7 @@ pub fn normalize(
             ));
             continue;
         }
+        let place = Workplace::of(&resource);
         let started = std::time::Instant::now();
         let result = run_plugin(&loaded, resource, limits);
         let info = &loaded.plugin.info;
@@ -98,7 +99,7 @@ pub fn normalize(
         match result {
             Ok(fragments) => {
                 loaded.record_success(project_id);
-                out.fragments.extend(fragments.into_iter().map(|f| (agent.clone(), f)));
+                out.fragments.extend(fragments.into_iter().map(|f| (agent.clone(), place.stamp(f))));
             }
             Err(error) => {
                 let error = format!("{}: {error}", loaded.label());
@@ -108,4 +109,37 @@ pub fn normalize(
         }
     }
     out
+}
+
+/// Where a resource's work happened, from its attributes: `vcs.repository.url.full` and
+/// `vcs.ref.head.name` (OpenTelemetry's VCS conventions) and `team`. The host reads them, not
+/// the plugins, so every agent that can set resource attributes gets them the same way.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Workplace {
+    repository: Option<String>,
+    branch: Option<String>,
+    team: Option<String>,
+}
+
+/// Longest repository, branch or team name kept (bytes).
+const MAX_PLACE_LEN: usize = 512;
+
+impl Workplace {
+    fn of(resource: &ResourceBatch) -> Self {
+        let text = |key: &str| {
+            resource.resource_attributes.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
+                AttrValue::Text(t) if !t.trim().is_empty() => Some(clip(t.trim().to_owned(), MAX_PLACE_LEN)),
+                _ => None,
+            })
+        };
+        Workplace { repository: text("vcs.repository.url.full"), branch: text("vcs.ref.head.name"), team: text("team") }
+    }
+
+    fn stamp(&self, mut fragment: Fragment) -> Fragment {
+        let who = &mut fragment.attribution;
+        who.repository.clone_from(&self.repository);
+        who.branch.clone_from(&self.branch);
+        who.team.clone_from(&self.team);
+        fragment
+    }
 }

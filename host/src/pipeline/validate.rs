@@ -74,6 +74,8 @@ pub fn validate(fragments: Vec<Fragment>, limits: &Limits) -> Result<Vec<Fragmen
                 session_id: text(f.attribution.session_id),
                 user_id: text(f.attribution.user_id),
                 device_id: text(f.attribution.device_id),
+                // Set by the host from the resource, never by a plugin.
+                ..Default::default()
             },
             body,
         });

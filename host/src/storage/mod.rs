@@ -4,6 +4,7 @@
 //! writes of a trace is [`crate::trace::TraceRecord`], so the public JSON is the same whatever
 //! the engine.
 
+mod analytics;
 mod postgres;
 mod sqlite;
 
@@ -14,8 +15,10 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::metrics::StorageMetrics;
+use crate::trace::Assembly;
 use crate::trace::model::Fragment;
 
+pub use analytics::{OutcomeGroup, OutcomeRow, UsageGroup, UsageRow};
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 
@@ -35,14 +38,14 @@ pub enum StorageError {
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
-/// Open (create, migrate) the database at `url`. `fallback_user` is the user of traces that
-/// carry none (`OTEL_CLI_AGENT_FALLBACK_USER`), applied whenever a trace is assembled.
-pub async fn connect(url: &str, fallback_user: Option<String>, metrics: StorageMetrics) -> Result<Arc<dyn Storage>> {
+/// Open (create, migrate) the database at `url`. `assembly` (the fallback user, the price
+/// table) applies whenever a trace is assembled.
+pub async fn connect(url: &str, assembly: Arc<Assembly>, metrics: StorageMetrics) -> Result<Arc<dyn Storage>> {
     if url.starts_with("sqlite:") {
-        return Ok(Arc::new(SqliteStorage::connect(url, fallback_user, metrics).await?));
+        return Ok(Arc::new(SqliteStorage::connect(url, assembly, metrics).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Arc::new(PostgresStorage::connect(url, fallback_user, metrics).await?));
+        return Ok(Arc::new(PostgresStorage::connect(url, assembly, metrics).await?));
     }
     Err(StorageError::Url(url.to_owned()))
 }
@@ -130,13 +133,18 @@ pub enum BatchSelection {
     Replay(ReplayFilter),
 }
 
-/// Filters of `GET /api/public/traces`.
+/// Filters of `GET /api/public/traces`, and of the sessions, usage and outcomes.
 #[derive(Debug, Default, Clone)]
 pub struct TraceFilter {
     pub session_id: Option<String>,
     pub user_id: Option<String>,
     pub device_id: Option<String>,
     pub agent: Option<String>,
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    pub team: Option<String>,
+    /// Traces that used this model.
+    pub model: Option<String>,
     pub from_ns: Option<i64>,
     pub to_ns: Option<i64>,
     /// Full-text search over the prompt text: every word must occur, the last one as a
@@ -175,6 +183,9 @@ pub struct SessionRow {
     pub agent: String,
     pub user_id: Option<String>,
     pub device_id: Option<String>,
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    pub team: Option<String>,
     pub start_time: Option<String>,
     pub end_time: Option<String>,
     pub trace_count: i64,
@@ -290,13 +301,12 @@ pub trait Storage: Send + Sync {
     async fn list_traces(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<TraceRow>>;
     /// A trace with its observations; an id merged away still resolves through its key.
     async fn get_trace(&self, project_id: &str, id: &str) -> Result<Option<TraceRow>>;
-    async fn list_sessions(
-        &self,
-        project_id: &str,
-        session: Option<&str>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<SessionRow>>;
+    /// Sessions of the traces `filter` selects (`limit`, `offset`), latest first.
+    async fn list_sessions(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<SessionRow>>;
+    /// Usage per group over the traces `filter` selects (see [`analytics::usage_query`]).
+    async fn usage(&self, project_id: &str, group: UsageGroup, filter: &TraceFilter) -> Result<Vec<UsageRow>>;
+    /// Outcomes per group (see [`analytics::outcomes_query`]).
+    async fn outcomes(&self, project_id: &str, group: OutcomeGroup, filter: &TraceFilter) -> Result<Vec<OutcomeRow>>;
     async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>>;
 
     // ---- web UI sessions (table ui_sessions; auth/session.rs) -------------------------------

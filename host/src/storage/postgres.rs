@@ -40,6 +40,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -47,14 +48,18 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row, Transaction};
 
+use super::analytics::{
+    Dialect, OUTCOME_FIELDS, USAGE_COUNTS, decoded, outcome_row, outcomes_query, push_trace_filters, usage_query,
+    usage_row,
+};
 use super::{
-    Batch, BatchSelection, BatchWrite, ProjectKey, Result, SessionRow, Storage, StorageError, TraceFilter, TraceRow,
-    UnclaimedResource, UnclaimedRow, UserRow,
+    Batch, BatchSelection, BatchWrite, OutcomeGroup, OutcomeRow, ProjectKey, Result, SessionRow, Storage, StorageError,
+    TraceFilter, TraceRow, UnclaimedResource, UnclaimedRow, UsageGroup, UsageRow, UserRow,
 };
 use crate::metrics::StorageMetrics;
 use crate::trace::model::{Body, Fragment};
 use crate::trace::view::{ns, rfc3339};
-use crate::trace::{KeyGroups, Stored, TraceRecord, assemble};
+use crate::trace::{Assembly, KeyGroups, Stored, TraceRecord, assemble};
 
 fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
@@ -72,7 +77,7 @@ const MAX_LOCK_ROUNDS: u32 = 64;
 /// The PostgreSQL database.
 pub struct PostgresStorage {
     pool: PgPool,
-    fallback_user: Option<String>,
+    assembly: Arc<Assembly>,
     /// Each commit is its own group of one (no writer queue).
     metrics: StorageMetrics,
 }
@@ -88,7 +93,7 @@ enum Attempt {
 impl PostgresStorage {
     /// Open (and migrate) the database at `url` (`postgres://` or `postgresql://`). The
     /// database must exist; see [`PostgresStorage::create_database`].
-    pub async fn connect(url: &str, fallback_user: Option<String>, metrics: StorageMetrics) -> Result<Self> {
+    pub async fn connect(url: &str, assembly: Arc<Assembly>, metrics: StorageMetrics) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
@@ -97,7 +102,7 @@ impl PostgresStorage {
             .await?;
         // Replicas starting together: sqlx holds an advisory lock while it migrates.
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PostgresStorage { pool, fallback_user, metrics })
+        Ok(PostgresStorage { pool, assembly, metrics })
     }
 
     /// Create the database `url` names, through the server's `postgres` database (tests and
@@ -217,7 +222,7 @@ impl PostgresStorage {
         }
         // Every touched trace is locked: each is a key of this write or the trace of one.
         for trace_id in &touched {
-            recompute_trace(&mut tx, project, trace_id, self.fallback_user.as_deref()).await?;
+            recompute_trace(&mut tx, project, trace_id, &self.assembly).await?;
         }
         tx.commit().await?;
         Ok(Attempt::Done(id))
@@ -300,7 +305,9 @@ fn cleaned(mut write: BatchWrite) -> BatchWrite {
         clean_owned(&mut f.id);
         clean_owned(&mut f.report_id);
         let a = &mut f.attribution;
-        for value in [&mut a.session_id, &mut a.user_id, &mut a.device_id] {
+        for value in
+            [&mut a.session_id, &mut a.user_id, &mut a.device_id, &mut a.repository, &mut a.branch, &mut a.team]
+        {
             value.iter_mut().for_each(clean_owned);
         }
         if let Body::UsageMetric(m) = &mut f.body {
@@ -429,35 +436,19 @@ impl Storage for PostgresStorage {
     }
 
     async fn list_traces(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<TraceRow>> {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT summary FROM traces WHERE project_id = ");
-        q.push_bind(project_id);
-        let eq = [
-            ("session_id", &filter.session_id),
-            ("user_id", &filter.user_id),
-            ("device_id", &filter.device_id),
-            ("agent", &filter.agent),
-        ];
-        for (column, value) in eq {
-            if let Some(value) = value {
-                q.push(format!(" AND {column} = ")).push_bind(clean(value).into_owned());
-            }
-        }
-        if let Some(from) = filter.from_ns {
-            q.push(" AND start_ns >= ").push_bind(from);
-        }
-        if let Some(to) = filter.to_ns {
-            q.push(" AND start_ns < ").push_bind(to);
-        }
+        let mut q = QueryBuilder::<Postgres>::new("SELECT t.summary FROM traces t WHERE t.project_id = ");
+        q.push_bind(project_id.to_owned());
+        push_trace_filters(&mut q, filter);
         // Full-text: every word, the last as a prefix, as a tsquery (words are letters and
         // digits only, so nothing in them is tsquery syntax).
         let terms = filter.q.as_deref().map(super::search_terms).unwrap_or_default();
         if let Some((last, rest)) = terms.split_last() {
             let mut query: String = rest.iter().map(|t| format!("{t} & ")).collect();
             query.push_str(&format!("{last}:*"));
-            q.push(" AND prompt_tsv @@ to_tsquery('simple', ").push_bind(query).push(")");
+            q.push(" AND t.prompt_tsv @@ to_tsquery('simple', ").push_bind(query).push(")");
         }
         // NULLS LAST: where SQLite puts them.
-        q.push(" ORDER BY start_ns DESC NULLS LAST, id LIMIT ")
+        q.push(" ORDER BY t.start_ns DESC NULLS LAST, t.id LIMIT ")
             .push_bind(filter.limit)
             .push(" OFFSET ")
             .push_bind(filter.offset);
@@ -485,30 +476,23 @@ impl Storage for PostgresStorage {
         .transpose()
     }
 
-    async fn list_sessions(
-        &self,
-        project_id: &str,
-        session: Option<&str>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<SessionRow>> {
+    async fn list_sessions(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<SessionRow>> {
         // SUM over BIGINT is NUMERIC in PostgreSQL: cast back (token counts fit).
         let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT session_id, MIN(agent) AS agent, MAX(user_id) AS user_id, MAX(device_id) AS device_id,
-                    MIN(start_ns) AS start_ns, MAX(end_ns) AS end_ns, COUNT(*) AS n,
-                    SUM(input_tokens)::BIGINT AS i, SUM(output_tokens)::BIGINT AS o,
-                    SUM(cache_read_tokens)::BIGINT AS cr, SUM(cache_creation_tokens)::BIGINT AS cc,
-                    SUM(reasoning_tokens)::BIGINT AS r, SUM(cost_usd) AS cost
-             FROM traces WHERE session_id IS NOT NULL AND project_id = ",
+            "SELECT t.session_id, MIN(t.agent) AS agent, MAX(t.user_id) AS user_id, MAX(t.device_id) AS device_id,
+                    MAX(t.repository) AS repository, MAX(t.branch) AS branch, MAX(t.team) AS team,
+                    MIN(t.start_ns) AS start_ns, MAX(t.end_ns) AS end_ns, COUNT(*) AS n,
+                    SUM(t.input_tokens)::BIGINT AS i, SUM(t.output_tokens)::BIGINT AS o,
+                    SUM(t.cache_read_tokens)::BIGINT AS cr, SUM(t.cache_creation_tokens)::BIGINT AS cc,
+                    SUM(t.reasoning_tokens)::BIGINT AS r, SUM(t.cost_usd) AS cost
+             FROM traces t WHERE t.session_id IS NOT NULL AND t.project_id = ",
         );
-        q.push_bind(project_id);
-        if let Some(session) = session {
-            q.push(" AND session_id = ").push_bind(clean(session).into_owned());
-        }
-        q.push(" GROUP BY session_id ORDER BY MAX(start_ns) DESC NULLS LAST, session_id LIMIT ")
-            .push_bind(limit)
+        q.push_bind(project_id.to_owned());
+        push_trace_filters(&mut q, filter);
+        q.push(" GROUP BY t.session_id ORDER BY MAX(t.start_ns) DESC NULLS LAST, t.session_id LIMIT ")
+            .push_bind(filter.limit)
             .push(" OFFSET ")
-            .push_bind(offset);
+            .push_bind(filter.offset);
         let rows = q.build().fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
@@ -517,6 +501,9 @@ impl Storage for PostgresStorage {
                 agent: r.get("agent"),
                 user_id: r.get("user_id"),
                 device_id: r.get("device_id"),
+                repository: r.get("repository"),
+                branch: r.get("branch"),
+                team: r.get("team"),
                 start_time: rfc3339(r.get("start_ns")),
                 end_time: rfc3339(r.get("end_ns")),
                 trace_count: r.get("n"),
@@ -528,6 +515,25 @@ impl Storage for PostgresStorage {
                 cost_usd: r.get("cost"),
             })
             .collect())
+    }
+
+    async fn usage(&self, project_id: &str, group: UsageGroup, filter: &TraceFilter) -> Result<Vec<UsageRow>> {
+        let mut q = usage_query::<Postgres>(Dialect::Postgres, project_id, group, filter);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let counts = USAGE_COUNTS.map(|c| r.try_get(c));
+                Ok(usage_row(r.try_get("key")?, decoded(counts)?, r.try_get("cost_usd")?))
+            })
+            .collect()
+    }
+
+    async fn outcomes(&self, project_id: &str, group: OutcomeGroup, filter: &TraceFilter) -> Result<Vec<OutcomeRow>> {
+        let mut q = outcomes_query::<Postgres>(Dialect::Postgres, project_id, group, filter);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok(outcome_row(r.try_get("key")?, decoded(OUTCOME_FIELDS.map(|c| r.try_get(c)))?)))
+            .collect()
     }
 
     async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>> {
@@ -707,7 +713,7 @@ async fn insert_usage_metrics(
     let metrics: Vec<_> = metrics.into_values().collect();
     for chunk in metrics.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO usage_metrics (project_id, session_id, name, report_id, agent, user_id, time_ns, value, unit, attributes, batch_id) ",
+            "INSERT INTO usage_metrics (project_id, session_id, name, report_id, agent, user_id, time_ns, value, unit, attributes, batch_id, repository, team) ",
         );
         q.push_values(chunk, |mut row, (agent, f, m)| {
             row.push_bind(project_id)
@@ -720,11 +726,14 @@ async fn insert_usage_metrics(
                 .push_bind(m.value)
                 .push_bind(&m.unit)
                 .push_bind(&m.attributes_json)
-                .push_bind(batch_id);
+                .push_bind(batch_id)
+                .push_bind(&f.attribution.repository)
+                .push_bind(&f.attribution.team);
         });
         q.push(
             " ON CONFLICT (project_id, md5(session_id), md5(name), report_id) DO UPDATE SET
-               value = excluded.value, attributes = excluded.attributes, batch_id = excluded.batch_id",
+               value = excluded.value, attributes = excluded.attributes, batch_id = excluded.batch_id,
+               repository = excluded.repository, team = excluded.team",
         );
         q.build().execute(&mut **tx).await?;
     }
@@ -792,11 +801,12 @@ async fn assign_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, keys
     };
     let merged_away: Vec<&str> = existing.iter().filter(|id| **id != trace_id).map(String::as_str).collect();
     if !merged_away.is_empty() {
-        sqlx::query("DELETE FROM traces WHERE project_id = $1 AND id = ANY($2)")
-            .bind(project_id)
-            .bind(&merged_away)
-            .execute(&mut **tx)
-            .await?;
+        for sql in [
+            "DELETE FROM traces WHERE project_id = $1 AND id = ANY($2)",
+            "DELETE FROM trace_models WHERE project_id = $1 AND trace_id = ANY($2)",
+        ] {
+            sqlx::query(sql).bind(project_id).bind(&merged_away).execute(&mut **tx).await?;
+        }
     }
     // Only keys not already mapped to this trace need a write.
     let keys: Vec<&String> = if existing.len() == 1 && existing.contains(&trace_id) {
@@ -854,7 +864,7 @@ async fn recompute_trace(
     tx: &mut Transaction<'_, Postgres>,
     project_id: &str,
     trace_id: &str,
-    fallback_user: Option<&str>,
+    assembly: &Assembly,
 ) -> Result<()> {
     let rows = sqlx::query(
         "SELECT f.agent, f.payload FROM fragments f JOIN trace_keys k
@@ -871,7 +881,12 @@ async fn recompute_trace(
         let fragment: Fragment = serde_json::from_str(&payload).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         stored.push(Stored { agent: row.get("agent"), fragment });
     }
-    let Some(t) = assemble(project_id, trace_id, stored, fallback_user) else {
+    sqlx::query("DELETE FROM trace_models WHERE project_id = $1 AND trace_id = $2")
+        .bind(project_id)
+        .bind(trace_id)
+        .execute(&mut **tx)
+        .await?;
+    let Some(t) = assemble(project_id, trace_id, stored, assembly) else {
         sqlx::query("DELETE FROM traces WHERE project_id = $1 AND id = $2")
             .bind(project_id)
             .bind(trace_id)
@@ -885,9 +900,12 @@ async fn recompute_trace(
 async fn write_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, t: &TraceRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
-            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations,
+            repository, branch, team, cost_source, tool_calls, tool_failures)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
          ON CONFLICT (project_id, id) DO UPDATE SET
+            repository = excluded.repository, branch = excluded.branch, team = excluded.team,
+            cost_source = excluded.cost_source, tool_calls = excluded.tool_calls, tool_failures = excluded.tool_failures,
             agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
             device_id = excluded.device_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns,
             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
@@ -911,8 +929,35 @@ async fn write_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, t: &T
     .bind(t.cost_usd)
     .bind(&t.summary)
     .bind(&t.observations)
+    .bind(t.repository.as_deref().map(clean))
+    .bind(t.branch.as_deref().map(clean))
+    .bind(t.team.as_deref().map(clean))
+    .bind(t.cost_source)
+    .bind(t.tool_calls)
+    .bind(t.tool_failures)
     .execute(&mut **tx)
     .await?;
+    if t.models.is_empty() {
+        return Ok(());
+    }
+    let mut q = QueryBuilder::<Postgres>::new(
+        "INSERT INTO trace_models (project_id, trace_id, model, input_tokens, output_tokens, cache_read_tokens,
+            cache_creation_tokens, reasoning_tokens, cost_usd) ",
+    );
+    q.push_values(&t.models, |mut row, m| {
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        row.push_bind(project_id)
+            .push_bind(&t.id)
+            .push_bind(clean(m.model.as_deref().unwrap_or("")).into_owned())
+            .push_bind(int(m.usage.input))
+            .push_bind(int(m.usage.output))
+            .push_bind(int(m.usage.cache_read))
+            .push_bind(int(m.usage.cache_creation))
+            .push_bind(int(m.usage.reasoning))
+            .push_bind(m.cost_usd);
+    });
+    q.push(" ON CONFLICT (project_id, trace_id, model) DO NOTHING");
+    q.build().execute(&mut **tx).await?;
     Ok(())
 }
 

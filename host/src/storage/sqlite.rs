@@ -8,8 +8,9 @@
 //! touched is recomputed once. Reads use a pool beside it (WAL lets them run during a write).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,14 +18,18 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::analytics::{
+    Dialect, OUTCOME_FIELDS, USAGE_COUNTS, decoded, outcome_row, outcomes_query, push_trace_filters, usage_query,
+    usage_row,
+};
 use super::{
-    Batch, BatchSelection, BatchWrite, ProjectKey, Result, SessionRow, Storage, StorageError, TraceFilter, TraceRow,
-    UnclaimedRow, UserRow,
+    Batch, BatchSelection, BatchWrite, OutcomeGroup, OutcomeRow, ProjectKey, Result, SessionRow, Storage, StorageError,
+    TraceFilter, TraceRow, UnclaimedRow, UsageGroup, UsageRow, UserRow,
 };
 use crate::metrics::StorageMetrics;
 use crate::trace::model::{Body, Fragment};
 use crate::trace::view::{ns, rfc3339};
-use crate::trace::{KeyGroups, Stored, TraceRecord, assemble};
+use crate::trace::{Assembly, KeyGroups, Stored, TraceRecord, assemble};
 
 fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
@@ -51,14 +56,12 @@ pub struct SqliteStorage {
 
 impl SqliteStorage {
     /// Open (and create, and migrate) the database at `url` (`sqlite://PATH` or `sqlite::memory:`).
-    pub async fn connect(url: &str, fallback_user: Option<String>, metrics: StorageMetrics) -> Result<Self> {
+    pub async fn connect(url: &str, assembly: Arc<Assembly>, metrics: StorageMetrics) -> Result<Self> {
         let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
             return Err(StorageError::Url(url.to_owned()));
         };
-        if let Some(parent) = Path::new(path).parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).map_err(|e| StorageError::Db(sqlx::Error::Io(e)))?;
+        if !path.starts_with(':') {
+            private_files(Path::new(path)).map_err(|e| StorageError::Db(sqlx::Error::Io(e)))?;
         }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -70,9 +73,33 @@ impl SqliteStorage {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let connection = SqliteConnection::connect_with(&options).await?;
         let (writer, jobs) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(write_loop(connection, jobs, fallback_user, metrics));
+        tokio::spawn(write_loop(connection, jobs, assembly, metrics));
         Ok(SqliteStorage { pool, writer })
     }
+}
+
+/// Prompts, responses and raw bodies live in these files: the directory a new database is
+/// made in is 0700 and the database 0600 (SQLite gives its `-wal` and `-shm` files the
+/// database's mode); looser modes on existing files are tightened, with a warning.
+fn private_files(path: &Path) -> std::io::Result<()> {
+    use std::fs::{DirBuilder, OpenOptions, Permissions};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
+    }
+    OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        let Ok(meta) = std::fs::metadata(&file) else { continue };
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(file = %file.display(), "database file readable by others: mode set to 0600");
+            std::fs::set_permissions(&file, Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -184,34 +211,21 @@ impl Storage for SqliteStorage {
     }
 
     async fn list_traces(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<TraceRow>> {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT summary FROM traces WHERE project_id = ");
-        q.push_bind(project_id);
-        let eq = [
-            ("session_id", &filter.session_id),
-            ("user_id", &filter.user_id),
-            ("device_id", &filter.device_id),
-            ("agent", &filter.agent),
-        ];
-        for (column, value) in eq {
-            if let Some(value) = value {
-                q.push(format!(" AND {column} = ")).push_bind(value.clone());
-            }
-        }
-        if let Some(from) = filter.from_ns {
-            q.push(" AND start_ns >= ").push_bind(from);
-        }
-        if let Some(to) = filter.to_ns {
-            q.push(" AND start_ns < ").push_bind(to);
-        }
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT t.summary FROM traces t WHERE t.project_id = ");
+        q.push_bind(project_id.to_owned());
+        push_trace_filters(&mut q, filter);
         // Full-text: every word, the last as a prefix, in FTS5 syntax (words are letters and
         // digits only, quoted all the same).
         let terms = filter.q.as_deref().map(super::search_terms).unwrap_or_default();
         if let Some((last, rest)) = terms.split_last() {
             let mut query: String = rest.iter().map(|t| format!("\"{t}\" ")).collect();
             query.push_str(&format!("\"{last}\"*"));
-            q.push(" AND rowid IN (SELECT rowid FROM traces_fts WHERE traces_fts MATCH ").push_bind(query).push(")");
+            q.push(" AND t.rowid IN (SELECT rowid FROM traces_fts WHERE traces_fts MATCH ").push_bind(query).push(")");
         }
-        q.push(" ORDER BY start_ns DESC, id LIMIT ").push_bind(filter.limit).push(" OFFSET ").push_bind(filter.offset);
+        q.push(" ORDER BY t.start_ns DESC, t.id LIMIT ")
+            .push_bind(filter.limit)
+            .push(" OFFSET ")
+            .push_bind(filter.offset);
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.into_iter().map(|r| Ok(TraceRow { summary: parse_json(r.get("summary"))?, observations: None })).collect()
     }
@@ -236,28 +250,21 @@ impl Storage for SqliteStorage {
         .transpose()
     }
 
-    async fn list_sessions(
-        &self,
-        project_id: &str,
-        session: Option<&str>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<SessionRow>> {
+    async fn list_sessions(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<SessionRow>> {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT session_id, MIN(agent) AS agent, MAX(user_id) AS user_id, MAX(device_id) AS device_id,
-                    MIN(start_ns) AS start_ns, MAX(end_ns) AS end_ns, COUNT(*) AS n,
-                    SUM(input_tokens) AS i, SUM(output_tokens) AS o, SUM(cache_read_tokens) AS cr,
-                    SUM(cache_creation_tokens) AS cc, SUM(reasoning_tokens) AS r, SUM(cost_usd) AS cost
-             FROM traces WHERE session_id IS NOT NULL AND project_id = ",
+            "SELECT t.session_id, MIN(t.agent) AS agent, MAX(t.user_id) AS user_id, MAX(t.device_id) AS device_id,
+                    MAX(t.repository) AS repository, MAX(t.branch) AS branch, MAX(t.team) AS team,
+                    MIN(t.start_ns) AS start_ns, MAX(t.end_ns) AS end_ns, COUNT(*) AS n,
+                    SUM(t.input_tokens) AS i, SUM(t.output_tokens) AS o, SUM(t.cache_read_tokens) AS cr,
+                    SUM(t.cache_creation_tokens) AS cc, SUM(t.reasoning_tokens) AS r, SUM(t.cost_usd) AS cost
+             FROM traces t WHERE t.session_id IS NOT NULL AND t.project_id = ",
         );
-        q.push_bind(project_id);
-        if let Some(session) = session {
-            q.push(" AND session_id = ").push_bind(session);
-        }
-        q.push(" GROUP BY session_id ORDER BY MAX(start_ns) DESC, session_id LIMIT ")
-            .push_bind(limit)
+        q.push_bind(project_id.to_owned());
+        push_trace_filters(&mut q, filter);
+        q.push(" GROUP BY t.session_id ORDER BY MAX(t.start_ns) DESC, t.session_id LIMIT ")
+            .push_bind(filter.limit)
             .push(" OFFSET ")
-            .push_bind(offset);
+            .push_bind(filter.offset);
         let rows = q.build().fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
@@ -266,6 +273,9 @@ impl Storage for SqliteStorage {
                 agent: r.get("agent"),
                 user_id: r.get("user_id"),
                 device_id: r.get("device_id"),
+                repository: r.get("repository"),
+                branch: r.get("branch"),
+                team: r.get("team"),
                 start_time: rfc3339(r.get("start_ns")),
                 end_time: rfc3339(r.get("end_ns")),
                 trace_count: r.get("n"),
@@ -277,6 +287,25 @@ impl Storage for SqliteStorage {
                 cost_usd: r.get("cost"),
             })
             .collect())
+    }
+
+    async fn usage(&self, project_id: &str, group: UsageGroup, filter: &TraceFilter) -> Result<Vec<UsageRow>> {
+        let mut q = usage_query::<Sqlite>(Dialect::Sqlite, project_id, group, filter);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let counts = USAGE_COUNTS.map(|c| r.try_get(c));
+                Ok(usage_row(r.try_get("key")?, decoded(counts)?, r.try_get("cost_usd")?))
+            })
+            .collect()
+    }
+
+    async fn outcomes(&self, project_id: &str, group: OutcomeGroup, filter: &TraceFilter) -> Result<Vec<OutcomeRow>> {
+        let mut q = outcomes_query::<Sqlite>(Dialect::Sqlite, project_id, group, filter);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok(outcome_row(r.try_get("key")?, decoded(OUTCOME_FIELDS.map(|c| r.try_get(c)))?)))
+            .collect()
     }
 
     async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>> {
@@ -394,7 +423,7 @@ async fn recompute_trace(
     tx: &mut Transaction<'_, Sqlite>,
     project_id: &str,
     trace_id: &str,
-    fallback_user: Option<&str>,
+    assembly: &Assembly,
 ) -> Result<()> {
     // CROSS JOIN fixes the loop order: the trace's keys first, then their fragments by primary
     // key. Left to itself the planner may scan every fragment of the project.
@@ -413,7 +442,12 @@ async fn recompute_trace(
         let fragment: Fragment = serde_json::from_str(&payload).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         stored.push(Stored { agent: row.get("agent"), fragment });
     }
-    let Some(t) = assemble(project_id, trace_id, stored, fallback_user) else {
+    sqlx::query("DELETE FROM trace_models WHERE project_id = ? AND trace_id = ?")
+        .bind(project_id)
+        .bind(trace_id)
+        .execute(&mut **tx)
+        .await?;
+    let Some(t) = assemble(project_id, trace_id, stored, assembly) else {
         sqlx::query("DELETE FROM traces WHERE project_id = ? AND id = ?")
             .bind(project_id)
             .bind(trace_id)
@@ -427,9 +461,12 @@ async fn recompute_trace(
 async fn write_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, t: &TraceRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
-            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations,
+            repository, branch, team, cost_source, tool_calls, tool_failures)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (project_id, id) DO UPDATE SET
+            repository = excluded.repository, branch = excluded.branch, team = excluded.team,
+            cost_source = excluded.cost_source, tool_calls = excluded.tool_calls, tool_failures = excluded.tool_failures,
             agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
             device_id = excluded.device_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns,
             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
@@ -453,8 +490,34 @@ async fn write_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, t: &Tra
     .bind(t.cost_usd)
     .bind(&t.summary)
     .bind(&t.observations)
+    .bind(&t.repository)
+    .bind(&t.branch)
+    .bind(&t.team)
+    .bind(t.cost_source)
+    .bind(t.tool_calls)
+    .bind(t.tool_failures)
     .execute(&mut **tx)
     .await?;
+    if t.models.is_empty() {
+        return Ok(());
+    }
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO trace_models (project_id, trace_id, model, input_tokens, output_tokens, cache_read_tokens,
+            cache_creation_tokens, reasoning_tokens, cost_usd) ",
+    );
+    q.push_values(&t.models, |mut row, m| {
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        row.push_bind(project_id)
+            .push_bind(&t.id)
+            .push_bind(m.model.as_deref().unwrap_or(""))
+            .push_bind(int(m.usage.input))
+            .push_bind(int(m.usage.output))
+            .push_bind(int(m.usage.cache_read))
+            .push_bind(int(m.usage.cache_creation))
+            .push_bind(int(m.usage.reasoning))
+            .push_bind(m.cost_usd);
+    });
+    q.build().execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -464,10 +527,9 @@ async fn write_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, t: &Tra
 async fn write_loop(
     mut connection: SqliteConnection,
     mut jobs: mpsc::Receiver<Job>,
-    fallback_user: Option<String>,
+    assembly: Arc<Assembly>,
     metrics: StorageMetrics,
 ) {
-    let fallback_user = fallback_user.as_deref();
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -480,7 +542,7 @@ async fn write_loop(
         metrics.commit_batches.observe(group.len() as f64);
         let started = std::time::Instant::now();
         let writes: Vec<&BatchWrite> = group.iter().map(|j| &j.write).collect();
-        let written = write_group(&mut connection, &writes, fallback_user).await;
+        let written = write_group(&mut connection, &writes, &assembly).await;
         metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
         match written {
             Ok(ids) => {
@@ -492,7 +554,7 @@ async fn write_loop(
             Err(e) if group.len() > 1 => {
                 tracing::warn!(error = %e, batches = group.len(), "group commit failed; writing its batches one by one");
                 for job in group {
-                    let result = write_group(&mut connection, &[&job.write], fallback_user).await;
+                    let result = write_group(&mut connection, &[&job.write], &assembly).await;
                     let _ = job.done.send(result.map(|ids| ids[0]));
                 }
             }
@@ -510,7 +572,7 @@ async fn write_loop(
 async fn write_group(
     connection: &mut SqliteConnection,
     writes: &[&BatchWrite],
-    fallback_user: Option<&str>,
+    assembly: &Assembly,
 ) -> Result<Vec<i64>> {
     // IMMEDIATE: take the write lock up front, so a read that later writes never meets
     // SQLITE_BUSY half-way (`antenna project create` may write beside the host).
@@ -561,7 +623,7 @@ async fn write_group(
         ids.push(id);
     }
     for (project, trace_id) in &touched {
-        recompute_trace(&mut tx, project, trace_id, fallback_user).await?;
+        recompute_trace(&mut tx, project, trace_id, assembly).await?;
     }
     tx.commit().await?;
     Ok(ids)
@@ -624,7 +686,7 @@ async fn insert_usage_metrics(
         .collect();
     for chunk in metrics.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO usage_metrics (project_id, session_id, name, report_id, agent, user_id, time_ns, value, unit, attributes, batch_id) ",
+            "INSERT INTO usage_metrics (project_id, session_id, name, report_id, agent, user_id, time_ns, value, unit, attributes, batch_id, repository, team) ",
         );
         q.push_values(chunk, |mut row, (agent, f, m)| {
             row.push_bind(project_id)
@@ -637,11 +699,14 @@ async fn insert_usage_metrics(
                 .push_bind(m.value)
                 .push_bind(&m.unit)
                 .push_bind(&m.attributes_json)
-                .push_bind(batch_id);
+                .push_bind(batch_id)
+                .push_bind(&f.attribution.repository)
+                .push_bind(&f.attribution.team);
         });
         q.push(
             " ON CONFLICT (project_id, session_id, name, report_id) DO UPDATE SET
-               value = excluded.value, attributes = excluded.attributes, batch_id = excluded.batch_id",
+               value = excluded.value, attributes = excluded.attributes, batch_id = excluded.batch_id,
+               repository = excluded.repository, team = excluded.team",
         );
         q.build().execute(&mut **tx).await?;
     }
@@ -710,11 +775,14 @@ async fn assign_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, keys: 
         return Err(StorageError::Corrupt("a fragment without a trace key".into()));
     };
     for old in existing.iter().filter(|id| **id != trace_id) {
-        sqlx::query("DELETE FROM traces WHERE project_id = ? AND id = ?")
-            .bind(project_id)
-            .bind(old)
-            .execute(&mut **tx)
-            .await?;
+        for table in ["traces", "trace_models"] {
+            let column = if table == "traces" { "id" } else { "trace_id" };
+            sqlx::query(&format!("DELETE FROM {table} WHERE project_id = ? AND {column} = ?"))
+                .bind(project_id)
+                .bind(old)
+                .execute(&mut **tx)
+                .await?;
+        }
     }
     // Only keys not already mapped to this trace need a write.
     let keys: Vec<&String> = if existing.len() == 1 && existing.contains(&trace_id) {

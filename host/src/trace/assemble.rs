@@ -4,7 +4,16 @@
 
 use super::merge::{KeyGroups, Stored, Trace, merge};
 use super::model::{Body, Fragment};
+use super::prices::{ModelShare, Prices, price};
 use super::view;
+
+/// What turning fragments into a trace needs beside the fragments: the user of traces that
+/// carry none (`OTEL_CLI_AGENT_FALLBACK_USER`) and the price table.
+#[derive(Debug, Default)]
+pub struct Assembly {
+    pub fallback_user: Option<String>,
+    pub prices: Prices,
+}
 
 /// One trace as storage writes it.
 #[derive(Debug, Clone)]
@@ -14,6 +23,9 @@ pub struct TraceRecord {
     pub session_id: Option<String>,
     pub user_id: Option<String>,
     pub device_id: Option<String>,
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    pub team: Option<String>,
     pub start_ns: Option<i64>,
     pub end_ns: Option<i64>,
     pub input_tokens: i64,
@@ -22,6 +34,12 @@ pub struct TraceRecord {
     pub cache_creation_tokens: i64,
     pub reasoning_tokens: i64,
     pub cost_usd: Option<f64>,
+    pub cost_source: Option<&'static str>,
+    pub tool_calls: i64,
+    /// Tool calls that reported `success: false`.
+    pub tool_failures: i64,
+    /// Tokens and cost per model.
+    pub models: Vec<ModelShare>,
     /// The contract's trace object, without observations (JSON text).
     pub summary: String,
     /// The timeline (JSON text).
@@ -29,20 +47,17 @@ pub struct TraceRecord {
 }
 
 /// Merge the fragments stored under one trace's keys; `None` when there are none (the trace
-/// is then deleted). A trace that ends with no user gets `fallback_user`.
-pub fn assemble(
-    project_id: &str,
-    trace_id: &str,
-    stored: Vec<Stored>,
-    fallback_user: Option<&str>,
-) -> Option<TraceRecord> {
+/// is then deleted). A trace that ends with no user gets the fallback user; calls without the
+/// agent's cost are priced from the table.
+pub fn assemble(project_id: &str, trace_id: &str, stored: Vec<Stored>, with: &Assembly) -> Option<TraceRecord> {
     if stored.is_empty() {
         return None;
     }
     let mut trace = merge(stored);
     if trace.user_id.is_none() {
-        trace.user_id = fallback_user.map(str::to_owned);
+        trace.user_id.clone_from(&with.fallback_user);
     }
+    let models = price(&mut trace, &with.prices);
     let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let u = &trace.usage;
     Some(TraceRecord {
@@ -51,6 +66,9 @@ pub fn assemble(
         session_id: trace.session_id.clone(),
         user_id: trace.user_id.clone(),
         device_id: trace.device_id.clone(),
+        repository: trace.repository.clone(),
+        branch: trace.branch.clone(),
+        team: trace.team.clone(),
         start_ns: view::ns(trace.start_unix_nano),
         end_ns: view::ns(trace.end_unix_nano),
         input_tokens: int(u.input),
@@ -59,6 +77,10 @@ pub fn assemble(
         cache_creation_tokens: int(u.cache_creation),
         reasoning_tokens: int(u.reasoning),
         cost_usd: trace.cost_usd,
+        cost_source: trace.cost_source,
+        tool_calls: trace.tool_calls.len() as i64,
+        tool_failures: trace.tool_calls.iter().filter(|t| t.success == Some(false)).count() as i64,
+        models,
         summary: view::summary(project_id, trace_id, &trace).to_string(),
         observations: view::observations(&trace).to_string(),
     })
@@ -67,7 +89,7 @@ pub fn assemble(
 /// Fragments of one run (no stored key map): keys named together form one trace whose id is
 /// its smallest key, exactly as storage joins them. Used by `antenna normalize` and the fuzz
 /// targets. Usage metrics make no trace.
-pub fn in_memory(fragments: &[(String, Fragment)]) -> Vec<(String, Trace)> {
+pub fn in_memory(fragments: &[(String, Fragment)], prices: &Prices) -> Vec<(String, Trace)> {
     let traced: Vec<&(String, Fragment)> =
         fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
     let mut groups = KeyGroups::default();
@@ -84,7 +106,9 @@ pub fn in_memory(fragments: &[(String, Fragment)]) -> Vec<(String, Trace)> {
                 .map(|(agent, f)| Stored { agent: agent.clone(), fragment: f.clone() })
                 .collect();
             let id = keys.first()?.clone();
-            Some((id, merge(members)))
+            let mut trace = merge(members);
+            price(&mut trace, prices);
+            Some((id, trace))
         })
         .collect()
 }
@@ -112,7 +136,7 @@ mod tests {
     fn keys_named_together_become_one_trace_named_by_the_smallest_key() {
         let fragments =
             vec![prompt("prompt-b", &["otel-1"], None), prompt("otel-1", &[], None), prompt("prompt-z", &[], None)];
-        let traces = in_memory(&fragments);
+        let traces = in_memory(&fragments, &Prices::default());
         let ids: Vec<&str> = traces.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(ids, vec!["otel-1", "prompt-z"]);
     }
@@ -123,12 +147,13 @@ mod tests {
             let (agent, fragment) = prompt("k", &[], user);
             vec![Stored { agent, fragment }]
         };
-        let record = assemble("proj", "k", stored(None), Some("fallback")).expect("a trace");
+        let with = Assembly { fallback_user: Some("fallback".into()), prices: Prices::default() };
+        let record = assemble("proj", "k", stored(None), &with).expect("a trace");
         assert_eq!(record.user_id.as_deref(), Some("fallback"));
         let summary: serde_json::Value = serde_json::from_str(&record.summary).expect("json");
         assert_eq!(summary["user_id"], "fallback");
-        let record = assemble("proj", "k", stored(Some("dev")), Some("fallback")).expect("a trace");
+        let record = assemble("proj", "k", stored(Some("dev")), &with).expect("a trace");
         assert_eq!(record.user_id.as_deref(), Some("dev"));
-        assert!(assemble("proj", "k", Vec::new(), None).is_none(), "no fragments, no trace");
+        assert!(assemble("proj", "k", Vec::new(), &with).is_none(), "no fragments, no trace");
     }
 }

@@ -23,11 +23,16 @@ pub struct Trace {
     pub session_id: Option<String>,
     pub user_id: Option<String>,
     pub device_id: Option<String>,
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    pub team: Option<String>,
     pub start_unix_nano: Option<u64>,
     pub end_unix_nano: Option<u64>,
     pub models: Vec<String>,
     pub usage: Usage,
     pub cost_usd: Option<f64>,
+    /// `agent` or `price-table`, set by [`super::prices::price`]; `None` when not known.
+    pub cost_source: Option<&'static str>,
     pub prompt: Option<String>,
     pub response: Option<String>,
     pub tool_calls: Vec<ToolCallView>,
@@ -43,7 +48,10 @@ pub struct ToolCallView {
     pub result: Option<String>,
     pub duration_ms: Option<u64>,
     pub success: Option<bool>,
+    /// The agent's word alone (`accept`, `reject`, ...).
     pub decision: Option<String>,
+    /// Where the decision came from (`config`, `user_temporary`, ...).
+    pub decision_source: Option<String>,
     #[serde(skip)]
     pub start_unix_nano: Option<u64>,
 }
@@ -63,6 +71,8 @@ pub struct Observation {
     pub usage: Option<Usage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_source: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,6 +139,9 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
         take(&mut who.session_id, &f.attribution.session_id);
         take(&mut who.user_id, &f.attribution.user_id);
         take(&mut who.device_id, &f.attribution.device_id);
+        take(&mut who.repository, &f.attribution.repository);
+        take(&mut who.branch, &f.attribution.branch);
+        take(&mut who.team, &f.attribution.team);
         match &f.body {
             Body::Prompt(p) => {
                 take_text(&mut prompt.text, &p.text);
@@ -206,14 +219,10 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
         }
     }
 
-    let mut cost: Option<f64> = None;
     let mut observations = Vec::new();
     for (id, call, via) in counted {
         if let Some(u) = &call.usage {
             trace.usage.add(u);
-        }
-        if let Some(c) = call.cost_usd {
-            *cost.get_or_insert(0.0) += c;
         }
         if let Some(model) = &call.model
             && !trace.models.contains(model)
@@ -232,12 +241,12 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
             model: call.model.clone(),
             usage: call.usage,
             cost_usd: call.cost_usd,
+            cost_source: call.cost_usd.map(|_| "agent"),
             error: call.error.clone(),
             attributes: None,
             reported_via: via,
         });
     }
-    trace.cost_usd = cost.map(|c| (c * 1e9).round() / 1e9);
 
     for (id, tool) in &tools {
         observations.push(Observation {
@@ -253,10 +262,12 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
             model: None,
             usage: None,
             cost_usd: None,
+            cost_source: None,
             error: (tool.success == Some(false)).then(|| tool.result.clone().unwrap_or_default()),
             attributes: None,
             reported_via: Vec::new(),
         });
+        let (decision, source) = split_decision(tool.decision.as_deref());
         trace.tool_calls.push(ToolCallView {
             id: (*id).to_owned(),
             name: tool.name.clone(),
@@ -264,7 +275,8 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
             result: tool.result.clone(),
             duration_ms: tool.duration_ms,
             success: tool.success,
-            decision: tool.decision.clone(),
+            decision: decision.map(str::to_owned),
+            decision_source: source.map(str::to_owned),
             start_unix_nano: tool.start_unix_nano,
         });
     }
@@ -283,6 +295,7 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
             model: None,
             usage: None,
             cost_usd: None,
+            cost_source: None,
             error: event.error.clone(),
             attributes: serde_json::from_str(&event.attributes_json).ok(),
             reported_via: Vec::new(),
@@ -304,8 +317,21 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
     trace.session_id = who.session_id;
     trace.user_id = who.user_id;
     trace.device_id = who.device_id;
+    trace.repository = who.repository;
+    trace.branch = who.branch;
+    trace.team = who.team;
     trace.observations = observations;
     trace
+}
+
+/// A decision as WIT 0.1 plugins report it, `accept (config)`: the agent's word and, in
+/// brackets, where it came from.
+fn split_decision(decision: Option<&str>) -> (Option<&str>, Option<&str>) {
+    let Some(decision) = decision else { return (None, None) };
+    match decision.strip_suffix(')').and_then(|d| d.split_once(" (")) {
+        Some((word, source)) if !word.is_empty() && !source.is_empty() => (Some(word), Some(source)),
+        _ => (Some(decision), None),
+    }
 }
 
 fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -383,7 +409,12 @@ mod tests {
                 also_known_as: Vec::new(),
                 id: id.into(),
                 report_id: report.into(),
-                attribution: Attribution { session_id: Some("s".into()), user_id: None, device_id: Some("d".into()) },
+                attribution: Attribution {
+                    session_id: Some("s".into()),
+                    user_id: None,
+                    device_id: Some("d".into()),
+                    ..Default::default()
+                },
                 body,
             },
         }
@@ -409,9 +440,10 @@ mod tests {
             stored("k", "span-1", "b", call(Channel::Span, 11, 100, None)),
             stored("k", "log-2", "c", call(Channel::Log, 20, 7, Some(0.25))),
         ];
-        let trace = merge(fragments);
+        let mut trace = merge(fragments);
         assert_eq!(trace.usage.input, 107, "the first call once, the second once");
-        assert_eq!(trace.cost_usd, Some(0.75));
+        super::super::prices::price(&mut trace, &Default::default());
+        assert_eq!((trace.cost_usd, trace.cost_source), (Some(0.75), Some("agent")));
         let calls: Vec<_> = trace.observations.iter().filter(|o| o.kind == "llm_call").collect();
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0].reported_via, vec![Channel::Log, Channel::Span]);

@@ -1,13 +1,15 @@
 //! Traces: the host's model of plugin output ([`model`]), the pure merge of fragments into one
 //! per-prompt trace ([`merge`]), its assembly into what storage keeps ([`assemble`]), and the
-//! public JSON view ([`view`]). Nothing here does I/O.
+//! public JSON view ([`view`]); what model calls cost ([`prices`]). Nothing here does I/O but
+//! reading the operator's price file at start-up.
 
 pub mod assemble;
 pub mod merge;
 pub mod model;
+pub mod prices;
 pub mod scrub;
 pub mod view;
 
-pub use assemble::{TraceRecord, assemble, in_memory};
+pub use assemble::{Assembly, TraceRecord, assemble, in_memory};
 pub use merge::{KeyGroups, Stored, Trace, merge};
 pub use model::{Body, Fragment};

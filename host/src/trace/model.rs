@@ -20,6 +20,14 @@ pub struct Attribution {
     pub session_id: Option<String>,
     pub user_id: Option<String>,
     pub device_id: Option<String>,
+    /// Where the work happened: set by the host from the resource's attributes
+    /// (`vcs.repository.url.full`, `vcs.ref.head.name`, `team`), not by plugins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -54,7 +54,7 @@ impl Visitor for Copilot {
 
 /// The resource attributes, plus the pseudonymous user id (`enduser.pseudo.id`) that only the
 /// `invoke_agent` span carries: it names the user of every span of the batch. The SDK's rules
-/// then put it after a resource `user.id` and a login, before a resource `user.email`.
+/// then put it after a resource `user.id` and a login; a resource `user.email` is never the user.
 fn with_pseudonymous_user(batch: &ResourceBatch) -> Vec<KeyValue> {
     let mut attributes = batch.resource_attributes.clone();
     let pseudo =

@@ -98,8 +98,8 @@ fn hook_name(log: &LogRecord) -> Option<&str> {
 }
 
 /// Who: the SDK's rules, with Cursor's `conversation_id` as the session and Cursor's own login
-/// (`user_email`) ahead of a resource-level `user.email`, which the SDK takes only as a last
-/// resort. A resource `user.id` (the hook's environment) still wins.
+/// (`user_email`); a resource-level `user.email` is never the user (the SDK ignores it).
+/// A resource `user.id` (the hook's environment) still wins.
 const WHO: AttributionOverrides = AttributionOverrides {
     session: &["conversation_id", "session_id"],
     login: &["user_email"],

@@ -72,6 +72,21 @@ async fn without_a_resource_user_the_agent_login_attributes_and_a_resource_email
 }
 
 #[tokio::test]
+async fn a_stale_resource_email_is_never_the_user_the_fallback_is() {
+    // MDM or a shell profile pushed `user.email` into OTEL_RESOURCE_ATTRIBUTES; the trace has
+    // no other user.
+    let capture = Capture::load(CONTENT_OFF).map_json(|body| {
+        resource_attributes(body, &|attrs| {
+            remove(attrs, "user.id");
+            set(attrs, "user.email", "stale@example.com");
+        });
+    });
+    assert_eq!(user_of(&capture, |_| {}).await, Value::Null);
+    let fallback = user_of(&capture, |c| c.fallback_user = Some("fallback@example.com".into())).await;
+    assert_eq!(fallback, "fallback@example.com");
+}
+
+#[tokio::test]
 async fn enduser_id_then_account_id_on_the_resource() {
     let capture = Capture::load(CONTENT_OFF).map_json(|body| {
         resource_attributes(body, &|attrs| {

@@ -23,3 +23,4 @@ mod security;
 mod storage;
 mod trust;
 mod ui;
+mod usage;

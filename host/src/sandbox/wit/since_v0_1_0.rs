@@ -95,6 +95,7 @@ impl From<wit::Fragment> for model::Fragment {
                 session_id: f.attribution.session_id,
                 user_id: f.attribution.user_id,
                 device_id: f.attribution.device_id,
+                ..Default::default()
             },
             body,
         }
