@@ -29,6 +29,9 @@ use crate::trace::Assembly;
 use crate::trace::prices::Prices;
 use crate::{admin, api, auth, ingest, storage};
 
+/// How often expired data is deleted (each project's retention, in days).
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// A host serving on `addr` until `shutdown` is called or it is dropped.
 pub struct RunningServer {
     /// OTLP/HTTP and the API.
@@ -121,8 +124,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         // the batches an open circuit breaker turned away once it closes.
         let mut ticks = tokio::time::interval(tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retention = tokio::time::interval(RETENTION_INTERVAL);
+        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = retention.tick() => {
+                    if let Err(e) = admin::enforce_retention(&*storage).await {
+                        tracing::error!(error = %e, "retention pass failed; tried again in an hour");
+                    }
+                }
                 () = plugins_changed.notified() => {
                     if let Err(e) = recovery.reprocess_unclaimed().await {
                         tracing::error!(error = %e, "could not list unclaimed batches");

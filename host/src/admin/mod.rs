@@ -5,10 +5,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::Path;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,7 +19,7 @@ use crate::api::{Api, ApiError};
 use crate::auth::AuthError;
 use crate::pipeline::{Pipeline, ReplayReport};
 use crate::plugins::Registry;
-use crate::storage::{BatchSelection, ReplayFilter, Storage};
+use crate::storage::{BatchSelection, Erased, Expired, ReplayFilter, Retention, Storage};
 
 /// What the admin API needs.
 #[derive(Clone)]
@@ -36,7 +37,12 @@ where
     Admin: FromRef<S>,
     Api: FromRef<S>,
 {
-    Router::new().route("/api/admin/plugins", get(list_plugins)).route("/api/admin/replay", post(replay))
+    Router::new()
+        .route("/api/admin/plugins", get(list_plugins))
+        .route("/api/admin/replay", post(replay))
+        .route("/api/admin/projects/{project}/retention", put(set_retention))
+        .route("/api/admin/projects/{project}/users/{user}", delete(erase_user))
+        .route("/api/admin/retention/run", post(run_retention))
 }
 
 /// A caller that presented the admin token. Refused: 403 when the admin API is off, 401 for a
@@ -123,4 +129,64 @@ async fn replay(
     })?;
     tracing::info!(?filter, ?report, "replay finished");
     Ok(Json(report))
+}
+
+/// Longest retention accepted, in days (a century).
+const MAX_RETENTION_DAYS: i64 = 36_500;
+
+/// `PUT /api/admin/projects/{project}/retention` with `{"batch_days": N|null, "trace_days": N|null}`:
+/// raw batches and traces older than that are deleted in the background (`null`: kept).
+async fn set_retention(
+    _: AdminCaller,
+    State(admin): State<Admin>,
+    Path(project): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        batch_days: Option<i64>,
+        trace_days: Option<i64>,
+    }
+    let body: Body = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!("expected {{\"batch_days\": days or null, \"trace_days\": days or null}}: {e}"))
+    })?;
+    for days in [body.batch_days, body.trace_days].into_iter().flatten() {
+        if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+            return Err(ApiError::bad_request(format!("a retention is from 1 to {MAX_RETENTION_DAYS} days, or null")));
+        }
+    }
+    let retention = Retention { batch_days: body.batch_days, trace_days: body.trace_days };
+    if !admin.storage.set_retention(&project, retention).await? {
+        return Err(ApiError::not_found(format!("no project {project:?}")));
+    }
+    tracing::info!(project, ?retention, "retention set");
+    Ok(Json(json!({ "project_id": project, "retention": retention })))
+}
+
+/// `DELETE /api/admin/projects/{project}/users/{user}`: the right to erasure. Deletes the user's
+/// traces, usage metrics and every raw batch that carried their data.
+async fn erase_user(
+    _: AdminCaller,
+    State(admin): State<Admin>,
+    Path((project, user)): Path<(String, String)>,
+) -> Result<Json<Erased>, ApiError> {
+    let erased = admin.storage.erase_user(&project, &user).await?;
+    tracing::info!(project, ?erased, "erased a user's data");
+    Ok(Json(erased))
+}
+
+/// `POST /api/admin/retention/run`: one retention pass now (the host also runs one hourly).
+async fn run_retention(_: AdminCaller, State(admin): State<Admin>) -> Result<Json<Expired>, ApiError> {
+    Ok(Json(enforce_retention(&*admin.storage).await?))
+}
+
+/// One retention pass over every project.
+pub async fn enforce_retention(storage: &dyn Storage) -> crate::storage::Result<Expired> {
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let expired = storage.enforce_retention(now).await?;
+    if expired != Expired::default() {
+        tracing::info!(?expired, "retention: expired data deleted");
+    }
+    Ok(expired)
 }

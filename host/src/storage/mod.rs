@@ -5,6 +5,7 @@
 //! the engine.
 
 mod analytics;
+mod erasure;
 mod postgres;
 mod sqlite;
 
@@ -19,6 +20,7 @@ use crate::trace::Assembly;
 use crate::trace::model::Fragment;
 
 pub use analytics::{OutcomeGroup, OutcomeRow, UsageGroup, UsageRow};
+pub use erasure::{Erased, Expired, Retention};
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 
@@ -305,6 +307,14 @@ pub trait Storage: Send + Sync {
     async fn list_sessions(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<SessionRow>>;
     /// Usage per group over the traces `filter` selects (see [`analytics::usage_query`]).
     async fn usage(&self, project_id: &str, group: UsageGroup, filter: &TraceFilter) -> Result<Vec<UsageRow>>;
+    // ---- data at rest ---------------------------------------------------------------------
+    /// Set a project's retention; false when there is no such project.
+    async fn set_retention(&self, project_id: &str, retention: Retention) -> Result<bool>;
+    /// Delete what every project's retention says has expired by `now_ns`.
+    async fn enforce_retention(&self, now_ns: i64) -> Result<Expired>;
+    /// Delete one user's traces, usage metrics and the raw batches that carried them.
+    async fn erase_user(&self, project_id: &str, user_id: &str) -> Result<Erased>;
+
     /// Outcomes per group (see [`analytics::outcomes_query`]).
     async fn outcomes(&self, project_id: &str, group: OutcomeGroup, filter: &TraceFilter) -> Result<Vec<OutcomeRow>>;
     async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>>;

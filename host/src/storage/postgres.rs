@@ -52,6 +52,7 @@ use super::analytics::{
     Dialect, OUTCOME_FIELDS, USAGE_COUNTS, decoded, outcome_row, outcomes_query, push_trace_filters, usage_query,
     usage_row,
 };
+use super::erasure::{self, Erased, Expired, Retention};
 use super::{
     Batch, BatchSelection, BatchWrite, OutcomeGroup, OutcomeRow, ProjectKey, Result, SessionRow, Storage, StorageError,
     TraceFilter, TraceRow, UnclaimedResource, UnclaimedRow, UsageGroup, UsageRow, UserRow,
@@ -534,6 +535,71 @@ impl Storage for PostgresStorage {
         rows.iter()
             .map(|r| Ok(outcome_row(r.try_get("key")?, decoded(OUTCOME_FIELDS.map(|c| r.try_get(c)))?)))
             .collect()
+    }
+
+    async fn set_retention(&self, project_id: &str, retention: Retention) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE projects SET batch_retention_days = $1, trace_retention_days = $2 WHERE id = $3")
+                .bind(retention.batch_days)
+                .bind(retention.trace_days)
+                .bind(project_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn enforce_retention(&self, now_ns: i64) -> Result<Expired> {
+        let projects = sqlx::query(erasure::RETAINED_PROJECTS).fetch_all(&self.pool).await?;
+        let mut expired = Expired::default();
+        for project in projects {
+            let id: String = project.try_get("id")?;
+            let mut tx = self.pool.begin().await?;
+            if let Some(days) = project.try_get::<Option<i64>, _>("batch_retention_days")? {
+                let cutoff = erasure::days_before(now_ns, days);
+                expired.batches += sqlx::query(erasure::EXPIRE_BATCHES)
+                    .bind(&id)
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            if let Some(days) = project.try_get::<Option<i64>, _>("trace_retention_days")? {
+                let cutoff = erasure::days_before(now_ns, days);
+                for (sql, counts) in erasure::EXPIRE_TRACES {
+                    let sql = erasure::expire_statement(sql);
+                    let n = sqlx::query(&sql).bind(&id).bind(cutoff).execute(&mut *tx).await?.rows_affected();
+                    match *counts {
+                        Some("traces") => expired.traces += n,
+                        Some(_) => expired.usage_metrics += n,
+                        None => {}
+                    }
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok(expired)
+    }
+
+    async fn erase_user(&self, project_id: &str, user_id: &str) -> Result<Erased> {
+        let mut tx = self.pool.begin().await?;
+        let mut erased = Erased::default();
+        for (sql, counts) in erasure::ERASE_USER {
+            let sql = erasure::erase_statement(sql);
+            let n = sqlx::query(&sql)
+                .bind(clean(project_id).into_owned())
+                .bind(clean(user_id).into_owned())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            match *counts {
+                Some("batches") => erased.batches += n,
+                Some("traces") => erased.traces += n,
+                Some(_) => erased.usage_metrics += n,
+                None => {}
+            }
+        }
+        tx.commit().await?;
+        Ok(erased)
     }
 
     async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>> {

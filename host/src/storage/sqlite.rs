@@ -22,6 +22,7 @@ use super::analytics::{
     Dialect, OUTCOME_FIELDS, USAGE_COUNTS, decoded, outcome_row, outcomes_query, push_trace_filters, usage_query,
     usage_row,
 };
+use super::erasure::{self, Erased, Expired, Retention};
 use super::{
     Batch, BatchSelection, BatchWrite, OutcomeGroup, OutcomeRow, ProjectKey, Result, SessionRow, Storage, StorageError,
     TraceFilter, TraceRow, UnclaimedRow, UsageGroup, UsageRow, UserRow,
@@ -306,6 +307,61 @@ impl Storage for SqliteStorage {
         rows.iter()
             .map(|r| Ok(outcome_row(r.try_get("key")?, decoded(OUTCOME_FIELDS.map(|c| r.try_get(c)))?)))
             .collect()
+    }
+
+    async fn set_retention(&self, project_id: &str, retention: Retention) -> Result<bool> {
+        let done = sqlx::query("UPDATE projects SET batch_retention_days = ?, trace_retention_days = ? WHERE id = ?")
+            .bind(retention.batch_days)
+            .bind(retention.trace_days)
+            .bind(project_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn enforce_retention(&self, now_ns: i64) -> Result<Expired> {
+        let projects = sqlx::query(erasure::RETAINED_PROJECTS).fetch_all(&self.pool).await?;
+        let mut expired = Expired::default();
+        for project in projects {
+            let id: String = project.try_get("id")?;
+            let mut tx = self.pool.begin().await?;
+            if let Some(days) = project.try_get::<Option<i64>, _>("batch_retention_days")? {
+                let cutoff = erasure::days_before(now_ns, days);
+                let sql = erasure::EXPIRE_BATCHES.replace('$', "?");
+                expired.batches += sqlx::query(&sql).bind(&id).bind(cutoff).execute(&mut *tx).await?.rows_affected();
+            }
+            if let Some(days) = project.try_get::<Option<i64>, _>("trace_retention_days")? {
+                let cutoff = erasure::days_before(now_ns, days);
+                for (sql, counts) in erasure::EXPIRE_TRACES {
+                    let sql = erasure::expire_statement(sql).replace('$', "?");
+                    let n = sqlx::query(&sql).bind(&id).bind(cutoff).execute(&mut *tx).await?.rows_affected();
+                    match *counts {
+                        Some("traces") => expired.traces += n,
+                        Some(_) => expired.usage_metrics += n,
+                        None => {}
+                    }
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok(expired)
+    }
+
+    async fn erase_user(&self, project_id: &str, user_id: &str) -> Result<Erased> {
+        let mut tx = self.pool.begin().await?;
+        let mut erased = Erased::default();
+        for (sql, counts) in erasure::ERASE_USER {
+            let sql = erasure::erase_statement(sql).replace('$', "?");
+            let n = sqlx::query(&sql).bind(project_id).bind(user_id).execute(&mut *tx).await?.rows_affected();
+            match *counts {
+                Some("batches") => erased.batches += n,
+                Some("traces") => erased.traces += n,
+                Some(_) => erased.usage_metrics += n,
+                None => {}
+            }
+        }
+        tx.commit().await?;
+        Ok(erased)
     }
 
     async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>> {

@@ -3,6 +3,7 @@
 //! real components. One module per concern.
 
 mod agents;
+mod at_rest;
 mod attribution;
 mod claude_code;
 mod codex;
