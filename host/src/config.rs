@@ -180,6 +180,8 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     /// A TOML file of model prices over the built-in table (`ANTENNA_PRICES`).
     pub prices: Option<PathBuf>,
+    /// How often budgets are checked and their alerts delivered.
+    pub budget_interval: std::time::Duration,
 }
 
 impl Config {
@@ -199,6 +201,7 @@ impl Config {
             plugins_allowlist: None,
             metrics_token: None,
             prices: None,
+            budget_interval: std::time::Duration::from_secs(60),
         }
     }
 
@@ -259,6 +262,7 @@ impl fmt::Debug for Config {
             plugins_allowlist,
             metrics_token,
             prices,
+            budget_interval,
         } = self;
         f.debug_struct("Config")
             .field("listen", listen)
@@ -274,6 +278,7 @@ impl fmt::Debug for Config {
             .field("plugins_allowlist", plugins_allowlist)
             .field("metrics_token", metrics_token)
             .field("prices", prices)
+            .field("budget_interval", budget_interval)
             .finish()
     }
 }

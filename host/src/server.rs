@@ -143,6 +143,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         }
     });
 
+    tokio::spawn(crate::budgets::run(state.storage.clone(), state.config.budget_interval));
+
     let (shutdown, stopping) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;

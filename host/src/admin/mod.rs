@@ -2,6 +2,8 @@
 //! replay of stored batches through the plugins loaded now. Wrong tokens are limited per client
 //! address by the same [`Authenticator`](crate::auth::Authenticator) as project keys.
 
+mod budgets;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -43,6 +45,8 @@ where
         .route("/api/admin/projects/{project}/retention", put(set_retention))
         .route("/api/admin/projects/{project}/users/{user}", delete(erase_user))
         .route("/api/admin/retention/run", post(run_retention))
+        .route("/api/admin/budgets", get(budgets::list).post(budgets::create))
+        .route("/api/admin/budgets/{id}", delete(budgets::delete))
 }
 
 /// A caller that presented the admin token. Refused: 403 when the admin API is off, 401 for a

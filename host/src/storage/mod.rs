@@ -5,6 +5,7 @@
 //! the engine.
 
 mod analytics;
+mod budgets;
 mod erasure;
 mod postgres;
 mod sqlite;
@@ -20,6 +21,7 @@ use crate::trace::Assembly;
 use crate::trace::model::Fragment;
 
 pub use analytics::{OutcomeGroup, OutcomeRow, UsageGroup, UsageRow};
+pub use budgets::{Alert, Budget, scope_column as budget_scope_column};
 pub use erasure::{Erased, Expired, Retention};
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
@@ -307,6 +309,29 @@ pub trait Storage: Send + Sync {
     async fn list_sessions(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<SessionRow>>;
     /// Usage per group over the traces `filter` selects (see [`analytics::usage_query`]).
     async fn usage(&self, project_id: &str, group: UsageGroup, filter: &TraceFilter) -> Result<Vec<UsageRow>>;
+    // ---- budgets ---------------------------------------------------------------------------
+    async fn create_budget(&self, budget: &Budget) -> Result<()>;
+    async fn budgets(&self) -> Result<Vec<Budget>>;
+    /// False when there is no such budget.
+    async fn delete_budget(&self, id: &str) -> Result<bool>;
+    /// What the budget's subject spent since `from_ns` (the sum of known trace costs).
+    async fn spend(&self, budget: &Budget, from_ns: i64) -> Result<f64>;
+    /// Put an alert in the outbox unless it is there (from any replica); true when it is new.
+    async fn record_alert(&self, alert: &Alert, now_ns: i64) -> Result<bool>;
+    /// Undelivered alerts due by `now_ns`.
+    async fn due_alerts(&self, now_ns: i64) -> Result<Vec<Alert>>;
+    /// Take a due alert until `until_ns`; false when another replica took it first.
+    async fn claim_alert(&self, alert: &Alert, now_ns: i64, until_ns: i64) -> Result<bool>;
+    /// The outcome of a delivery: delivered at `now_ns`, or failed and due again at `retry_ns`.
+    async fn finish_alert(
+        &self,
+        alert: &Alert,
+        outcome: std::result::Result<(), String>,
+        now_ns: i64,
+        retry_ns: i64,
+    ) -> Result<()>;
+    async fn alerts_of(&self, budget_id: &str) -> Result<Vec<Alert>>;
+
     // ---- data at rest ---------------------------------------------------------------------
     /// Set a project's retention; false when there is no such project.
     async fn set_retention(&self, project_id: &str, retention: Retention) -> Result<bool>;

@@ -22,6 +22,7 @@ use super::analytics::{
     Dialect, OUTCOME_FIELDS, USAGE_COUNTS, decoded, outcome_row, outcomes_query, push_trace_filters, usage_query,
     usage_row,
 };
+use super::budgets::{self, Alert, Budget};
 use super::erasure::{self, Erased, Expired, Retention};
 use super::{
     Batch, BatchSelection, BatchWrite, OutcomeGroup, OutcomeRow, ProjectKey, Result, SessionRow, Storage, StorageError,
@@ -309,6 +310,118 @@ impl Storage for SqliteStorage {
             .collect()
     }
 
+    async fn create_budget(&self, b: &Budget) -> Result<()> {
+        let thresholds = serde_json::to_string(&b.thresholds).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        sqlx::query(&sql(budgets::INSERT_BUDGET))
+            .bind(&b.id)
+            .bind(&b.project_id)
+            .bind(&b.scope)
+            .bind(&b.subject)
+            .bind(&b.period)
+            .bind(b.limit_usd)
+            .bind(thresholds)
+            .bind(&b.webhook_url)
+            .bind(b.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn budgets(&self) -> Result<Vec<Budget>> {
+        let rows = sqlx::query(&sql(budgets::SELECT_BUDGETS)).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let thresholds: String = r.try_get("thresholds")?;
+                Ok(Budget {
+                    id: r.try_get("id")?,
+                    project_id: r.try_get("project_id")?,
+                    scope: r.try_get("scope")?,
+                    subject: r.try_get("subject")?,
+                    period: r.try_get("period")?,
+                    limit_usd: r.try_get("limit_usd")?,
+                    thresholds: serde_json::from_str(&thresholds).map_err(|e| StorageError::Corrupt(e.to_string()))?,
+                    webhook_url: r.try_get("webhook_url")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_budget(&self, id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&sql(budgets::DELETE_ALERTS)).bind(id).execute(&mut *tx).await?;
+        let deleted = sqlx::query(&sql(budgets::DELETE_BUDGET)).bind(id).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(deleted == 1)
+    }
+
+    async fn spend(&self, b: &Budget, from_ns: i64) -> Result<f64> {
+        let column = budgets::scope_column(&b.scope)
+            .ok_or_else(|| StorageError::Corrupt(format!("budget scope {:?}", b.scope)))?;
+        let row = sqlx::query(&sql(&budgets::spend_sql(column)))
+            .bind(&b.subject)
+            .bind(from_ns)
+            .bind(&b.project_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<f64>, _>("spent")?.unwrap_or(0.0))
+    }
+
+    async fn record_alert(&self, a: &Alert, now_ns: i64) -> Result<bool> {
+        let done = sqlx::query(&sql(budgets::INSERT_ALERT))
+            .bind(&a.budget_id)
+            .bind(&a.period_start)
+            .bind(a.threshold)
+            .bind(&a.payload)
+            .bind(now_ns)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn due_alerts(&self, now_ns: i64) -> Result<Vec<Alert>> {
+        let rows = sqlx::query(&sql(budgets::DUE_ALERTS)).bind(now_ns).fetch_all(&self.pool).await?;
+        rows.iter().map(alert_of_row).collect()
+    }
+
+    async fn claim_alert(&self, a: &Alert, now_ns: i64, until_ns: i64) -> Result<bool> {
+        let done = sqlx::query(&sql(budgets::CLAIM_ALERT))
+            .bind(&a.budget_id)
+            .bind(&a.period_start)
+            .bind(a.threshold)
+            .bind(until_ns)
+            .bind(now_ns)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish_alert(
+        &self,
+        a: &Alert,
+        outcome: std::result::Result<(), String>,
+        now_ns: i64,
+        retry_ns: i64,
+    ) -> Result<()> {
+        let (delivered, failed) = (sql(budgets::ALERT_DELIVERED), sql(budgets::ALERT_FAILED));
+        let query = match &outcome {
+            Ok(()) => sqlx::query(&delivered).bind(&a.budget_id).bind(&a.period_start).bind(a.threshold).bind(now_ns),
+            Err(error) => sqlx::query(&failed)
+                .bind(&a.budget_id)
+                .bind(&a.period_start)
+                .bind(a.threshold)
+                .bind(error.clone())
+                .bind(retry_ns),
+        };
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn alerts_of(&self, budget_id: &str) -> Result<Vec<Alert>> {
+        let rows = sqlx::query(&sql(budgets::ALERTS_OF)).bind(budget_id).fetch_all(&self.pool).await?;
+        rows.iter().map(alert_of_row).collect()
+    }
+
     async fn set_retention(&self, project_id: &str, retention: Retention) -> Result<bool> {
         let done = sqlx::query("UPDATE projects SET batch_retention_days = ?, trace_retention_days = ? WHERE id = ?")
             .bind(retention.batch_days)
@@ -469,6 +582,23 @@ fn batch_of_row(r: sqlx::sqlite::SqliteRow, bodies: bool) -> Batch {
         agents: r.get("agents"),
         error: r.get("error"),
     }
+}
+
+/// A statement written for both engines (`$n` placeholders) as SQLite numbers them (`?n`).
+fn sql(portable: &str) -> String {
+    portable.replace('$', "?")
+}
+
+fn alert_of_row(r: &sqlx::sqlite::SqliteRow) -> Result<Alert> {
+    Ok(Alert {
+        budget_id: r.try_get("budget_id")?,
+        period_start: r.try_get("period_start")?,
+        threshold: r.try_get("threshold")?,
+        payload: r.try_get("payload")?,
+        attempts: r.try_get("attempts")?,
+        delivered_at: r.try_get("delivered_at")?,
+        last_error: r.try_get("last_error")?,
+    })
 }
 
 fn parse_json(text: String) -> Result<serde_json::Value> {

@@ -5,6 +5,7 @@
 mod agents;
 mod at_rest;
 mod attribution;
+mod budgets;
 mod claude_code;
 mod codex;
 mod copilot;

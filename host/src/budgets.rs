@@ -1,0 +1,197 @@
+//! Budgets: what a project, user, team or repository spent this UTC day or month against a
+//! limit, and one webhook alert per threshold crossed per period. Alerts go through an outbox
+//! in the database, so each is sent once whatever the number of replicas and restarts: a
+//! replica records an alert with an insert that only the first one wins, claims it for a
+//! while before posting, and marks it delivered on a 2xx; a failed post is retried with
+//! exponential backoff (1 s doubling to an hour). The message carries an `alert_id`, so a
+//! receiver can tell a retry after a crash mid-post from a new alert.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::storage::{Alert, Budget, Result, Storage};
+
+/// How long a claimed alert is left to its replica before another may post it.
+const CLAIM: Duration = Duration::from_secs(30);
+/// How long a webhook may take to answer.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait between two attempts.
+const MAX_BACKOFF_SECS: i64 = 3600;
+
+fn ns(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// The current period of `period` (`day` or `month`, UTC) at `now`: its label (`2026-11-30`,
+/// `2026-11`) and its start.
+pub fn period_start(period: &str, now: DateTime<Utc>) -> Option<(String, DateTime<Utc>)> {
+    match period {
+        "day" => {
+            let start = Utc.with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0).single()?;
+            Some((start.format("%Y-%m-%d").to_string(), start))
+        }
+        "month" => {
+            let start = Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single()?;
+            Some((start.format("%Y-%m").to_string(), start))
+        }
+        _ => None,
+    }
+}
+
+/// A budget as `GET /api/admin/budgets` shows it.
+#[derive(Debug, Serialize)]
+pub struct BudgetStatus {
+    #[serde(flatten)]
+    pub budget: Budget,
+    pub period_start: Option<String>,
+    pub spent_usd: f64,
+    /// `ok`, `warning` (a threshold below the limit crossed) or `exceeded`.
+    pub state: &'static str,
+    pub alerts: Vec<Alert>,
+}
+
+/// Where `spent` stands against the budget.
+fn state(budget: &Budget, spent: f64) -> &'static str {
+    if spent >= budget.limit_usd {
+        "exceeded"
+    } else if budget.thresholds.iter().any(|t| spent >= t * budget.limit_usd) {
+        "warning"
+    } else {
+        "ok"
+    }
+}
+
+/// Every budget with this period's spend, state and alerts.
+pub async fn statuses(storage: &dyn Storage, now: DateTime<Utc>) -> Result<Vec<BudgetStatus>> {
+    let mut out = Vec::new();
+    for budget in storage.budgets().await? {
+        let period = period_start(&budget.period, now);
+        let spent = match &period {
+            Some((_, start)) => storage.spend(&budget, ns(*start)).await?,
+            None => 0.0,
+        };
+        let alerts = storage.alerts_of(&budget.id).await?;
+        out.push(BudgetStatus {
+            state: state(&budget, spent),
+            period_start: period.map(|(label, _)| label),
+            spent_usd: (spent * 1e9).round() / 1e9,
+            alerts,
+            budget,
+        });
+    }
+    Ok(out)
+}
+
+/// Record an alert for every threshold each budget's spend crossed this period.
+pub async fn check(storage: &dyn Storage, now: DateTime<Utc>) -> Result<()> {
+    for budget in storage.budgets().await? {
+        let Some((label, start)) = period_start(&budget.period, now) else { continue };
+        let spent = storage.spend(&budget, ns(start)).await?;
+        for threshold in budget.thresholds.iter().copied().filter(|t| spent >= t * budget.limit_usd) {
+            let payload = json!({
+                "alert_id": format!("{}/{label}/{threshold}", budget.id),
+                "budget": {
+                    "id": budget.id, "scope": budget.scope, "subject": budget.subject,
+                    "period": budget.period, "limit_usd": budget.limit_usd, "project_id": budget.project_id,
+                },
+                "subject": budget.subject,
+                "period": { "kind": budget.period, "start": label },
+                "spent_usd": (spent * 1e9).round() / 1e9,
+                "limit_usd": budget.limit_usd,
+                "threshold": threshold,
+            });
+            let alert = Alert {
+                budget_id: budget.id.clone(),
+                period_start: label.clone(),
+                threshold,
+                payload: payload.to_string(),
+                attempts: 0,
+                delivered_at: None,
+                last_error: None,
+            };
+            if storage.record_alert(&alert, ns(now)).await? {
+                tracing::info!(budget = %budget.id, period = %label, threshold, spent, "budget threshold crossed");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Post every due alert this replica can claim.
+pub async fn deliver(storage: &dyn Storage, client: &reqwest::Client, now: DateTime<Utc>) -> Result<()> {
+    let budgets = storage.budgets().await?;
+    let claim_until = ns(now) + i64::try_from(CLAIM.as_nanos()).unwrap_or(i64::MAX);
+    for alert in storage.due_alerts(ns(now)).await? {
+        if !storage.claim_alert(&alert, ns(now), claim_until).await? {
+            continue;
+        }
+        let Some(url) = budgets.iter().find(|b| b.id == alert.budget_id).map(|b| b.webhook_url.clone()) else {
+            continue;
+        };
+        let outcome = post(client, &url, &alert.payload).await;
+        let backoff = 1i64.checked_shl(u32::try_from(alert.attempts).unwrap_or(31).min(31)).unwrap_or(MAX_BACKOFF_SECS);
+        let retry = ns(now) + backoff.min(MAX_BACKOFF_SECS) * 1_000_000_000;
+        match &outcome {
+            Ok(()) => tracing::info!(budget = %alert.budget_id, threshold = alert.threshold, "budget alert delivered"),
+            Err(error) => {
+                tracing::warn!(budget = %alert.budget_id, %error, attempts = alert.attempts + 1, "budget alert not delivered; retried later")
+            }
+        }
+        storage.finish_alert(&alert, outcome, ns(Utc::now()), retry).await?;
+    }
+    Ok(())
+}
+
+async fn post(client: &reqwest::Client, url: &str, payload: &str) -> std::result::Result<(), String> {
+    let response = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(payload.to_owned())
+        .send()
+        .await
+        .map_err(|e| format!("webhook: {e}"))?;
+    let status = response.status();
+    if status.is_success() { Ok(()) } else { Err(format!("webhook answered {status}")) }
+}
+
+/// Check budgets and deliver alerts every `every`, for as long as the host runs.
+pub async fn run(storage: Arc<dyn Storage>, every: Duration) {
+    let client = match reqwest::Client::builder().timeout(WEBHOOK_TIMEOUT).build() {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "no HTTP client for budget webhooks; budgets are not checked");
+            return;
+        }
+    };
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = Utc::now();
+        if let Err(e) = check(&*storage, now).await {
+            tracing::error!(error = %e, "budget check failed");
+        }
+        if let Err(e) = deliver(&*storage, &client, now).await {
+            tracing::error!(error = %e, "budget alert delivery failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_start_at_utc_midnight_and_the_first_of_the_month() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 17, 5, 0).single().expect("time");
+        let (label, start) = period_start("day", now).expect("day");
+        assert_eq!((label.as_str(), start.to_rfc3339()), ("2026-11-30", "2026-11-30T00:00:00+00:00".to_owned()));
+        let (label, start) = period_start("month", now).expect("month");
+        assert_eq!((label.as_str(), start.to_rfc3339()), ("2026-11", "2026-11-01T00:00:00+00:00".to_owned()));
+        assert!(period_start("week", now).is_none());
+    }
+}

@@ -1,0 +1,228 @@
+//! Budgets and their webhook alerts, with a real local HTTP receiver: each threshold alerts once
+//! per period, across a failed delivery (retried with backoff), two replicas and a restart.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use antenna_e2e::{ADMIN_TOKEN, Capture, Engine, TestHost};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A webhook receiver on an ephemeral port: answers 500 to the first `failures` posts, then 200;
+/// keeps every body it got.
+struct Receiver {
+    url: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    async fn start(failures: usize) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        tokio::spawn(async move {
+            let mut served = 0usize;
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Headers, then as many body bytes as Content-Length says.
+                let body = loop {
+                    let Ok(n) = stream.read(&mut chunk).await else { break None };
+                    if n == 0 {
+                        break None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else { continue };
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + length {
+                        break Some(buf[end + 4..end + 4 + length].to_vec());
+                    }
+                };
+                let Some(body) = body else { continue };
+                served += 1;
+                let status = if served <= failures { "500 Internal Server Error" } else { "200 OK" };
+                if let Ok(value) = serde_json::from_slice::<Value>(&body) {
+                    seen.lock().expect("lock").push(json!({"status": status, "body": value}));
+                }
+                let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+        });
+        Receiver { url, bodies }
+    }
+
+    fn posts(&self) -> Vec<Value> {
+        self.bodies.lock().expect("lock").clone()
+    }
+
+    /// The distinct alerts delivered (answered 200).
+    fn delivered(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .posts()
+            .iter()
+            .filter(|p| p["status"] == "200 OK")
+            .filter_map(|p| p["body"]["alert_id"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// A JSON capture moved in time so that it happened a minute ago (budgets count this period).
+fn recent(capture: &str) -> Capture {
+    let capture = Capture::load(capture);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as i64;
+    capture.map_json(move |body| {
+        let mut latest = 0i64;
+        visit_times(body, &mut |t| latest = latest.max(*t));
+        let shift = now - 60_000_000_000 - latest;
+        visit_times(body, &mut |t| *t += shift);
+    })
+}
+
+fn visit_times(value: &mut Value, f: &mut dyn FnMut(&mut i64)) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key.ends_with("UnixNano")
+                    && let Some(mut t) = v.as_str().and_then(|s| s.parse::<i64>().ok()).filter(|t| *t > 0)
+                {
+                    f(&mut t);
+                    *v = Value::String(t.to_string());
+                } else {
+                    visit_times(v, f);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| visit_times(v, f)),
+        _ => {}
+    }
+}
+
+async fn admin(host: &TestHost, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method, host.url(path)).bearer_auth(ADMIN_TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("admin request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn each_threshold_alerts_once_per_period_across_retries_replicas_and_restarts_on_both_engines() {
+    for engine in Engine::ALL {
+        let receiver = Receiver::start(1).await;
+        let fast = |c: &mut antenna::Config| {
+            c.admin_token = Some(ADMIN_TOKEN.into());
+            c.budget_interval = Duration::from_millis(100);
+        };
+        let first = TestHost::on_engine(engine, fast).await;
+        // A second replica on the same PostgreSQL database, checking budgets at the same time.
+        let second = match &first.database {
+            Some(database) => Some(TestHost::start_on(&database.url, fast).await),
+            None => None,
+        };
+        let claude = recent("claude-code/json-content-off");
+        first.replay(&claude).await;
+        let spent_one = first.traces().await.iter().map(|t| t["cost_usd"].as_f64().unwrap_or(0.0)).sum::<f64>();
+        assert!(spent_one > 0.0);
+        // A limit the first prompt takes past 80 % but not to 100 %.
+        let limit = spent_one / 0.9;
+        let (status, budget) = admin(
+            &first,
+            reqwest::Method::POST,
+            "/api/admin/budgets",
+            Some(json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": limit, "webhook_url": receiver.url})),
+        )
+        .await;
+        assert_eq!(status, 201, "{budget}");
+        assert_eq!(budget["thresholds"], json!([0.8, 1.0]));
+        let id = budget["id"].as_str().expect("id").to_owned();
+
+        // 80 %: the first post fails (500), the retry delivers it.
+        wait_for("the 80 % alert", || receiver.delivered().len() == 1).await;
+        let posts = receiver.posts();
+        assert_eq!(posts[0]["status"], "500 Internal Server Error");
+        let alert = &posts.last().expect("a post")["body"];
+        assert_eq!(alert["threshold"], 0.8, "{alert}");
+        assert_eq!(alert["subject"], "dev@example.com");
+        assert_eq!(alert["period"]["kind"], "month");
+        assert!((alert["spent_usd"].as_f64().unwrap_or(0.0) - spent_one).abs() < 1e-6, "{alert}");
+
+        // Past the limit: the 100 % alert, once.
+        first.replay(&recent("copilot-cli/json-content-on")).await;
+        wait_for("the 100 % alert", || receiver.delivered().len() == 2).await;
+        let (_, listed) = admin(&first, reqwest::Method::GET, "/api/admin/budgets", None).await;
+        let listed = listed["data"].as_array().and_then(|d| d.iter().find(|b| b["id"] == id)).cloned().expect("listed");
+        assert_eq!(listed["state"], "exceeded", "{listed}");
+        let spent_all = first.traces().await.iter().map(|t| t["cost_usd"].as_f64().unwrap_or(0.0)).sum::<f64>();
+        assert!((listed["spent_usd"].as_f64().unwrap_or(0.0) - spent_all).abs() < 1e-6, "{listed}");
+        let alerts = listed["alerts"].as_array().cloned().unwrap_or_default();
+        assert_eq!(alerts.len(), 2);
+        assert!(alerts.iter().all(|a| a["delivered_at"].is_i64()), "{alerts:?}");
+
+        // Several more checks, by both replicas, and a host restarted on the same database send
+        // nothing again.
+        let url = match &first.database {
+            Some(database) => database.url.clone(),
+            None => format!("sqlite://{}", first.dir.path().join("antenna.db").display()),
+        };
+        drop(second);
+        let restarted = TestHost::start_on(&url, fast).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        drop(restarted);
+        assert_eq!(receiver.delivered().len(), 2, "{engine:?}: {:?}", receiver.posts());
+        assert_eq!(receiver.posts().len(), 3, "one failed post and two deliveries");
+
+        // Bad budgets are refused with the reason.
+        for (bad, says) in [
+            (
+                json!({"scope": "planet", "subject": "x", "period": "day", "limit_usd": 1, "webhook_url": receiver.url}),
+                "scope",
+            ),
+            (
+                json!({"scope": "team", "subject": "x", "period": "week", "limit_usd": 1, "webhook_url": receiver.url}),
+                "period",
+            ),
+            (
+                json!({"scope": "team", "subject": "x", "period": "day", "limit_usd": -1, "webhook_url": receiver.url}),
+                "limit_usd",
+            ),
+            (
+                json!({"scope": "team", "subject": "x", "period": "day", "limit_usd": 1, "webhook_url": "file:///etc/passwd"}),
+                "webhook_url",
+            ),
+            (
+                json!({"scope": "team", "subject": "x", "period": "day", "limit_usd": 1, "webhook_url": receiver.url, "thresholds": []}),
+                "thresholds",
+            ),
+        ] {
+            let (status, body) = admin(&first, reqwest::Method::POST, "/api/admin/budgets", Some(bad)).await;
+            assert_eq!(status, 400, "{body}");
+            assert!(body["error"].as_str().unwrap_or("").contains(says), "{says}: {body}");
+        }
+        let (status, _) = admin(&first, reqwest::Method::DELETE, &format!("/api/admin/budgets/{id}"), None).await;
+        assert_eq!(status, 204);
+        let (status, _) = admin(&first, reqwest::Method::DELETE, &format!("/api/admin/budgets/{id}"), None).await;
+        assert_eq!(status, 404);
+    }
+}
