@@ -38,8 +38,8 @@ impl Visitor for ClaudeCode {
         normalize_span(resource, span, &scope.spans, out);
     }
 
-    fn log(&mut self, resource: &Attrs<'_>, _: &ScopeRecords, log: &LogRecord, out: &mut Fragments) {
-        normalize_event(resource, log, out);
+    fn log(&mut self, resource: &Attrs<'_>, scope: &ScopeRecords, log: &LogRecord, out: &mut Fragments) {
+        normalize_event(resource, log, &scope.logs, out);
     }
 
     /// A usage metric of the session. Its report id is the point's time and a digest of its
@@ -87,15 +87,52 @@ fn usage(attrs: &Attrs<'_>) -> Option<Usage> {
     ))
 }
 
-fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
+/// The prompt a model call outside any prompt was made for: Claude Code sends the session-title
+/// side query (`query_source=generate_session_title`) as the user submits a prompt, without
+/// `prompt.id` and outside the interaction's OTel trace, while its span is inside it. Its
+/// `api_request` event belongs to the `user_prompt` of the same session in the same batch
+/// nearest in time (the latest before it, else the first after it). None when the batch has
+/// no such prompt: the call then makes no trace, as before.
+fn prompt_of_side_call(log: &LogRecord, attrs: &Attrs<'_>, siblings: &[LogRecord]) -> Option<String> {
+    let session = attrs.str("session.id")?;
+    let time = log.time_unix_nano.max(log.observed_time_unix_nano);
+    let mut before: Option<(u64, String)> = None;
+    let mut after: Option<(u64, String)> = None;
+    for other in siblings {
+        let other_attrs = Attrs::new(&other.attributes);
+        if event_name(other).as_deref() != Some("user_prompt") || other_attrs.str("session.id") != Some(session) {
+            continue;
+        }
+        let Some(id) = other_attrs.string("prompt.id") else { continue };
+        let t = other.time_unix_nano.max(other.observed_time_unix_nano);
+        if t <= time {
+            if before.as_ref().is_none_or(|(b, _)| t > *b) {
+                before = Some((t, id));
+            }
+        } else if after.as_ref().is_none_or(|(a, _)| t < *a) {
+            after = Some((t, id));
+        }
+    }
+    before.or(after).map(|(_, id)| id)
+}
+
+fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, siblings: &[LogRecord], out: &mut Fragments) {
     let Some(name) = event_name(log) else { return };
     let attrs = Attrs::new(&log.attributes);
     let who = attribution(resource, &attrs);
     let time = log.time_unix_nano.max(log.observed_time_unix_nano);
     let otel = otel_key(&log.trace_id);
-    // Events outside any prompt (start-up, MCP connections, the session-title request before
-    // the prompt) belong to no trace; their raw batch stays stored.
-    let Some(trace_key) = attrs.str("prompt.id").map(|p| format!("prompt-{p}")).or_else(|| otel.clone()) else {
+    let side_call = || {
+        matches!(name.as_str(), "api_request" | "api_error")
+            .then(|| prompt_of_side_call(log, &attrs, siblings))
+            .flatten()
+            .map(|p| format!("prompt-{p}"))
+    };
+    // Events outside any prompt (start-up, MCP connections) belong to no trace; their raw
+    // batch stays stored. A side query's model call joins the prompt it was made for.
+    let Some(trace_key) =
+        attrs.str("prompt.id").map(|p| format!("prompt-{p}")).or_else(|| otel.clone()).or_else(side_call)
+    else {
         return;
     };
     let seq = attrs.string("event.sequence").unwrap_or_else(|| time.to_string());

@@ -133,15 +133,22 @@ fn decision(attrs: &Attrs<'_>) -> Option<String> {
     })
 }
 
+/// The exit status Codex writes into a shell call's output (`Process exited with code 1`).
+/// Codex reports such a call with `success=true`: the call ran, the command failed.
+fn exit_code(output: &str) -> Option<i64> {
+    output.lines().find_map(|line| line.trim().strip_prefix("Process exited with code ")?.trim().parse().ok())
+}
+
 fn tool_result_call(attrs: &Attrs<'_>, time: u64, with_content: bool) -> ToolCall {
     let duration = attrs.uint("duration_ms");
+    let failed_command = attrs.str("output").and_then(exit_code).is_some_and(|code| code != 0);
     ToolCall {
         name: attrs.string("tool_name"),
         // The trace-safe copy on spans carries only lengths.
         args: attrs.string("arguments").filter(|_| with_content),
         result: attrs.string("output").filter(|_| with_content),
         duration_ms: duration,
-        success: attrs.bool("success"),
+        success: if failed_command { Some(false) } else { attrs.bool("success") },
         decision: None,
         start_unix_nano: Some(duration.map_or(time, |d| time.saturating_sub(d.saturating_mul(1_000_000)))),
     }

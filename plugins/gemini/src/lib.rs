@@ -4,7 +4,13 @@
 //! (`llm_call`, `tool_call`, ...) and metrics, all under scope `gemini-cli`. Every event of a
 //! prompt carries `prompt_id`, and so do the spans in their own way (`gen_ai.prompt.name` on
 //! `llm_call`, the request JSON of `tool_call`); each `llm_call` is its own OTel trace, so the
-//! trace id ties nothing together. A trace is keyed `prompt-<prompt_id>`.
+//! trace id ties nothing together. A trace is keyed `prompt-<prompt_id>`, and, when the
+//! resource names the process, by the process too: Gemini CLI 0.61 reuses one `prompt_id` for
+//! every prompt of a session (it equals the session id), so the prompts of a session continued
+//! with `gemini --resume latest -p ...` would otherwise be one trace. In non-interactive runs a
+//! prompt is a process (`process.pid` and `process.command_args` of the resource). Prompts of
+//! one interactive process still share a key (nothing in the telemetry tells them apart across
+//! batches but the order and time of the `user_prompt` events).
 //!
 //! One model call appears three times: an `api_response` event (the full usage: cached
 //! content and thoughts), a `gen_ai.client.inference.operation.details` event (a GenAI
@@ -79,8 +85,52 @@ fn who(resource: &Attrs<'_>, record: &Attrs<'_>) -> Attribution {
     attribution_with(resource, record, &AttributionOverrides { resource_user_only: true, ..AttributionOverrides::NONE })
 }
 
-fn prompt_key(prompt_id: &str) -> String {
-    format!("prompt-{}", bounded_id(prompt_id))
+/// The trace key of a prompt: its id, and the process that sent it when the resource says.
+fn prompt_key(resource: &Attrs<'_>, prompt_id: &str) -> String {
+    let pid = resource.int("process.pid");
+    match pid {
+        Some(pid) => {
+            let args = resource.str("process.command_args").unwrap_or("");
+            format!("prompt-{}-{}", bounded_id(prompt_id), stable_id(&[&pid.to_string(), args]))
+        }
+        None => format!("prompt-{}", bounded_id(prompt_id)),
+    }
+}
+
+/// Gemini CLI reports a shell command that ran and failed (exit 1) as `success=true`; the
+/// `tool_call` event's `metadata` says `{"exitCode":1,"isError":true}`.
+fn metadata_failed(attrs: &Attrs<'_>) -> bool {
+    attrs.json("metadata").is_some_and(|m| {
+        m.get("isError").and_then(Value::as_bool) == Some(true)
+            || m.get("exitCode").and_then(Value::as_i64).is_some_and(|c| c != 0)
+    })
+}
+
+/// The same on the `tool_call` span: the response's `data` (`exitCode`, `isError`), else the
+/// `Exit Code: N` line of what the model was given.
+fn output_failed(output: &Value) -> bool {
+    let Some(response) = output.get("response") else {
+        return false;
+    };
+    if let Some(data) = response.get("data") {
+        if data.get("isError").and_then(Value::as_bool) == Some(true)
+            || data.get("exitCode").and_then(Value::as_i64).is_some_and(|c| c != 0)
+        {
+            return true;
+        }
+    }
+    let parts = response.get("responseParts").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    parts.iter().any(|p| {
+        let text = p
+            .get("functionResponse")
+            .and_then(|f| f.get("response"))
+            .and_then(|r| r.get("output"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        text.lines().any(|line| {
+            line.trim().strip_prefix("Exit Code:").and_then(|n| n.trim().parse::<i64>().ok()).is_some_and(|c| c != 0)
+        })
+    })
 }
 
 /// The event's full name: the `event.name` attribute, else the LogRecord field, else a body
@@ -170,7 +220,7 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
     let Some(prompt_id) = attrs.str("prompt_id") else {
         return;
     };
-    let trace_key = prompt_key(prompt_id);
+    let trace_key = prompt_key(resource, prompt_id);
     let who = who(resource, &attrs);
     let time = log.time();
     // No sequence number: the time and the attributes name one record, stably across re-sends.
@@ -241,7 +291,7 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, out: &mut Fragments) {
         "tool_call" => {
             let tool = attrs.string("function_name");
             let args = attrs.str("function_args").map(canonical_args);
-            let success = attrs.bool("success");
+            let success = if metadata_failed(&attrs) { Some(false) } else { attrs.bool("success") };
             let error =
                 attrs.first_str(&["error.message", "error"]).filter(|_| success == Some(false)).map(str::to_owned);
             let id = match (&tool, &args) {
@@ -322,7 +372,7 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, out: &mut Fragments) {
                 error,
             };
             out.push(
-                prompt_key(prompt_id),
+                prompt_key(resource, prompt_id),
                 format!("span-{}", span.span_id),
                 report,
                 who,
@@ -345,16 +395,21 @@ fn normalize_span(resource: &Attrs<'_>, span: &Span, out: &mut Fragments) {
             };
             let output = attrs.json("gen_ai.output.messages");
             let status = output.as_ref().and_then(|o| o.get("status")).and_then(Value::as_str);
+            let command_failed = output.as_ref().is_some_and(output_failed);
             let call = ToolCall {
                 name: Some(tool.to_owned()),
                 args: Some(args.clone()),
                 result: output.as_ref().and_then(tool_result),
                 duration_ms: span.duration_ms(),
-                success: status.map(|s| s == "success").or(error.is_some().then_some(false)),
+                success: if command_failed {
+                    Some(false)
+                } else {
+                    status.map(|s| s == "success").or(error.is_some().then_some(false))
+                },
                 decision: None,
                 start_unix_nano: Some(span.start_time_unix_nano),
             };
-            out.push(prompt_key(prompt_id), tool_id(tool, &args), report, who, FragmentBody::ToolCall(call));
+            out.push(prompt_key(resource, prompt_id), tool_id(tool, &args), report, who, FragmentBody::ToolCall(call));
         }
         _ => {}
     }

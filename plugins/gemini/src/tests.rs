@@ -49,8 +49,16 @@ fn claims_the_scope_and_the_event_prefix() {
 #[test]
 fn every_report_of_the_prompt_is_keyed_by_prompt_id() {
     let fragments = run(&all());
+    // The prompt id and the process that sent it (the capture's resource names it).
+    let key = fragments
+        .iter()
+        .find(|f| !matches!(f.body, FragmentBody::UsageMetric(_)))
+        .expect("a fragment")
+        .trace_key
+        .clone();
+    assert!(key.starts_with(&format!("{PROMPT_KEY}-")), "{key}");
     for f in fragments.iter().filter(|f| !matches!(f.body, FragmentBody::UsageMetric(_))) {
-        assert_eq!(f.trace_key, PROMPT_KEY, "{f:?}");
+        assert_eq!(f.trace_key, key, "{f:?}");
         assert!(f.also_known_as.is_empty());
         assert_eq!(f.attribution.user_id.as_deref(), Some("dev@example.com"));
         assert_eq!(f.attribution.device_id.as_deref(), Some("device-1234"));

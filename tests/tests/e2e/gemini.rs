@@ -52,7 +52,11 @@ async fn the_capture_gives_one_exact_trace() {
     host.replay(&Capture::load(CAPTURE)).await;
     let trace = only_trace(&host).await;
     assert_totals(&trace);
-    assert_eq!(trace["id"], format!("prompt-{SESSION}"), "keyed by prompt_id (= the session id in -p mode)");
+    let id = trace["id"].as_str().expect("id");
+    assert!(
+        id.starts_with(&format!("prompt-{SESSION}-")),
+        "keyed by prompt_id (= the session id in -p mode) and the process: {id}"
+    );
     assert_eq!(trace["prompt"], PROMPT);
     assert_eq!(trace["response"], RESPONSE);
     assert_eq!(trace["errors"], json!([]));
