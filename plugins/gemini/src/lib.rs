@@ -112,12 +112,11 @@ fn output_failed(output: &Value) -> bool {
     let Some(response) = output.get("response") else {
         return false;
     };
-    if let Some(data) = response.get("data") {
-        if data.get("isError").and_then(Value::as_bool) == Some(true)
-            || data.get("exitCode").and_then(Value::as_i64).is_some_and(|c| c != 0)
-        {
-            return true;
-        }
+    if let Some(data) = response.get("data")
+        && (data.get("isError").and_then(Value::as_bool) == Some(true)
+            || data.get("exitCode").and_then(Value::as_i64).is_some_and(|c| c != 0))
+    {
+        return true;
     }
     let parts = response.get("responseParts").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
     parts.iter().any(|p| {
