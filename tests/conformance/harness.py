@@ -137,7 +137,8 @@ class Recorder:
                         self.rfile.readline()
                 else:
                     body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                recorder.keep(self.path, dict(self.headers.items()), body)
+                recorder.keep(self.path, dict(self.headers.items()), body,
+                              self.headers.get("Content-Type", ""), self.headers.get("Content-Encoding"))
                 fwd_headers = {k: v for k, v in self.headers.items()
                                if k.lower() in ("authorization", "content-type", "content-encoding")}
                 req = urllib.request.Request(recorder.upstream + self.path, data=body, headers=fwd_headers,
@@ -169,10 +170,10 @@ class Recorder:
             self.seq = 0
             self.statuses = []
 
-    def keep(self, path, headers, body):
+    def keep(self, path, headers, body, ctype, encoding):
+        """Header names as sent (Rust exporters write them in lower case); ctype and encoding
+        looked up case-insensitively."""
         signal_name = path.rstrip("/").split("/")[-1]
-        ctype = headers.get("Content-Type", "")
-        encoding = headers.get("Content-Encoding")
         ext = ".json" if "json" in ctype else ".bin"
         if encoding == "gzip":
             ext += ".gz"

@@ -389,6 +389,10 @@ def run_case(ctx, agent_cls, case):
                 f.write(f"$ {' '.join(agent.command(case, prompt, index, run))}\nexit {proc.returncode} "
                         f"in {elapsed:.1f}s\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}\n")
             calls = mock_calls(ctx.mock_log, before + 1, after)
+            # What the model served this prompt, beside the capture (tests derive numbers from it).
+            with open(os.path.join(capture_dir, "mock-calls.jsonl"), "a", encoding="utf-8") as f:
+                for c in calls:
+                    f.write(json.dumps(dict(c, prompt=index + 1)) + "\n")
             check.eq(f"prompt {index + 1}: CLI exit status", proc.returncode, 0)
             session = None
             try:

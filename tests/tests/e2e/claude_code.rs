@@ -21,7 +21,9 @@ fn assert_totals(trace: &Value, with_cost: bool) {
         let cost = trace["cost_usd"].as_f64().expect("cost_usd");
         assert!((cost - 3.0 * 0.008295).abs() < 1e-9, "cost {cost}");
     } else {
-        assert_eq!(trace["cost_usd"], Value::Null, "spans carry no cost");
+        // Spans carry no cost: the price table's.
+        assert_eq!(trace["cost_source"], "price-table");
+        assert!(trace["cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{trace}");
     }
     assert_eq!(trace["user_id"], "dev@example.com", "the resource user.id, not the installation hash");
     assert_eq!(trace["device_id"], "device-1234");
@@ -49,7 +51,7 @@ async fn content_on_capture_gives_one_exact_trace() {
     assert_eq!(bash["args"], r#"{"command":"ls","description":"List files in current directory"}"#);
     assert_eq!(bash["result"], "README.md\nmain.py");
     assert_eq!(bash["success"], true);
-    assert_eq!(bash["decision"], "accept (config)");
+    assert_eq!((bash["decision"].as_str(), bash["decision_source"].as_str()), (Some("accept"), Some("config")));
     assert_eq!(bash["duration_ms"], 123);
     assert!(trace["start_time"].as_str().is_some_and(|t| t.starts_with("2026-11-24T18:41:26")));
 
@@ -173,4 +175,86 @@ async fn sessions_and_users_group_the_traces() {
     assert_ne!(next["data"][0]["id"], page["data"][0]["id"]);
     let later = host.get_json("/api/public/traces?from=2026-11-24T18:41:50Z").await;
     assert_eq!(later["data"].as_array().map(Vec::len), Some(1), "from filters by start time");
+}
+
+/// What the conformance suite's mock model served each prompt of a capture it made
+/// (`mock-calls.jsonl` beside the bodies): per prompt, the five token counts of its calls,
+/// summed, in the blueprint's convention (input fresh, output visible, cache read and creation,
+/// reasoning) — the expectation, written by the mock, not by Antenna.
+fn served(capture: &str) -> Vec<[u64; 5]> {
+    let path = antenna_e2e::fixtures_dir().join(capture).join("mock-calls.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut per_prompt: Vec<[u64; 5]> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let call: Value = serde_json::from_str(line).expect("a JSON line");
+        let prompt = call["prompt"].as_u64().expect("prompt") as usize;
+        if per_prompt.len() < prompt {
+            per_prompt.resize(prompt, [0; 5]);
+        }
+        let n = &call["normalized"];
+        for (i, key) in ["input", "output", "cache_read", "cache_creation", "reasoning"].iter().enumerate() {
+            per_prompt[prompt - 1][i] += n[*key].as_u64().expect("a count");
+        }
+    }
+    per_prompt
+}
+
+/// A trace's five token counts, in the order of [`served`].
+fn tokens(trace: &Value) -> [u64; 5] {
+    ["input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens"]
+        .map(|k| trace[k].as_u64().unwrap_or_else(|| panic!("{k} in {trace}")))
+}
+
+/// The traces of a host in prompt order (start time).
+async fn traces_in_order(host: &TestHost) -> Vec<Value> {
+    let mut traces = host.traces().await;
+    traces.sort_by(|a, b| a["start_time"].as_str().cmp(&b["start_time"].as_str()));
+    traces
+}
+
+/// The session-title side query (conformance suite, Claude Code 2.1.197 with distinct usage
+/// per call): its `api_request` event has no `prompt.id` and no trace id, its span is inside
+/// the interaction. Its call counts once, with the agent's cost: every token the model served
+/// and the `total_cost_usd` the CLI printed.
+#[tokio::test]
+async fn the_side_query_counts_once_with_its_cost() {
+    const SIDE: &str = "claude-code/side-query-protobuf";
+    let host = TestHost::start().await;
+    host.replay(&Capture::load(SIDE)).await;
+    let traces = traces_in_order(&host).await;
+    assert_eq!(traces.len(), 1, "{traces:#?}");
+    let trace = &traces[0];
+    assert_eq!(trace["session_id"], "2be9fd9a-7333-4257-937a-f83ecc457d90", "as `claude -p --output-format json` said");
+    assert_eq!(tokens(trace), served(SIDE)[0], "three calls, each once");
+    assert_eq!(trace["cost_source"], "agent", "{trace}");
+    let cost = trace["cost_usd"].as_f64().expect("cost_usd");
+    assert!((cost - 0.0214155).abs() < 1e-9, "the CLI's total_cost_usd, got {cost}");
+    let id = trace["id"].as_str().expect("id");
+    let detail = host.get_json(&format!("/api/public/traces/{id}")).await;
+    let calls: Vec<&Value> =
+        detail["observations"].as_array().expect("observations").iter().filter(|o| o["type"] == "llm_call").collect();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert!(calls.iter().all(|c| c["reported_via"] == serde_json::json!(["log", "span"])), "{calls:#?}");
+}
+
+/// A session continued with `claude -p --continue` (conformance suite): two prompts, two
+/// traces, one session — the throw-away session id of the continued process's first
+/// `claude_code.session.count` point (`start_type=continue`) is no second session.
+#[tokio::test]
+async fn a_continued_session_is_one_session_of_two_traces() {
+    const TWO: &str = "claude-code/session-two-prompts-protobuf";
+    let host = TestHost::start().await;
+    host.replay(&Capture::load(TWO)).await;
+    let traces = traces_in_order(&host).await;
+    assert_eq!(traces.len(), 2, "{traces:#?}");
+    let served = served(TWO);
+    for (i, trace) in traces.iter().enumerate() {
+        assert_eq!(trace["session_id"], "a415221d-5491-4336-82d9-2a0a30ebc24b", "as the first `claude -p` said");
+        assert_eq!(tokens(trace), served[i], "prompt {}", i + 1);
+        assert!(trace["prompt"].as_str().is_some_and(|p| p.contains(&format!("(prompt {})", i + 1))), "{trace}");
+    }
+    let sessions = host.get_json("/api/public/sessions").await;
+    assert_eq!(sessions["data"].as_array().map(Vec::len), Some(1), "{sessions}");
+    let users = host.get_json("/api/public/users").await;
+    assert_eq!(users["data"][0]["sessions"], 1, "{users}");
 }

@@ -28,7 +28,9 @@ fn assert_totals(trace: &Value) {
     assert_eq!(trace["output_tokens"], 2 * (56 - 10));
     assert_eq!(trace["reasoning_tokens"], 2 * 10);
     assert_eq!(trace["models"], json!(["gpt-5-codex"]));
-    assert_eq!(trace["cost_usd"], Value::Null, "Codex sends no cost");
+    // Codex sends no cost: the price table's, over the normalized tokens.
+    assert_eq!(trace["cost_source"], "price-table");
+    assert!(trace["cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{trace}");
     assert_eq!(trace["session_id"], SESSION);
     assert_eq!(trace["user_id"], Value::Null);
     assert_eq!(trace["device_id"], Value::Null);
@@ -45,7 +47,7 @@ fn assert_full_tool_call(trace: &Value) {
     assert_eq!(exec["args"], r#"{"cmd": "ls"}"#);
     assert_eq!(exec["result"], OUTPUT);
     assert_eq!(exec["success"], true);
-    assert_eq!(exec["decision"], "approved (config)");
+    assert_eq!((exec["decision"].as_str(), exec["decision_source"].as_str()), (Some("approved"), Some("config")));
     assert_eq!(exec["duration_ms"], 62);
 }
 
@@ -320,4 +322,59 @@ async fn a_log_batch_split_between_request_and_response() {
     let trace = only_trace(&host).await;
     assert_totals(&trace);
     assert_eq!(trace["prompt"], PROMPT);
+}
+
+/// What the conformance suite's mock model served each prompt of a capture it made
+/// (`mock-calls.jsonl` beside the bodies): per prompt, the five token counts of its calls,
+/// summed, in the blueprint's convention (input fresh, output visible, cache read and creation,
+/// reasoning) — the expectation, written by the mock, not by Antenna.
+fn served(capture: &str) -> Vec<[u64; 5]> {
+    let path = antenna_e2e::fixtures_dir().join(capture).join("mock-calls.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut per_prompt: Vec<[u64; 5]> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let call: Value = serde_json::from_str(line).expect("a JSON line");
+        let prompt = call["prompt"].as_u64().expect("prompt") as usize;
+        if per_prompt.len() < prompt {
+            per_prompt.resize(prompt, [0; 5]);
+        }
+        let n = &call["normalized"];
+        for (i, key) in ["input", "output", "cache_read", "cache_creation", "reasoning"].iter().enumerate() {
+            per_prompt[prompt - 1][i] += n[*key].as_u64().expect("a count");
+        }
+    }
+    per_prompt
+}
+
+/// A trace's five token counts, in the order of [`served`].
+fn tokens(trace: &Value) -> [u64; 5] {
+    ["input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens"]
+        .map(|k| trace[k].as_u64().unwrap_or_else(|| panic!("{k} in {trace}")))
+}
+
+/// The traces of a host in prompt order (start time).
+async fn traces_in_order(host: &TestHost) -> Vec<Value> {
+    let mut traces = host.traces().await;
+    traces.sort_by(|a, b| a["start_time"].as_str().cmp(&b["start_time"].as_str()));
+    traces
+}
+
+/// A shell command that exits 1 (conformance suite, Codex 0.169.0): Codex reports the call
+/// with `success=true` and writes `Process exited with code 1` into its output. The tool call
+/// failed.
+#[tokio::test]
+async fn a_failed_shell_command_is_a_failed_tool_call() {
+    const FAIL: &str = "codex/failing-tool-binary";
+    let host = TestHost::start().await;
+    host.replay(&Capture::load(FAIL)).await;
+    let traces = traces_in_order(&host).await;
+    assert_eq!(traces.len(), 1, "{traces:#?}");
+    let trace = &traces[0];
+    assert_eq!(trace["session_id"], "01a22bfc-b1e6-7172-a011-bc1a3ed14718", "the thread id `codex exec --json` said");
+    assert_eq!(tokens(trace), served(FAIL)[0]);
+    let tools = trace["tool_calls"].as_array().expect("tool_calls");
+    assert_eq!(tools.len(), 1, "{tools:#?}");
+    assert_eq!(tools[0]["name"], "exec_command");
+    assert_eq!(tools[0]["success"], false, "{tools:#?}");
+    assert!(tools[0]["result"].as_str().is_some_and(|r| r.contains("Process exited with code 1")), "{tools:#?}");
 }

@@ -32,7 +32,9 @@ fn assert_totals(trace: &Value) {
     assert_eq!(trace["output_tokens"], 2 * 56);
     assert_eq!(trace["reasoning_tokens"], 0);
     assert_eq!(trace["models"], json!(["gpt-4.1"]));
-    assert_eq!(trace["cost_usd"], Value::Null, "github.copilot.cost is a multiplier, not dollars");
+    // github.copilot.cost is a multiplier, not dollars: the cost is the price table's.
+    assert_eq!(trace["cost_source"], "price-table");
+    assert!(trace["cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{trace}");
     assert_eq!(trace["user_id"], "dev@example.com");
     assert_eq!(trace["device_id"], "device-1234");
     assert_eq!(trace["session_id"], SESSION);
@@ -103,7 +105,8 @@ async fn content_on_capture_gives_one_exact_trace() {
     let observations = detail["observations"].as_array().expect("observations");
     let llm: Vec<&Value> = observations.iter().filter(|o| o["type"] == "llm_call").collect();
     assert_eq!(llm.len(), 2);
-    assert!(llm.iter().all(|o| o["reported_via"] == json!(["span"]) && o["cost_usd"].is_null()), "{llm:#?}");
+    // The multiplier is never dollars: a chat's cost is the price table's, not the agent's.
+    assert!(llm.iter().all(|o| o["reported_via"] == json!(["span"]) && o["cost_source"] == "price-table"), "{llm:#?}");
     let cost: Vec<&Value> = observations.iter().filter(|o| o["name"] == "github.copilot.cost").collect();
     assert_eq!(cost.len(), 2);
     assert_eq!(cost[0]["attributes"]["github.copilot.cost"], 0.0);
@@ -201,4 +204,74 @@ async fn metrics_are_kept_but_make_no_trace() {
     assert!(host.traces().await.is_empty(), "metrics alone make no prompt trace");
     host.replay(&capture).await;
     assert_totals(&only_trace(&host).await);
+}
+
+/// What the conformance suite's mock model served each prompt of a capture it made
+/// (`mock-calls.jsonl` beside the bodies): per prompt, the five token counts of its calls,
+/// summed, in the blueprint's convention (input fresh, output visible, cache read and creation,
+/// reasoning) — the expectation, written by the mock, not by Antenna.
+fn served(capture: &str) -> Vec<[u64; 5]> {
+    let path = antenna_e2e::fixtures_dir().join(capture).join("mock-calls.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut per_prompt: Vec<[u64; 5]> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let call: Value = serde_json::from_str(line).expect("a JSON line");
+        let prompt = call["prompt"].as_u64().expect("prompt") as usize;
+        if per_prompt.len() < prompt {
+            per_prompt.resize(prompt, [0; 5]);
+        }
+        let n = &call["normalized"];
+        for (i, key) in ["input", "output", "cache_read", "cache_creation", "reasoning"].iter().enumerate() {
+            per_prompt[prompt - 1][i] += n[*key].as_u64().expect("a count");
+        }
+    }
+    per_prompt
+}
+
+/// A trace's five token counts, in the order of [`served`].
+fn tokens(trace: &Value) -> [u64; 5] {
+    ["input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens"]
+        .map(|k| trace[k].as_u64().unwrap_or_else(|| panic!("{k} in {trace}")))
+}
+
+/// The traces of a host in prompt order (start time).
+async fn traces_in_order(host: &TestHost) -> Vec<Value> {
+    let mut traces = host.traces().await;
+    traces.sort_by(|a, b| a["start_time"].as_str().cmp(&b["start_time"].as_str()));
+    traces
+}
+
+/// A session continued with `copilot -p --continue` (conformance suite, Copilot 1.0.102):
+/// `turn_id` restarts at "0" in the continued process, so conversation id + turn id would
+/// collide; the OTel trace id of each `invoke_agent` does not. Two prompts, two traces.
+#[tokio::test]
+async fn a_continued_session_is_one_trace_per_prompt() {
+    const TWO: &str = "copilot-cli/session-two-prompts-protobuf";
+    let host = TestHost::start().await;
+    host.replay(&Capture::load(TWO)).await;
+    let traces = traces_in_order(&host).await;
+    assert_eq!(traces.len(), 2, "{traces:#?}");
+    let served = served(TWO);
+    for (i, trace) in traces.iter().enumerate() {
+        assert_eq!(trace["agent"], "copilot");
+        assert_eq!(trace["session_id"], "b6581ca7-3901-4596-9e7c-a0b92240cdb8", "as `copilot --resume=` said");
+        assert_eq!(tokens(trace), served[i], "prompt {}", i + 1);
+        assert_eq!(trace["tool_calls"].as_array().map(Vec::len), Some(1), "{trace}");
+    }
+    assert_ne!(traces[0]["id"], traces[1]["id"]);
+}
+
+/// A shell command that exits 1: Copilot sets `process.exit.code` on the tool span.
+#[tokio::test]
+async fn a_failed_shell_command_is_a_failed_tool_call() {
+    const FAIL: &str = "copilot-cli/failing-tool-protobuf";
+    let host = TestHost::start().await;
+    host.replay(&Capture::load(FAIL)).await;
+    let traces = traces_in_order(&host).await;
+    assert_eq!(traces.len(), 1, "{traces:#?}");
+    assert_eq!(tokens(&traces[0]), served(FAIL)[0]);
+    let tools = traces[0]["tool_calls"].as_array().expect("tool_calls");
+    assert_eq!(tools.len(), 1, "{tools:#?}");
+    assert_eq!(tools[0]["name"], "bash");
+    assert_eq!(tools[0]["success"], false, "{tools:#?}");
 }

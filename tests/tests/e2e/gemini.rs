@@ -26,7 +26,9 @@ fn assert_totals(trace: &Value) {
 
 fn assert_common(trace: &Value) {
     assert_eq!(trace["models"], json!(["gemini-3.5-flash-lite", "gemini-3.8-flash"]));
-    assert_eq!(trace["cost_usd"], Value::Null, "Gemini sends no cost");
+    // Gemini sends no cost: the price table's.
+    assert_eq!(trace["cost_source"], "price-table");
+    assert!(trace["cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{trace}");
     assert_eq!(trace["user_id"], "dev@example.com", "from the resource: Gemini names no user itself");
     assert_eq!(trace["device_id"], "device-1234");
     assert_eq!(trace["session_id"], SESSION);
@@ -200,4 +202,87 @@ async fn without_a_resource_user_the_fallback_applies() {
     let host = TestHost::start_with(|config| config.fallback_user = Some("ops@example.com".into())).await;
     host.replay(&capture).await;
     assert_eq!(only_trace(&host).await["user_id"], "ops@example.com");
+}
+
+/// What the conformance suite's mock model served each prompt of a capture it made
+/// (`mock-calls.jsonl` beside the bodies): per prompt, the five token counts of its calls,
+/// summed, in the blueprint's convention (input fresh, output visible, cache read and creation,
+/// reasoning) — the expectation, written by the mock, not by Antenna.
+fn served(capture: &str) -> Vec<[u64; 5]> {
+    let path = antenna_e2e::fixtures_dir().join(capture).join("mock-calls.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut per_prompt: Vec<[u64; 5]> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let call: Value = serde_json::from_str(line).expect("a JSON line");
+        let prompt = call["prompt"].as_u64().expect("prompt") as usize;
+        if per_prompt.len() < prompt {
+            per_prompt.resize(prompt, [0; 5]);
+        }
+        let n = &call["normalized"];
+        for (i, key) in ["input", "output", "cache_read", "cache_creation", "reasoning"].iter().enumerate() {
+            per_prompt[prompt - 1][i] += n[*key].as_u64().expect("a count");
+        }
+    }
+    per_prompt
+}
+
+/// A trace's five token counts, in the order of [`served`].
+fn tokens(trace: &Value) -> [u64; 5] {
+    ["input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens"]
+        .map(|k| trace[k].as_u64().unwrap_or_else(|| panic!("{k} in {trace}")))
+}
+
+/// The traces of a host in prompt order (start time).
+async fn traces_in_order(host: &TestHost) -> Vec<Value> {
+    let mut traces = host.traces().await;
+    traces.sort_by(|a, b| a["start_time"].as_str().cmp(&b["start_time"].as_str()));
+    traces
+}
+
+/// Gemini CLI 0.61 continued with `gemini --resume latest -p ...` (conformance suite): every
+/// record of both prompts carries one `prompt_id`, the session id. Each prompt is its own
+/// trace, with its own calls' tokens and its own tool call.
+#[tokio::test]
+async fn a_continued_session_is_one_trace_per_prompt() {
+    const TWO: &str = "gemini-cli/session-two-prompts-json";
+    let host = TestHost::start().await;
+    host.replay(&Capture::load(TWO)).await;
+    let traces = traces_in_order(&host).await;
+    assert_eq!(traces.len(), 2, "two prompts, two traces: {traces:#?}");
+    let served = served(TWO);
+    for (i, trace) in traces.iter().enumerate() {
+        assert_eq!(trace["agent"], "gemini");
+        assert_eq!(
+            trace["session_id"], "1952f358-828d-4ecd-9920-3297fadbe315",
+            "as `gemini --output-format json` said"
+        );
+        assert_eq!(tokens(trace), served[i], "prompt {}: the tokens of its own calls", i + 1);
+        let prompt = trace["prompt"].as_str().expect("prompt");
+        assert!(prompt.contains(&format!("(prompt {})", i + 1)), "{prompt}");
+        assert_eq!(trace["tool_calls"].as_array().map(Vec::len), Some(1), "{trace}");
+        assert_eq!(trace["tool_calls"][0]["success"], true);
+    }
+    assert_ne!(traces[0]["id"], traces[1]["id"]);
+    let sessions = host.get_json("/api/public/sessions").await;
+    assert_eq!(sessions["data"].as_array().map(Vec::len), Some(1), "{sessions}");
+}
+
+/// A shell command that exits 1 (conformance suite): Gemini CLI says `success=true` on the
+/// tool_call event and span, with `{"exitCode":1,"isError":true}` in the event's metadata and
+/// `Exit Code: 1` in the span's output. The tool call failed.
+#[tokio::test]
+async fn a_failed_shell_command_is_a_failed_tool_call() {
+    const FAIL: &str = "gemini-cli/failing-tool-json";
+    let host = TestHost::start().await;
+    host.replay(&Capture::load(FAIL)).await;
+    let traces = traces_in_order(&host).await;
+    assert_eq!(traces.len(), 1, "{traces:#?}");
+    let trace = &traces[0];
+    assert_eq!(tokens(trace), served(FAIL)[0]);
+    let tools = trace["tool_calls"].as_array().expect("tool_calls");
+    assert_eq!(tools.len(), 1, "{tools:#?}");
+    assert_eq!(tools[0]["name"], "run_shell_command");
+    assert_eq!(tools[0]["args"], r#"{"command":"cat missing.txt"}"#);
+    assert_eq!(tools[0]["success"], false, "{tools:#?}");
+    assert!(tools[0]["result"].as_str().is_some_and(|r| r.contains("No such file")), "{tools:#?}");
 }
