@@ -13,6 +13,7 @@
 //! (`ANTENNA_BACKOFF_MS`) instead of each waiting on a slow host.
 
 pub mod config;
+pub mod git;
 pub mod otlp;
 pub mod send;
 pub mod spool;

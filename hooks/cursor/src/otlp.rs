@@ -1,6 +1,7 @@
 //! One hook invocation as OTLP/JSON: a `ResourceLogs` holding one log record.
 //!
-//! Resource: `service.name=cursor`, `user.id`, `host.id` and `OTEL_RESOURCE_ATTRIBUTES`. Scope:
+//! Resource: `service.name=cursor`, `user.id`, `host.id`, the git remote and branch of the
+//! working directory (see [`crate::git`]) and `OTEL_RESOURCE_ATTRIBUTES`. Scope:
 //! `antenna.cursor-hook`. Record: event name `cursor.<hook_event_name>`, the payload's fields as
 //! attributes under their own names (nested values as OTLP arrays and key-value lists).
 
@@ -32,6 +33,10 @@ pub fn resource_logs(config: &Config, payload: &Map<String, Value>, hook: &str, 
         .or_else(|| payload.get("user_email").and_then(Value::as_str).filter(|e| !e.is_empty()).map(str::to_owned));
     resource.extend(user.map(|u| ("user.id".to_owned(), u)));
     resource.extend(config.host_id.clone().map(|h| ("host.id".to_owned(), h)));
+    // The repository and branch, unless OTEL_RESOURCE_ATTRIBUTES names them.
+    if !resource.iter().any(|(k, _)| k.starts_with("vcs.")) {
+        resource.extend(crate::git::workplace(payload));
+    }
     let time = time_unix_nano.to_string();
     json!({
         "resource": {

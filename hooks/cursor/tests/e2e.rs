@@ -180,6 +180,7 @@ fn assert_expected_trace(trace: &Value, user: &str) {
                 "duration_ms": 4210,
                 "success": true,
                 "decision": null,
+                "decision_source": null,
             },
             {
                 "name": "add_issue_comment",
@@ -188,6 +189,7 @@ fn assert_expected_trace(trace: &Value, user: &str) {
                 "duration_ms": 812,
                 "success": true,
                 "decision": null,
+                "decision_source": null,
             },
         ])
     );

@@ -62,7 +62,7 @@ async fn an_agent_with_no_parser_of_its_own_gets_per_prompt_traces() {
     assert_eq!(trace["output_tokens"], 2 * 56);
     assert_eq!(trace["reasoning_tokens"], 0);
     assert_eq!(trace["models"], json!(["gpt-4.1"]));
-    assert_eq!(trace["cost_usd"], Value::Null);
+    assert_eq!(trace["cost_source"], "price-table", "the generic parser reports no cost: the table prices gpt-4.1");
     assert_eq!(trace["user_id"], "dev@example.com");
     assert_eq!(trace["device_id"], "device-1234");
     assert_eq!(trace["session_id"], "b73fe7d9-0115-42d7-a406-d026322ae8f5");

@@ -144,16 +144,17 @@ fn every_capture_decodes_and_reencodes() {
     let dirs = capture::find_capture_dirs(&[fixtures()]).unwrap();
     // cursor/ (hook payloads) and fuzz-regressions/ hold no NNNN-<signal> files.
     let names: Vec<String> = dirs.iter().map(|d| d.strip_prefix(fixtures()).unwrap().display().to_string()).collect();
-    assert_eq!(
-        names,
-        [
-            "claude-code/json-content-off",
-            "claude-code/protobuf-content-on",
-            "codex/binary-content-on",
-            "copilot-cli/json-content-on",
-            "gemini-cli/json-content-on"
-        ]
-    );
+    // Every agent's first captures at least (the conformance suite adds more).
+    for expected in [
+        "claude-code/json-content-off",
+        "claude-code/protobuf-content-on",
+        "codex/binary-content-on",
+        "copilot-cli/json-content-on",
+        "gemini-cli/json-content-on",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.starts_with("cursor") || n.starts_with("fuzz")), "{names:?}");
     for dir in &dirs {
         let capture = Capture::load(dir).unwrap();
         for (request, renamed) in capture.requests.iter().zip(session_payloads(&capture, 7, 1)) {
