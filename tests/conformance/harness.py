@@ -289,8 +289,9 @@ def inventory_pb(sig, buf, inv):
                     name = _pb_str(span, 5)
                     _add(inv, "span", name, keys)
                     for ev in _pb_sub(span, 11):
-                        ekeys, _ = _pb_kv_keys(ev, 3)
-                        _add(inv, "span_event", _pb_str(ev, 2), ekeys)
+                        ekeys, evals = _pb_kv_keys(ev, 3)
+                        # Codex names span events by source location; event.name is the name.
+                        _add(inv, "span_event", evals.get("event.name") or _pb_str(ev, 2), ekeys)
             elif sig == "logs":
                 for rec in _pb_sub(ss, 2):
                     keys, values = _pb_kv_keys(rec, 6)
@@ -336,7 +337,8 @@ def inventory_json(sig, doc, inv):
                 for span in ss.get("spans") or []:
                     _add(inv, "span", span.get("name"), _json_keys(span.get("attributes")))
                     for ev in span.get("events") or []:
-                        _add(inv, "span_event", ev.get("name"), _json_keys(ev.get("attributes")))
+                        name = _json_str(ev.get("attributes"), "event.name") or ev.get("name")
+                        _add(inv, "span_event", name, _json_keys(ev.get("attributes")))
             elif sig == "logs":
                 for rec in ss.get("logRecords") or []:
                     name = _json_str(rec.get("attributes"), "event.name") or rec.get("eventName")

@@ -35,7 +35,7 @@ WORKDIR = re.compile(r"\[workdir:([^\]]+)\]")
 SHELL_TOOLS = ("Bash", "exec_command", "shell", "run_shell_command", "bash", "shell_command")
 WRITE_TOOLS = ("Write", "write_file", "create", "apply_patch")
 FINAL_TEXT = "Done. The command ran and I summarized its result."
-EDIT_CONTENT = "conformance edit\n"
+EDIT_CONTENT = "conformance edit"  # one line, no newline: every agent counts it as 1
 COMMANDS = {"ok": "ls", "fail": "cat missing.txt", "edit": "ls"}
 
 LOCK = threading.Lock()
@@ -129,7 +129,7 @@ def choose_tool(tools, scenario, workdir):
                 if name == "apply_patch":
                     patch = (
                         "*** Begin Patch\n*** Add File: notes.txt\n+"
-                        + EDIT_CONTENT.rstrip("\n")
+                        + EDIT_CONTENT
                         + "\n*** End Patch\n"
                     )
                     tool = by_name[name]
@@ -142,7 +142,7 @@ def choose_tool(tools, scenario, workdir):
         # No file-writing tool offered (Codex without model metadata offers only its shell):
         # the patch through the shell, which Codex recognises as apply_patch.
         command = ("apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: notes.txt\n+"
-                   + EDIT_CONTENT.rstrip("\n") + "\n*** End Patch\nEOF\n")
+                   + EDIT_CONTENT + "\n*** End Patch\nEOF\n")
     for name in SHELL_TOOLS:
         if name in by_name:
             return name, args_for(by_name[name], command, workdir)

@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.error
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -393,7 +394,12 @@ def run_case(ctx, agent_cls, case):
             with open(os.path.join(capture_dir, "mock-calls.jsonl"), "a", encoding="utf-8") as f:
                 for c in calls:
                     f.write(json.dumps(dict(c, prompt=index + 1)) + "\n")
-            check.eq(f"prompt {index + 1}: CLI exit status", proc.returncode, 0)
+            if proc.returncode != 0:
+                check.failures.append(f"prompt {index + 1}: the CLI exited with {proc.returncode} (see "
+                                      f"logs/{agent.name}-{case.name}-{index + 1}.out): "
+                                      f"{(proc.stderr or proc.stdout).strip()[-300:]}")
+            else:
+                check.passed += 1
             session = None
             try:
                 session = agent.session_from(proc.stdout + proc.stderr, run, index)
@@ -519,7 +525,9 @@ def wait_and_check(ctx, agent, case, run, prompts, check):
                                val is None or isinstance(val, str), repr(val))
         if p["scenario"] == "edit":
             path = os.path.join(run.work, "notes.txt")
-            check.true(f"{where}: the edit happened (notes.txt written)", os.path.exists(path))
+            written = open(path, encoding="utf-8").read() if os.path.exists(path) else None
+            check.true(f"{where}: the edit happened (notes.txt written by the agent)",
+                       written is not None and mock_model.EDIT_CONTENT in written, repr(written))
         # Texts
         want_prompt = agent.expected_prompt(case, p["prompt"])
         if want_prompt is not None:
@@ -547,9 +555,55 @@ def wait_and_check(ctx, agent, case, run, prompts, check):
         check.true("cost_usd equals the CLI's total_cost_usd",
                    abs((traces[0].get("cost_usd") or 0) - run.claude_cost) < 1e-9,
                    f"{traces[0].get('cost_usd')} vs {run.claude_cost}")
-    # Users endpoint agrees with the traces.
+    # Users endpoint agrees with the traces: one user, one session, as many traces as prompts.
     users = run.host.get("/api/public/users").get("data") or []
     check.eq("GET /api/public/users: one user", len(users), 1)
+    if users:
+        check.eq("GET /api/public/users: sessions of the user", users[0].get("sessions"), 1)
+        check.eq("GET /api/public/users: traces of the user", users[0].get("traces"), len(prompts))
+    # Usage per agent: the sum over the traces (the five counts, prompts, sessions).
+    try:
+        usage = run.host.get("/api/public/usage?group_by=agent").get("data") or []
+    except urllib.error.HTTPError as e:
+        usage = None
+        check.failures.append(f"GET /api/public/usage: {e.code}")
+    if usage is not None:
+        with open(os.path.join(ctx.out, "logs", f"{agent.name}-{case.name}-usage.json"), "w") as f:
+            json.dump(usage, f, indent=1)
+        check.eq("GET /api/public/usage?group_by=agent: one group", [u.get("key") for u in usage], [agent.name])
+        if usage:
+            u = usage[0]
+            want = {k: sum(w[k] for w in want_totals) for k in want_totals[0]}
+            got = {"input": u.get("input_tokens"), "output": u.get("output_tokens"),
+                   "cache_read": u.get("cache_read_tokens"), "cache_creation": u.get("cache_creation_tokens"),
+                   "reasoning": u.get("reasoning_tokens")}
+            check.eq("usage: tokens (all prompts' calls)", got, want)
+            check.eq("usage: prompts", u.get("prompts"), len(prompts))
+            check.eq("usage: sessions", u.get("sessions"), 1)
+            check.eq("usage: tool calls", u.get("tool_calls"), sum(1 for p in prompts for c in p["calls"] if c.get("tool")))
+            check.eq("usage: tool failures", u.get("tool_failures"),
+                     sum(1 for p in prompts for c in p["calls"] if c.get("tool") and p["scenario"] == "fail"))
+    try:
+        outcomes = run.host.get("/api/public/outcomes?group_by=agent").get("data") or []
+    except urllib.error.HTTPError as e:
+        outcomes = None
+        check.failures.append(f"GET /api/public/outcomes: {e.code}")
+    if outcomes is not None:
+        with open(os.path.join(ctx.out, "logs", f"{agent.name}-{case.name}-outcomes.json"), "w") as f:
+            json.dump(outcomes, f, indent=1)
+    edits = sum(1 for p in prompts if p["scenario"] == "edit")
+    if outcomes is not None and edits:
+        # The lines the agent reports for the one-line file the mock had it write. Codex 0.169
+        # reports no line counts (no outcome group at all).
+        if agent.name == "codex":
+            check.eq("outcomes: Codex reports no lines", outcomes, [])
+        else:
+            got = outcomes[0] if outcomes else {}
+            check.eq("outcomes: lines added (the one-line file)", got.get("lines_added"), float(edits))
+            check.eq("outcomes: lines removed", got.get("lines_removed"), 0.0)
+            if agent.name == "claude-code":
+                check.eq("outcomes: edits accepted (Claude Code's code_edit_tool.decision)",
+                         got.get("edits_accepted"), float(edits))
 
 
 # ---------------------------------------------------------------------------------------------
