@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 import urllib.error
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -420,11 +421,34 @@ def run_case(ctx, agent_cls, case):
         if bad:
             check.failures.append(f"the host refused OTLP requests: {bad[:3]}")
         shutil.rmtree(run.home, ignore_errors=True)
+    if case.transport == "grpc":
+        check.eq("OTLP/HTTP requests (none: the traces came over gRPC)", len(metas(capture_dir)), 0)
+        with open(os.path.join(capture_dir, "NOT-RECORDED.txt"), "w") as f:
+            f.write("OTLP/gRPC went straight to the host's gRPC port: the recording proxy speaks HTTP/1.1 only,\n"
+                    "so this run's bodies were not kept (the host stored them; they are not served).\n")
+    else:
+        # The transport asked for is the one used: every request in its content type, and at
+        # least one request of each signal the agent sends.
+        want_type = "application/json" if case.transport == "json" else "application/x-protobuf"
+        types = sorted({m.get("content_type") for m in metas(capture_dir)})
+        check.eq("OTLP requests' content type", types, [want_type])
+        signals = sorted({m.get("signal") for m in metas(capture_dir)})
+        want_signals = ["metrics", "traces"] if agent.name == "copilot" else ["logs", "metrics", "traces"]
+        check.eq("OTLP signals sent", signals, want_signals)
     result["inventory"] = harness.inventory(capture_dir)
     result["passed"] = check.passed
     result["failures"] = check.failures
     result["status"] = "fail" if check.failures else "pass"
     return result
+
+
+def metas(folder):
+    out = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".meta.json"):
+            with open(os.path.join(folder, name)) as f:
+                out.append(json.load(f))
+    return out
 
 
 def harness_env(agent, case, run):
@@ -473,6 +497,10 @@ def wait_and_check(ctx, agent, case, run, prompts, check):
     check.eq("sessions", len(sessions), 1)
     api_sessions = run.host.get("/api/public/sessions").get("data") or []
     check.eq("GET /api/public/sessions: one session", len(api_sessions), 1)
+    if len(api_sessions) == 1 and len(sessions) == 1:
+        sid = next(iter(sessions))
+        one = run.host.get(f"/api/public/sessions/{urllib.parse.quote(str(sid), safe='')}")
+        check.eq("GET /api/public/sessions/{id}: its traces", len(one.get("traces") or []), len(prompts))
     for index, p in enumerate(prompts):
         if index >= len(traces):
             break
