@@ -24,6 +24,7 @@ blueprint's normalized form (every token once), which is what the suite's expect
 
 import argparse
 import json
+import os
 import re
 import sys
 import threading
@@ -38,6 +39,7 @@ FINAL_TEXT = "Done. The command ran and I summarized its result."
 EDIT_CONTENT = "conformance edit"  # one line, no newline: every agent counts it as 1
 COMMANDS = {"ok": "ls", "fail": "cat missing.txt", "edit": "ls"}
 
+VERBOSE = bool(os.environ.get("ANTENNA_CONFORMANCE_VERBOSE"))
 LOCK = threading.Lock()
 STATE = {"calls": 0, "log": None}
 
@@ -171,7 +173,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *args):
-        sys.stderr.write("mock: " + (fmt % args) + "\n")
+        # Requests are in the call log; anything the mock does not serve (404) is said.
+        if VERBOSE or (len(args) > 1 and str(args[1]) not in ("200",)):
+            sys.stderr.write("mock: " + (fmt % args) + "\n")
 
     # ---- plumbing -------------------------------------------------------------------------
     def body_json(self):
@@ -468,7 +472,6 @@ def main():
     server.daemon_threads = True
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))
-    import os
     os.replace(args.port_file + ".tmp", args.port_file)
     server.serve_forever()
 
