@@ -78,7 +78,8 @@ async function postCaptures() {
     for (const metaFile of readdirSync(folder).filter((f) => f.endsWith(".meta.json")).sort()) {
       const meta = JSON.parse(readFileSync(join(folder, metaFile), "utf8"));
       const body = readFileSync(join(folder, meta.body_file));
-      const r = await fetch(`${base}/api/public/otel${meta.path}`, {
+      const path = meta.path.startsWith("/api/") ? meta.path : `/api/public/otel${meta.path}`;
+      const r = await fetch(base + path, {
         method: "POST",
         headers: { Authorization: BASIC, "Content-Type": meta.content_type },
         body,

@@ -8,7 +8,7 @@ export const PALETTE = ["#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "
 
 /** A stacked bar chart: `days` (labels, x axis), `series` ([{key, values}], one value per day),
  * `format` for values. Hovering or focusing a bar shows its numbers. */
-export function stackedBars({ title, days, series, format }) {
+export function stackedBars({ title, days, series, format, axis = format }) {
   const width = 640, height = 220, left = 56, right = 8, top = 10, bottom = 28;
   const totals = days.map((_, i) => series.reduce((sum, s) => sum + (s.values[i] || 0), 0));
   const max = niceMax(Math.max(0, ...totals));
@@ -27,7 +27,7 @@ export function stackedBars({ title, days, series, format }) {
   for (let i = 0; i <= 4; i++) {
     const value = (max * i) / 4, yy = y(value);
     chart.append(svg("line", { x1: left, x2: width - right, y1: yy, y2: yy, class: "grid" }));
-    chart.append(svg("text", { x: left - 6, y: yy + 4, class: "axis", "text-anchor": "end" }, format(value)));
+    chart.append(svg("text", { x: left - 6, y: yy + 4, class: "axis", "text-anchor": "end" }, axis(value)));
   }
   const labelEvery = Math.ceil(days.length / 10);
   days.forEach((day, i) => {
@@ -57,12 +57,12 @@ export function stackedBars({ title, days, series, format }) {
   );
   const table = el(
     "table",
-    { class: "sr-only" },
+    {},
     el("caption", {}, title),
     el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "day"), series.map((s) => el("th", { scope: "col" }, s.key)))),
     el("tbody", {}, days.map((day, i) => el("tr", {}, el("th", { scope: "row" }, day), series.map((s) => el("td", {}, format(s.values[i] || 0)))))),
   );
-  return el("figure", { class: "chart-box" }, el("figcaption", {}, title), chart, legend, table);
+  return el("figure", { class: "chart-box" }, el("figcaption", {}, title), chart, legend, el("div", { class: "sr-only" }, table));
 }
 
 /** Horizontal bars for a top list: rows of {label, value, href?, extra?}. */

@@ -8,6 +8,8 @@ import {
 import { stackedBars, barList } from "./charts.js";
 
 const DAY_MS = 86_400_000;
+/** Dollars on an axis: as few digits as the step needs. */
+const usdAxis = (v) => (v === 0 ? "$0" : v < 0.1 ? "$" + v.toFixed(3) : v < 10 ? "$" + v.toFixed(2) : "$" + Math.round(v).toLocaleString());
 const enc = encodeURIComponent;
 
 // ---- shared pieces ---------------------------------------------------------------------------
@@ -211,10 +213,12 @@ async function overview(root, { params, isCurrent }) {
   const { from, to } = rangeOf(params);
   const filters = { from: from.toISOString(), to: to.toISOString() };
   for (const [name] of FILTERS) if (params.get(name)) filters[name] = params.get(name);
+  const filtered = FILTERS.some(([name]) => params.get(name));
   const stack = params.get("stack") || "agent";
 
   root.append(el("div", { class: "page-head" }, el("h1", {}, "Overview"), rangePicker(params, "#/overview")));
 
+  // The cards first (one query), then every panel as its own answer arrives.
   let byAgent;
   try {
     byAgent = await usageAll("agent", filters);
@@ -225,155 +229,201 @@ async function overview(root, { params, isCurrent }) {
     }
     throw e;
   }
-  const unfiltered = { from: filters.from, to: filters.to };
-  const [byUser, byModel, byRepo, byTeam, byDay, allAgents, problems, outcomes] = await Promise.all([
-    usageAll("user", filters),
-    usageAll("model", filters),
-    usageAll("repository", filters),
-    usageAll("team", filters).catch(() => ({ rows: [] })),
-    usageAll("day", filters),
-    usageAll("agent", unfiltered),
-    api("/api/public/batches?limit=100").catch(() => null),
-    api("/api/public/outcomes" + qs({ ...filters, group_by: "agent" })).catch(() => null),
-  ]);
   if (!isCurrent()) return;
-
-  // Filters, their options from the period.
-  const keys = (g) => g.rows.map((r) => r.key).filter((k) => k !== null && k !== undefined);
-  const options = { agent: keys(allAgents), user_id: keys(byUser), model: keys(byModel), repository: keys(byRepo), team: keys(byTeam) };
-  root.append(filterForm(FILTERS.map(([name, label]) => ({ name, label, options: options[name] })), params, "#/overview"));
+  const filterSlot = el("div", {}, filterForm(FILTERS.map(([name, label]) => ({ name, label, options: [] })), params, "#/overview"));
+  root.append(filterSlot);
 
   const total = sumRows(byAgent.rows);
   const tokens = totalTokens(total);
-  const activeUsers = byUser.rows.filter((r) => r.key !== null).length;
-  root.append(
-    el(
-      "div",
-      { class: "cards", "data-testid": "cards" },
-      card("Prompts", whole(total.prompts)),
-      card("Sessions", whole(total.sessions)),
-      card("Active users", whole(activeUsers) + (byUser.more ? "+" : "")),
-      card("Tokens", compact(tokens), `${compact(total.input_tokens)} in · ${compact(total.output_tokens)} out · ${compact(total.cache_read_tokens + total.cache_creation_tokens)} cache`),
-      card("Cost", usd(total.cost_usd), total.prompts ? `${usd((total.cost_usd || 0) / total.prompts)} per prompt` : null),
-      card("Failed tool calls", whole(total.tool_failures), total.tool_calls ? `of ${whole(total.tool_calls)} (${percent(total.tool_failures / total.tool_calls)})` : null),
-    ),
+  const usersCard = card("Active users", "…");
+  const cards = el(
+    "div",
+    { class: "cards", "data-testid": "cards" },
+    card("Prompts", whole(total.prompts)),
+    card("Sessions", whole(total.sessions)),
+    usersCard,
+    card("Tokens", compact(tokens), `${compact(total.input_tokens)} in · ${compact(total.output_tokens)} out · ${compact(total.cache_read_tokens + total.cache_creation_tokens)} cache`),
+    card("Cost", usd(total.cost_usd), total.prompts ? `${usd((total.cost_usd || 0) / total.prompts)} per prompt` : null),
+    card("Failed tool calls", whole(total.tool_failures), total.tool_calls ? `of ${whole(total.tool_calls)} (${percent(total.tool_failures / total.tool_calls)})` : null),
   );
-  root.querySelector(".cards").dataset.prompts = String(total.prompts);
-  root.querySelector(".cards").dataset.tokens = String(tokens);
-  root.querySelector(".cards").dataset.cost = String(total.cost_usd ?? "");
-  root.querySelector(".cards").dataset.from = filters.from;
-  root.querySelector(".cards").dataset.to = filters.to;
+  Object.assign(cards.dataset, { prompts: String(total.prompts), tokens: String(tokens), cost: String(total.cost_usd ?? ""), from: filters.from, to: filters.to });
+  root.append(cards);
 
-  // Charts per day, stacked by the chosen dimension.
-  const days = utcDays(from, to);
-  const stackBy = { agent: ["agent", byAgent, "agent"], model: ["model", byModel, "model"], user: ["user", byUser, "user_id"] }[stack] || ["agent", byAgent, "agent"];
-  const top = stackBy[1].rows.filter((r) => r.key !== null).sort(byCost).slice(0, 6);
-  const perKey = await Promise.all(top.map((r) => usageAll("day", { ...filters, [stackBy[2]]: r.key })));
-  if (!isCurrent()) return;
-  const dayIndex = new Map(days.map((d, i) => [d, i]));
-  const seriesOf = (metric) => {
-    const series = top.map((r, k) => {
-      const values = new Array(days.length).fill(0);
-      for (const row of perKey[k].rows) if (dayIndex.has(row.key)) values[dayIndex.get(row.key)] = metric(row);
-      return { key: String(r.key), values };
-    });
-    const totals = new Array(days.length).fill(0);
-    for (const row of byDay.rows) if (dayIndex.has(row.key)) totals[dayIndex.get(row.key)] = metric(row);
-    const other = totals.map((t, i) => Math.max(0, t - series.reduce((s, x) => s + x.values[i], 0)));
-    if (other.some((v) => v > 1e-9)) series.push({ key: "other", values: other });
-    return series;
-  };
+  // Slots, filled as their data comes.
+  const slot = (label) => el("div", { class: "slot", "aria-busy": "true" }, el("p", { class: "muted loading" }, `Loading ${label}…`));
   const stackPicker = el("div", { class: "range", role: "group", "aria-label": "Stack the charts by" }, el("span", { class: "muted" }, "Stack by"));
   for (const key of ["agent", "model", "user"]) {
     const next = new URLSearchParams(params);
     next.set("stack", key);
     stackPicker.append(el("a", { href: "#/overview?" + next, class: "button" + (key === stack ? " on" : ""), "aria-pressed": String(key === stack) }, key));
   }
-  root.append(
-    el("div", { class: "section-head" }, el("h2", {}, "Per day"), stackPicker),
-    el(
-      "div",
-      { class: "charts" },
-      stackedBars({ title: "Cost (USD)", days, series: seriesOf((r) => r.cost_usd || 0), format: usd }),
-      stackedBars({ title: "Tokens", days, series: seriesOf(totalTokens), format: compact }),
-    ),
-    el("p", { class: "muted small" }, "Days are UTC days."),
+  const chartsSlot = slot("charts");
+  const topsSlot = slot("top lists");
+  const failSlot = slot("failures");
+  const outcomesSlot = el("div");
+  root.append(el("div", { class: "section-head" }, el("h2", {}, "Per day"), stackPicker), chartsSlot, el("p", { class: "muted small" }, "Days are UTC days."), topsSlot, failSlot, outcomesSlot);
+  const fill = (target, node) => {
+    target.replaceChildren(node);
+    target.removeAttribute("aria-busy");
+  };
+
+  const byUserP = usageAll("user", filters);
+  const byModelP = usageAll("model", filters);
+  const byRepoP = usageAll("repository", filters);
+  const byTeamP = usageAll("team", filters).catch(() => ({ rows: [] }));
+  const agentsP = filtered ? usageAll("agent", { from: filters.from, to: filters.to }) : Promise.resolve(byAgent);
+  const keys = (g) => g.rows.map((r) => r.key).filter((k) => k !== null && k !== undefined && k !== "");
+
+  const tasks = [];
+  // Filters: their options from the period.
+  tasks.push(
+    Promise.all([agentsP, byUserP, byModelP, byRepoP, byTeamP]).then(([agents, users, models, repos, teams]) => {
+      if (!isCurrent()) return;
+      const options = { agent: keys(agents), user_id: keys(users), model: keys(models), repository: keys(repos), team: keys(teams) };
+      filterSlot.replaceChildren(filterForm(FILTERS.map(([name, label]) => ({ name, label, options: options[name] })), params, "#/overview"));
+      const active = users.rows.filter((r) => r.key !== null).length;
+      usersCard.querySelector(".card-value").textContent = whole(active) + (users.more ? "+" : "");
+    }),
+  );
+
+  // Charts per day, stacked by the chosen dimension (top 6 and the rest).
+  const days = utcDays(from, to);
+  const dayIndex = new Map(days.map((d, i) => [d, i]));
+  const stackSource = { agent: [Promise.resolve(byAgent), "agent"], model: [byModelP, "model"], user: [byUserP, "user_id"] }[stack] || [Promise.resolve(byAgent), "agent"];
+  tasks.push(
+    (async () => {
+      const [group, byDay] = await Promise.all([stackSource[0], usageAll("day", filters)]);
+      const top = group.rows.filter((r) => r.key !== null && r.key !== "").sort(byCost).slice(0, 6);
+      // One key covering everything needs no query of its own.
+      const perKey = top.length === 1 && sumRows(group.rows).prompts === top[0].prompts
+        ? [byDay]
+        : await Promise.all(top.map((r) => usageAll("day", { ...filters, [stackSource[1]]: r.key })));
+      if (!isCurrent()) return;
+      const seriesOf = (metric) => {
+        const series = top.map((r, k) => {
+          const values = new Array(days.length).fill(0);
+          for (const row of perKey[k].rows) if (dayIndex.has(row.key)) values[dayIndex.get(row.key)] = metric(row);
+          return { key: String(r.key), values };
+        });
+        const totals = new Array(days.length).fill(0);
+        for (const row of byDay.rows) if (dayIndex.has(row.key)) totals[dayIndex.get(row.key)] = metric(row);
+        const other = totals.map((t, i) => Math.max(0, t - series.reduce((sum, x) => sum + x.values[i], 0)));
+        if (other.some((v) => v > 1e-9)) series.push({ key: "other", values: other });
+        return series;
+      };
+      fill(
+        chartsSlot,
+        el(
+          "div",
+          { class: "charts" },
+          stackedBars({ title: "Cost (USD)", days, series: seriesOf((r) => r.cost_usd || 0), format: usd, axis: usdAxis }),
+          stackedBars({ title: "Tokens", days, series: seriesOf(totalTokens), format: compact }),
+        ),
+      );
+    })(),
   );
 
   // Top lists.
   const topRows = (g, hrefOf) =>
     g.rows
-      .filter((r) => r.key !== null)
+      .filter((r) => r.key !== null && r.key !== "")
       .sort(byCost)
       .slice(0, 8)
       .map((r) => ({ label: String(r.key), value: r.cost_usd || 0, extra: `${compact(totalTokens(r))} tokens · ${whole(r.prompts)} prompts`, href: hrefOf ? hrefOf(r.key) : null }));
-  root.append(
-    el(
-      "div",
-      { class: "grid3" },
-      barList({ title: "Top users", rows: topRows(byUser, (k) => `#/user/${enc(k)}`), format: usd }),
-      barList({ title: "Top models", rows: topRows(byModel), format: usd }),
-      barList({ title: "Top repositories", rows: topRows(byRepo, (k) => `#/traces?repository=${enc(k)}`), format: usd, empty: "No repository reported in this period." }),
-    ),
+  tasks.push(
+    Promise.all([byUserP, byModelP, byRepoP]).then(([users, models, repos]) => {
+      if (!isCurrent()) return;
+      fill(
+        topsSlot,
+        el(
+          "div",
+          { class: "grid3" },
+          barList({ title: "Top users", rows: topRows(users, (k) => `#/user/${enc(k)}`), format: usd }),
+          barList({ title: "Top models", rows: topRows(models), format: usd }),
+          barList({ title: "Top repositories", rows: topRows(repos, (k) => `#/traces?repository=${enc(k)}`), format: usd, empty: "No repository reported in this period." }),
+        ),
+      );
+    }),
   );
 
-  // Where it failed.
-  const failing = byAgent.rows.filter((r) => r.tool_failures > 0);
-  const failedBatches = problems ? problems.data || [] : [];
-  root.append(
-    el(
-      "div",
-      { class: "grid2" },
-      el(
-        "section",
-        { class: "panel" },
-        el("h3", {}, "Failed tool calls"),
-        table(
-          [
-            ["Agent", (r) => r.key],
-            ["Failed", (r) => el("span", { class: "bad" }, whole(r.tool_failures)), { numeric: true }],
-            ["Of", (r) => whole(r.tool_calls), { numeric: true }],
-          ],
-          failing,
-          { empty: "No failed tool call in this period." },
-        ),
-      ),
-      el(
-        "section",
-        { class: "panel" },
-        el("h3", {}, "Plugin errors"),
-        failedBatches.length
-          ? el(
-              "div",
-              {},
-              el("p", {}, `${whole(failedBatches.length)}${problems.next_cursor ? "+" : ""} stored batches failed to normalize or were not claimed. `, link("#/operators", "Open the operators' view")),
-              el("ul", { class: "errors" }, [...new Set(failedBatches.map((b) => b.error || `${b.status} (${b.signal})`))].slice(0, 5).map((e) => el("li", {}, firstLine(e, 200)))),
-            )
-          : el("p", { class: "muted" }, "No failed or unclaimed batch."),
-      ),
-    ),
+  // Where it failed: tool calls by agent, batches that failed to normalize or were not claimed.
+  tasks.push(
+    api("/api/public/batches?limit=100")
+      .catch(() => null)
+      .then((problems) => {
+        if (!isCurrent()) return;
+        const failing = byAgent.rows.filter((r) => r.tool_failures > 0);
+        const failedBatches = problems ? problems.data || [] : [];
+        fill(
+          failSlot,
+          el(
+            "div",
+            { class: "grid2" },
+            el(
+              "section",
+              { class: "panel" },
+              el("h3", {}, "Failed tool calls"),
+              table(
+                [
+                  ["Agent", (r) => r.key],
+                  ["Failed", (r) => el("span", { class: "bad" }, whole(r.tool_failures)), { numeric: true }],
+                  ["Of", (r) => whole(r.tool_calls), { numeric: true }],
+                  ["", (r) => link(`#/traces?agent=${enc(r.key)}`, "traces")],
+                ],
+                failing,
+                { empty: "No failed tool call in this period." },
+              ),
+            ),
+            el(
+              "section",
+              { class: "panel" },
+              el("h3", {}, "Plugin errors"),
+              failedBatches.length
+                ? el(
+                    "div",
+                    {},
+                    el("p", {}, `${whole(failedBatches.length)}${problems.next_cursor ? "+" : ""} stored batches failed to normalize or were not claimed. `, link("#/operators", "Open the operators' view")),
+                    el("ul", { class: "errors" }, [...new Set(failedBatches.map((b) => b.error || `${b.status} (${b.signal})`))].slice(0, 5).map((e) => el("li", {}, firstLine(e, 200)))),
+                  )
+                : el("p", { class: "muted" }, "No failed or unclaimed batch."),
+            ),
+          ),
+        );
+      }),
   );
 
-  if (outcomes && outcomes.data && outcomes.data.length) {
-    root.append(
-      el(
-        "section",
-        { class: "panel" },
-        el("h3", {}, "Outcomes"),
-        table(
-          [
-            ["Agent", (r) => r.key ?? "—"],
-            ["Lines added", (r) => whole(r.lines_added), { numeric: true }],
-            ["Lines removed", (r) => whole(r.lines_removed), { numeric: true }],
-            ["Commits", (r) => whole(r.commits), { numeric: true }],
-            ["Pull requests", (r) => whole(r.pull_requests), { numeric: true }],
-            ["Edits accepted", (r) => percent(r.acceptance_rate), { numeric: true }],
-            ["Active time", (r) => duration((r.active_seconds || 0) * 1000), { numeric: true }],
-          ],
-          outcomes.data,
-        ),
-      ),
-    );
+  // Outcomes, when the host reports them.
+  tasks.push(
+    api("/api/public/outcomes" + qs({ ...filters, group_by: "agent" }))
+      .catch(() => null)
+      .then((outcomes) => {
+        if (!isCurrent() || !outcomes || !outcomes.data || !outcomes.data.length) return;
+        outcomesSlot.append(
+          el(
+            "section",
+            { class: "panel" },
+            el("h3", {}, "Outcomes"),
+            table(
+              [
+                ["Agent", (r) => r.key ?? "—"],
+                ["Lines added", (r) => whole(r.lines_added), { numeric: true }],
+                ["Lines removed", (r) => whole(r.lines_removed), { numeric: true }],
+                ["Commits", (r) => whole(r.commits), { numeric: true }],
+                ["Pull requests", (r) => whole(r.pull_requests), { numeric: true }],
+                ["Edits accepted", (r) => percent(r.acceptance_rate), { numeric: true }],
+                ["Active time", (r) => duration((r.active_seconds || 0) * 1000), { numeric: true }],
+              ],
+              outcomes.data,
+            ),
+          ),
+        );
+      }),
+  );
+
+  const results = await Promise.allSettled(tasks);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed && isCurrent()) {
+    for (const target of [chartsSlot, topsSlot, failSlot]) if (target.hasAttribute("aria-busy")) fill(target, el("p", { class: "error" }, failed.reason.message || String(failed.reason)));
   }
 }
 
@@ -392,8 +442,16 @@ const TRACE_FILTERS = [
 
 async function traces(root, { params, isCurrent }) {
   root.append(el("div", { class: "page-head" }, el("h1", {}, "Traces")));
-  const agents = await api("/api/public/usage?group_by=agent&limit=100").then((p) => p.data.map((r) => r.key).filter(Boolean)).catch(() => null);
-  root.append(filterForm(TRACE_FILTERS.map((f) => (f.name === "agent" && agents ? { ...f, options: agents } : f)), params, "#/traces", { submitLabel: "Search" }));
+  root.append(filterForm(TRACE_FILTERS.map((f) => (f.name === "agent" ? { ...f, options: [] } : f)), params, "#/traces", { submitLabel: "Search" }));
+  // The agents of the select come after the list (a usage query over every trace).
+  const agentSelect = root.querySelector("#f-agent");
+  const agentsLoaded = api("/api/public/usage?group_by=agent&limit=100")
+    .then((p) => {
+      for (const agent of p.data.map((r) => r.key).filter(Boolean)) {
+        if (![...agentSelect.options].some((o) => o.value === agent)) agentSelect.append(el("option", { value: agent }, agent));
+      }
+    })
+    .catch(() => {});
   const query = { limit: 50, cursor: params.get("cursor") };
   for (const f of TRACE_FILTERS) {
     const value = params.get(f.name);
@@ -424,6 +482,7 @@ async function traces(root, { params, isCurrent }) {
     pager("#/traces", params, page.next_cursor),
   );
   root.querySelector(".table-wrap, .empty").dataset.count = String(page.data.length);
+  void agentsLoaded;
 }
 
 // ---- one trace -------------------------------------------------------------------------------
@@ -652,7 +711,7 @@ async function user(root, { id, params, isCurrent }) {
       return { key: r.key, values };
     });
     root.append(
-      el("div", { class: "charts" }, stackedBars({ title: "Cost (USD) by agent", days, series: series((r) => r.cost_usd || 0), format: usd }), stackedBars({ title: "Tokens by agent", days, series: series(totalTokens), format: compact })),
+      el("div", { class: "charts" }, stackedBars({ title: "Cost (USD) by agent", days, series: series((r) => r.cost_usd || 0), format: usd, axis: usdAxis }), stackedBars({ title: "Tokens by agent", days, series: series(totalTokens), format: compact })),
       el("div", { class: "grid2" },
         el("section", { class: "panel" }, el("h3", {}, "Agents"), table([["Agent", (r) => agentChip(r.key)], ["Prompts", (r) => whole(r.prompts), { numeric: true }], ["Tokens", tokensCell, { numeric: true }], ["Cost", (r) => usd(r.cost_usd), { numeric: true }]], byAgent.rows)),
         el("section", { class: "panel" }, el("h3", {}, "Devices"), byDevice ? table([["Device", (r) => r.key ?? "—"], ["Prompts", (r) => whole(r.prompts), { numeric: true }], ["Tokens", tokensCell, { numeric: true }], ["Cost", (r) => usd(r.cost_usd), { numeric: true }]], byDevice.rows) : el("p", { class: "muted" }, "—")),
@@ -707,7 +766,7 @@ async function operators(root, { params, isCurrent }) {
             ["Name", (p) => el("strong", {}, p.name)],
             ["Version", (p) => p.version],
             ["Agent", (p) => agentChip(p.agent)],
-            ["Source", (p) => (typeof p.source === "string" ? p.source : JSON.stringify(p.source))],
+            ["Source", (p) => sourceText(p.source)],
             ["State", (p) => (p.put_aside ? el("span", { class: "bad" }, "put aside") : p.active ? el("span", { class: "good" }, "active") : el("span", { class: "muted" }, "shadowed"))],
             ["Claims", (p) => claimsText(p.claims)],
             ["Batches", (p) => whole(p.batches), { numeric: true }],
@@ -774,6 +833,13 @@ async function operators(root, { params, isCurrent }) {
     ),
     pager("#/operators", params, page.next_cursor),
   );
+}
+
+function sourceText(source) {
+  if (!source || typeof source !== "object") return String(source ?? "");
+  const kind = String(source.kind || "").replace(/_/g, "-");
+  const rest = Object.entries(source).filter(([k]) => k !== "kind").map(([, v]) => String(v));
+  return rest.length ? el("span", {}, kind, " ", el("code", {}, rest.join(" "))) : kind;
 }
 
 function claimsText(claims) {

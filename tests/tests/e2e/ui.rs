@@ -90,7 +90,8 @@ async fn a_session_cookie_opens_the_api_until_sign_out_on_every_replica() {
         // The cookie is no admin credential.
         assert_eq!(status_with_cookie(&host, &cookie, "/api/admin/plugins").await.0, 403);
 
-        let out = host.client.delete(host.url("/api/ui/session")).header("cookie", &cookie).send().await.expect("DELETE");
+        let out =
+            host.client.delete(host.url("/api/ui/session")).header("cookie", &cookie).send().await.expect("DELETE");
         assert_eq!(out.status(), 204);
         assert!(session_cookie(&out).1.contains("Max-Age=0"), "the browser forgets it");
         assert_eq!(status_with_cookie(&host, &cookie, "/api/public/traces").await, (401, None), "revoked");
@@ -114,7 +115,8 @@ async fn ids(host: &TestHost, query: &str) -> Vec<String> {
 async fn q_searches_prompt_text_on_both_engines() {
     for engine in Engine::ALL {
         let host = TestHost::on_engine(engine, |_| {}).await;
-        for capture in ["claude-code/protobuf-content-on", "copilot-cli/json-content-on", "gemini-cli/json-content-on"] {
+        for capture in ["claude-code/protobuf-content-on", "copilot-cli/json-content-on", "gemini-cli/json-content-on"]
+        {
             host.replay(&Capture::load(capture)).await;
         }
         let traces = host.traces().await;
@@ -133,8 +135,10 @@ async fn q_searches_prompt_text_on_both_engines() {
         let has = |t: &Value, word: &str| words(t).iter().any(|w| w == word);
         let word = traces
             .iter()
-            .flat_map(|t| words(t))
-            .find(|w| !w.chars().any(|c| c.is_ascii_digit()) && traces.iter().filter(|t| has(t, w)).count() < traces.len())
+            .flat_map(&words)
+            .find(|w| {
+                !w.chars().any(|c| c.is_ascii_digit()) && traces.iter().filter(|t| has(t, w)).count() < traces.len()
+            })
             .expect("a distinguishing word");
         let expected: Vec<String> =
             traces.iter().filter(|t| has(t, &word)).map(|t| t["id"].as_str().expect("id").to_owned()).collect();
