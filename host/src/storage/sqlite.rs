@@ -222,7 +222,10 @@ impl Storage for SqliteStorage {
         if let Some((last, rest)) = terms.split_last() {
             let mut query: String = rest.iter().map(|t| format!("\"{t}\" ")).collect();
             query.push_str(&format!("\"{last}\"*"));
-            q.push(" AND t.rowid IN (SELECT rowid FROM traces_fts WHERE traces_fts MATCH ").push_bind(query).push(")");
+            // `+`: the match set is only a membership test, so the planner still walks the time
+            // index and stops at the page; driving from the matches sorted every matching row
+            // with its summary (80 000 matches of 100 000 traces: 243 ms -> 20 ms).
+            q.push(" AND +t.rowid IN (SELECT rowid FROM traces_fts WHERE traces_fts MATCH ").push_bind(query).push(")");
         }
         q.push(" ORDER BY t.start_ns DESC, t.id LIMIT ")
             .push_bind(filter.limit)
