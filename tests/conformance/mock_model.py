@@ -240,6 +240,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.chat(body)
             elif ":streamGenerateContent" in path or ":generateContent" in path:
                 self.gemini(path, body)
+            elif "/analytics/" in path:
+                self.send_json({})  # Codex posts its turn costs; nothing to say
             elif path.endswith(":countTokens"):
                 self.send_json({"totalTokens": 10})
             else:

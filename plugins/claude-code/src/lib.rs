@@ -204,6 +204,28 @@ fn normalize_event(resource: &Attrs<'_>, log: &LogRecord, siblings: &[LogRecord]
                 start_unix_nano: None,
             };
             let id = attrs.str("tool_use_id").map_or_else(|| format!("log-{seq}"), str::to_owned);
+            if is_result {
+                // The output rides only on the beta spans' `tool.output` event: without spans
+                // the result is not captured. Ranked after every other report, so the span's
+                // output (or its own placeholder) wins whenever spans are exported.
+                let placeholder = ToolCall {
+                    name: None,
+                    args: None,
+                    result: Some(not_captured("result", "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA")),
+                    duration_ms: None,
+                    success: None,
+                    decision: None,
+                    start_unix_nano: None,
+                };
+                let fragment = out.push(
+                    trace_key.clone(),
+                    id.clone(),
+                    format!("9-log-{seq}"),
+                    who.clone(),
+                    FragmentBody::ToolCall(placeholder),
+                );
+                fragment.also_known_as.extend(otel.clone());
+            }
             let fragment = out.push(trace_key, id, report, who, FragmentBody::ToolCall(call));
             fragment.also_known_as.extend(otel);
             return;

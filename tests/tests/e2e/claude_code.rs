@@ -258,3 +258,25 @@ async fn a_continued_session_is_one_session_of_two_traces() {
     let users = host.get_json("/api/public/users").await;
     assert_eq!(users["data"][0]["sessions"], 1, "{users}");
 }
+
+/// Claude Code's default export, events without the beta spans (the side-query capture's logs
+/// and metrics): the session-title call still counts, with the agent's cost, and the tool's
+/// output, which rides only on spans, is a placeholder that says why.
+#[tokio::test]
+async fn events_alone_count_the_side_query_and_say_where_the_output_is() {
+    const SIDE: &str = "claude-code/side-query-protobuf";
+    let host = TestHost::start().await;
+    host.replay(&Capture::load(SIDE).only(&["logs", "metrics"])).await;
+    let traces = traces_in_order(&host).await;
+    assert_eq!(traces.len(), 1, "{traces:#?}");
+    let trace = &traces[0];
+    assert_eq!(tokens(trace), served(SIDE)[0], "three calls, the side query included");
+    let cost = trace["cost_usd"].as_f64().expect("cost_usd");
+    assert!((cost - 0.0214155).abs() < 1e-9, "the CLI's total_cost_usd, got {cost}");
+    assert_eq!(trace["cost_source"], "agent");
+    let bash = &trace["tool_calls"][0];
+    assert_eq!(bash["name"], "Bash");
+    assert_eq!(bash["args"], r#"{"command":"ls"}"#);
+    assert_eq!(bash["result"], "[result not captured: CLAUDE_CODE_ENHANCED_TELEMETRY_BETA is off]");
+    assert_eq!(bash["success"], true);
+}
