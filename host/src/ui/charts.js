@@ -77,8 +77,9 @@ export function barList({ title, rows, format, empty = "Nothing in this period."
             "li",
             {},
             el("span", { class: "barlabel" }, r.href ? el("a", { href: r.href }, r.label) : r.label),
-            el("span", { class: "barvalue" }, format(r.value), r.extra ? el("span", { class: "muted" }, " · ", r.extra) : null),
+            el("span", { class: "barvalue" }, format(r.value)),
             meter(max ? r.value / max : 0),
+            r.extra ? el("span", { class: "barextra" }, r.extra) : null,
           ),
         ),
       )

@@ -28,12 +28,13 @@ function table(columns, rows, { caption, empty = "Nothing to show." } = {}) {
       "table",
       {},
       caption ? el("caption", { class: "sr-only" }, caption) : null,
-      el("thead", {}, el("tr", {}, columns.map(([title, , opts]) => el("th", { scope: "col", class: opts && opts.numeric ? "num" : undefined }, title)))),
-      el("tbody", {}, rows.map((row) => el("tr", {}, columns.map(([, cell, opts]) => el("td", { class: opts && opts.numeric ? "num" : undefined }, cell(row)))))),
+      el("thead", {}, el("tr", {}, columns.map(([title, , opts]) => el("th", { scope: "col", class: cellClass(opts) }, title)))),
+      el("tbody", {}, rows.map((row) => el("tr", {}, columns.map(([, cell, opts]) => el("td", { class: cellClass(opts) }, cell(row)))))),
     ),
   );
 }
 
+const cellClass = (opts) => (opts ? [opts.numeric ? "num" : "", opts.cls || ""].join(" ").trim() || undefined : undefined);
 const userLink = (id) => (id ? link(`#/user/${enc(id)}`, id) : el("span", { class: "muted" }, "unattributed"));
 const sessionLink = (id, label) => (id ? link(`#/session/${enc(id)}`, label || shortId(id)) : "—");
 const traceLink = (t) => link(`#/trace/${enc(t.id)}`, promptLabel(t.prompt));
@@ -467,7 +468,7 @@ async function traces(root, { params, isCurrent }) {
     table(
       [
         ["Time", (t) => timeEl(t.start_time)],
-        ["Prompt", traceLink],
+        ["Prompt", traceLink, { cls: "prompt" }],
         ["Agent", (t) => agentChip(t.agent)],
         ["User", (t) => userLink(t.user_id)],
         ["Models", (t) => (t.models || []).join(", ")],
@@ -650,7 +651,7 @@ async function session(root, { id }) {
       [
         ["#", (t) => String(traces.indexOf(t) + 1), { numeric: true }],
         ["Time", (t) => timeEl(t.start_time)],
-        ["Prompt", traceLink],
+        ["Prompt", traceLink, { cls: "prompt" }],
         ["Models", (t) => (t.models || []).join(", ")],
         ["Tokens", tokensCell, { numeric: true }],
         ["Cost", (t) => usd(t.cost_usd), { numeric: true }],
@@ -724,7 +725,7 @@ async function user(root, { id, params, isCurrent }) {
     table(
       [
         ["Time", (t) => timeEl(t.start_time)],
-        ["Prompt", traceLink],
+        ["Prompt", traceLink, { cls: "prompt" }],
         ["Agent", (t) => agentChip(t.agent)],
         ["Tokens", tokensCell, { numeric: true }],
         ["Cost", (t) => usd(t.cost_usd), { numeric: true }],
