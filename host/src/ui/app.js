@@ -1,7 +1,7 @@
 // The Antenna web UI: sign-in, navigation and routing (#/page/id?query). Served as
 // /ui/app.js under a CSP without inline code; pages are in pages.js.
 
-import { api, el, setUnauthorizedHandler, ApiError } from "./lib.js";
+import { api, el, setUnauthorizedHandler, ApiError, clearCache } from "./lib.js";
 import { pages } from "./pages.js";
 
 const $ = (id) => document.getElementById(id);
@@ -19,6 +19,7 @@ export function route() {
 
 function showSignIn(message) {
   signedIn = false;
+  clearCache();
   $("nav").hidden = true;
   $("signout").hidden = true;
   $("who").hidden = true;

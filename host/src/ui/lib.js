@@ -70,6 +70,28 @@ export async function api(path, { method = "GET", body, headers = {}, quiet401 =
   return data;
 }
 
+/** Answers of read-only aggregate queries kept for a short while (switching the chart's stacking,
+ * going back to the overview): path -> {at, promise}. Bounded; cleared on sign-out. */
+const cache = new Map();
+const CACHE_MS = 60_000;
+const CACHE_MAX = 300;
+
+/** `api(path)` for a GET whose answer may be reused for a minute. */
+export function cachedApi(path) {
+  const now = Date.now();
+  const hit = cache.get(path);
+  if (hit && now - hit.at < CACHE_MS) return hit.promise;
+  const promise = api(path);
+  cache.set(path, { at: now, promise });
+  promise.catch(() => cache.delete(path));
+  while (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value);
+  return promise;
+}
+
+export function clearCache() {
+  cache.clear();
+}
+
 /** A query string from an object, skipping empty values. */
 export function qs(params) {
   const search = new URLSearchParams();

@@ -2,7 +2,7 @@
 // cookie) or, for the operators' view, the admin API (bearer token held in memory only).
 
 import {
-  api, ApiError, el, link, qs, compact, whole, usd, totalTokens, percent, when, timeEl, duration, between,
+  api, cachedApi, ApiError, el, link, qs, compact, whole, usd, totalTokens, percent, when, timeEl, duration, between,
   hintOr, folded, firstLine, placeholder,
 } from "./lib.js";
 import { stackedBars, barList } from "./charts.js";
@@ -118,14 +118,16 @@ function rangeOf(params) {
   const now = new Date();
   const range = params.get("range") || "7d";
   const today = localMidnight(now);
-  if (range === "today") return { from: today, to: new Date(now.getTime() + 60_000) };
+  // Up to the next whole minute: the same period (and cached answers) for a minute.
+  const soon = new Date(Math.ceil((now.getTime() + 1) / 60_000) * 60_000);
+  if (range === "today") return { from: today, to: soon };
   if (range === "custom" && params.get("from")) {
     const from = new Date(params.get("from") + "T00:00:00");
     const toDay = params.get("to") ? new Date(params.get("to") + "T00:00:00") : today;
     return { from, to: new Date(toDay.getTime() + DAY_MS) };
   }
   const days = range === "30d" ? 30 : 7;
-  return { from: new Date(today.getTime() - (days - 1) * DAY_MS), to: new Date(now.getTime() + 60_000) };
+  return { from: new Date(today.getTime() - (days - 1) * DAY_MS), to: soon };
 }
 
 /** The UTC day keys (YYYY-MM-DD) a range covers. */
@@ -185,7 +187,7 @@ async function usageAll(groupBy, filters, max = 500) {
   const rows = [];
   let cursor = null;
   do {
-    const page = await api("/api/public/usage" + qs({ ...filters, group_by: groupBy, limit: 500, cursor }));
+    const page = await cachedApi("/api/public/usage" + qs({ ...filters, group_by: groupBy, limit: 500, cursor }));
     rows.push(...(page.data || []));
     cursor = page.next_cursor;
   } while (cursor && rows.length < max);
@@ -446,7 +448,7 @@ async function traces(root, { params, isCurrent }) {
   root.append(filterForm(TRACE_FILTERS.map((f) => (f.name === "agent" ? { ...f, options: [] } : f)), params, "#/traces", { submitLabel: "Search" }));
   // The agents of the select come after the list (a usage query over every trace).
   const agentSelect = root.querySelector("#f-agent");
-  const agentsLoaded = api("/api/public/usage?group_by=agent&limit=100")
+  const agentsLoaded = cachedApi("/api/public/usage?group_by=agent&limit=100")
     .then((p) => {
       for (const agent of p.data.map((r) => r.key).filter(Boolean)) {
         if (![...agentSelect.options].some((o) => o.value === agent)) agentSelect.append(el("option", { value: agent }, agent));
