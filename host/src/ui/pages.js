@@ -195,7 +195,7 @@ async function usageAll(groupBy, filters, max = 500) {
 }
 
 function sumRows(rows) {
-  const sum = { prompts: 0, sessions: 0, input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_creation_tokens: 0, reasoning_tokens: 0, cost_usd: 0, tool_calls: 0, tool_failures: 0 };
+  const sum = { prompts: 0, sessions: 0, input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_creation_tokens: 0, reasoning_tokens: 0, cost_usd: 0, unpriced_prompts: 0, tool_calls: 0, tool_failures: 0 };
   let anyCost = false;
   for (const r of rows) {
     for (const key of Object.keys(sum)) if (key !== "cost_usd") sum[key] += r[key] || 0;
@@ -246,7 +246,13 @@ async function overview(root, { params, isCurrent }) {
     card("Sessions", whole(total.sessions)),
     usersCard,
     card("Tokens", compact(tokens), `${compact(total.input_tokens)} in · ${compact(total.output_tokens)} out · ${compact(total.cache_read_tokens + total.cache_creation_tokens)} cache`),
-    card("Cost", usd(total.cost_usd), total.prompts ? `${usd((total.cost_usd || 0) / total.prompts)} per prompt` : null),
+    card(
+      "Cost",
+      usd(total.cost_usd),
+      total.unpriced_prompts
+        ? el("span", { class: "warn" }, `${whole(total.unpriced_prompts)} prompts without a price are not in it`)
+        : total.prompts ? `${usd((total.cost_usd || 0) / total.prompts)} per prompt` : null,
+    ),
     card("Failed tool calls", whole(total.tool_failures), total.tool_calls ? `of ${whole(total.tool_calls)} (${percent(total.tool_failures / total.tool_calls)})` : null),
   );
   Object.assign(cards.dataset, { prompts: String(total.prompts), tokens: String(tokens), cost: String(total.cost_usd ?? ""), from: filters.from, to: filters.to });
