@@ -338,7 +338,7 @@ async function overview(root, { params, isCurrent }) {
       .filter((r) => r.key !== null && r.key !== "")
       .sort(byCost)
       .slice(0, 8)
-      .map((r) => ({ label: String(r.key), value: r.cost_usd || 0, extra: `${compact(totalTokens(r))} tokens · ${whole(r.prompts)} prompts`, href: hrefOf ? hrefOf(r.key) : null }));
+      .map((r) => ({ label: String(r.key), value: r.cost_usd || 0, extra: `${compact(totalTokens(r))} tokens · ${whole(r.prompts)} prompt${r.prompts === 1 ? "" : "s"}`, href: hrefOf ? hrefOf(r.key) : null }));
   tasks.push(
     Promise.all([byUserP, byModelP, byRepoP]).then(([users, models, repos]) => {
       if (!isCurrent()) return;
