@@ -12,8 +12,9 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::api::Api;
 use crate::app::AppState;
@@ -187,17 +188,36 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 }
 
 pub fn router(state: AppState) -> Router {
+    let (documented, paths) = documented_routes().split_for_parts();
     Router::new()
-        .route("/v1/{signal}", post(ingest::http::export))
-        .route("/api/public/otel/v1/{signal}", post(ingest::http::export))
-        .merge(api::router())
-        .merge(admin::router())
+        .merge(documented)
         .merge(crate::ui::router())
+        .merge(api::openapi::router(&complete_document(paths)))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "not found" }))) })
         .with_state(state)
+}
+
+/// The routes of the ingest, query and admin APIs, each registered with its OpenAPI description.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(ingest::http::router()).merge(api::router()).merge(admin::router())
+}
+
+/// The UI's JSON routes (registered by `ui::router`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(crate::ui::sign_in, crate::ui::who_am_i, crate::ui::sign_out))]
+struct UiRoutes;
+
+fn complete_document(paths: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    api::openapi::document(paths.merge_from(UiRoutes::openapi()))
+}
+
+/// The OpenAPI document served at `/api/public/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    complete_document(documented_routes().into_openapi())
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {

@@ -93,7 +93,7 @@ where
 }
 
 /// The body of `POST /api/ui/session`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SignIn {
     public_key: String,
     secret_key: String,
@@ -116,6 +116,19 @@ fn refused(error: AuthError) -> ApiError {
 /// `POST /api/ui/session` with `{"public_key", "secret_key"}` (JSON only, so a cross-site form
 /// cannot post it): checks the pair like Basic auth (failures limited per client) and answers
 /// 204 with the session cookie.
+#[utoipa::path(
+    post,
+    path = "/api/ui/session",
+    tag = "ui",
+    request_body(content = SignIn, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Signed in", headers(("Set-Cookie" = String, description = "The HttpOnly, SameSite=Strict session cookie"))),
+        (status = 400, description = "Not JSON {public_key, secret_key}", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "Unknown public key or wrong secret key (no WWW-Authenticate)", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "Too many failed sign-ins from this address", body = crate::api::openapi::ErrorBody, headers(("Retry-After" = u64))),
+        (status = 503, description = "The database does not answer", body = crate::api::openapi::ErrorBody, headers(("Retry-After" = u64))),
+    )
+)]
 async fn sign_in(
     State(api): State<Api>,
     Client(client): Client,
@@ -130,6 +143,18 @@ async fn sign_in(
 }
 
 /// `GET /api/ui/session`: whether this browser is signed in, and to which project.
+#[utoipa::path(
+    get,
+    path = "/api/ui/session",
+    tag = "ui",
+    responses(
+        (status = 200, description = "Signed in", body = inline(crate::api::openapi::SignedIn)),
+        (status = 401, description = "No session cookie, or an expired or ended session", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = crate::api::openapi::ErrorBody, headers(("Retry-After" = u64))),
+        (status = 503, description = "The database does not answer", body = crate::api::openapi::ErrorBody, headers(("Retry-After" = u64))),
+    ),
+    security(("session" = []))
+)]
 async fn who_am_i(State(api): State<Api>, Client(client): Client, headers: HeaderMap) -> Result<Response, ApiError> {
     if session::cookie_token(&headers).is_none() {
         return Err(refused(AuthError::NoSession));
@@ -139,6 +164,16 @@ async fn who_am_i(State(api): State<Api>, Client(client): Client, headers: Heade
 }
 
 /// `DELETE /api/ui/session`: revokes the session (on every replica) and clears the cookie.
+#[utoipa::path(
+    delete,
+    path = "/api/ui/session",
+    tag = "ui",
+    responses(
+        (status = 204, description = "Signed out (also without a session)", headers(("Set-Cookie" = String, description = "Clears the session cookie"))),
+        (status = 503, description = "The database does not answer", body = crate::api::openapi::ErrorBody, headers(("Retry-After" = u64))),
+    ),
+    security((), ("session" = []))
+)]
 async fn sign_out(State(api): State<Api>, headers: HeaderMap) -> Result<Response, ApiError> {
     api.authenticator.end_session(&headers).await.map_err(refused)?;
     Ok(with_cookie(StatusCode::NO_CONTENT, &session::clearing_cookie(session::is_https(&headers))))

@@ -7,17 +7,19 @@ mod budgets;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::Path;
+use axum::Json;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::api::openapi::{self, AdminRefusals, ErrorBody};
 use crate::api::params::time_param;
-use crate::api::{Api, ApiError};
+use crate::api::{Api, ApiError, ApiPath};
 use crate::auth::AuthError;
 use crate::pipeline::{Pipeline, ReplayReport};
 use crate::plugins::Registry;
@@ -32,21 +34,22 @@ pub struct Admin {
     pub pipeline: Pipeline,
 }
 
-/// The routes of the admin API.
-pub fn router<S>() -> Router<S>
+/// The routes of the admin API, each with its OpenAPI description (path and method come from
+/// the handler's `#[utoipa::path]`).
+pub fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Admin: FromRef<S>,
     Api: FromRef<S>,
 {
-    Router::new()
-        .route("/api/admin/plugins", get(list_plugins))
-        .route("/api/admin/replay", post(replay))
-        .route("/api/admin/projects/{project}/retention", put(set_retention))
-        .route("/api/admin/projects/{project}/users/{user}", delete(erase_user))
-        .route("/api/admin/retention/run", post(run_retention))
-        .route("/api/admin/budgets", get(budgets::list).post(budgets::create))
-        .route("/api/admin/budgets/{id}", delete(budgets::delete))
+    OpenApiRouter::new()
+        .routes(routes!(list_plugins))
+        .routes(routes!(replay))
+        .routes(routes!(set_retention))
+        .routes(routes!(erase_user))
+        .routes(routes!(run_retention))
+        .routes(routes!(budgets::list, budgets::create))
+        .routes(routes!(budgets::delete))
 }
 
 /// A caller that presented the admin token. Refused: 403 when the admin API is off, 401 for a
@@ -88,6 +91,13 @@ where
 }
 
 /// `GET /api/admin/plugins`: every plugin, active or shadowed, with its counters.
+#[utoipa::path(
+    get,
+    path = "/api/admin/plugins",
+    tag = "admin",
+    responses((status = 200, description = "Every plugin, and the files refused", body = openapi::PluginList), AdminRefusals),
+    security(("admin" = []))
+)]
 async fn list_plugins(_: AdminCaller, State(admin): State<Admin>) -> Json<Value> {
     let refused: Vec<_> =
         admin.registry.refused().into_iter().map(|(file, reason)| json!({ "file": file, "reason": reason })).collect();
@@ -95,14 +105,16 @@ async fn list_plugins(_: AdminCaller, State(admin): State<Admin>) -> Json<Value>
 }
 
 /// The body of `POST /api/admin/replay`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     pub project_id: Option<String>,
     pub agent: Option<String>,
     /// RFC 3339; batches received at or after.
+    #[schema(format = DateTime)]
     pub from: Option<String>,
     /// RFC 3339; batches received before.
+    #[schema(format = DateTime)]
     pub to: Option<String>,
     #[serde(default)]
     pub failed_only: bool,
@@ -110,15 +122,31 @@ pub struct ReplayRequest {
 
 /// `POST /api/admin/replay`: re-normalize stored batches. Idempotent: each batch's earlier
 /// output is replaced, never added to.
+#[utoipa::path(
+    post,
+    path = "/api/admin/replay",
+    tag = "admin",
+    request_body(content = Option<ReplayRequest>, description = "Which batches (none: all)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "What the replay did", body = openapi::ReplayReport),
+        (status = 400, description = "Not a replay request, or a malformed time", body = ErrorBody),
+        (status = 503, description = "The database does not answer", body = ErrorBody, headers(("Retry-After" = u64))),
+        AdminRefusals,
+    ),
+    security(("admin" = []))
+)]
 async fn replay(
     _: AdminCaller,
     State(admin): State<Admin>,
     body: axum::body::Bytes,
 ) -> Result<Json<ReplayReport>, ApiError> {
+    // No body, or JSON null: every batch.
     let request: ReplayRequest = if body.is_empty() {
         ReplayRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid replay request: {e}")))?
+        serde_json::from_slice::<Option<ReplayRequest>>(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid replay request: {e}")))?
+            .unwrap_or_default()
     };
     let filter = ReplayFilter {
         from_ns: time_param("from", &request.from)?,
@@ -140,19 +168,28 @@ const MAX_RETENTION_DAYS: i64 = 36_500;
 
 /// `PUT /api/admin/projects/{project}/retention` with `{"batch_days": N|null, "trace_days": N|null}`:
 /// raw batches and traces older than that are deleted in the background (`null`: kept).
+#[utoipa::path(
+    put,
+    path = "/api/admin/projects/{project}/retention",
+    tag = "admin",
+    params(("project" = String, Path, description = "The project's id")),
+    request_body(content = RetentionRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The retention now in force", body = openapi::RetentionSet),
+        (status = 400, description = "Not a retention, or days out of range", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 503, description = "The database does not answer", body = ErrorBody, headers(("Retry-After" = u64))),
+        AdminRefusals,
+    ),
+    security(("admin" = []))
+)]
 async fn set_retention(
     _: AdminCaller,
     State(admin): State<Admin>,
-    Path(project): Path<String>,
+    ApiPath(project): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        batch_days: Option<i64>,
-        trace_days: Option<i64>,
-    }
-    let body: Body = serde_json::from_slice(&body).map_err(|e| {
+    let body: RetentionRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!("expected {{\"batch_days\": days or null, \"trace_days\": days or null}}: {e}"))
     })?;
     for days in [body.batch_days, body.trace_days].into_iter().flatten() {
@@ -168,12 +205,38 @@ async fn set_retention(
     Ok(Json(json!({ "project_id": project, "retention": retention })))
 }
 
+/// The body of `PUT /api/admin/projects/{project}/retention`: days, or null to keep.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RetentionRequest {
+    #[schema(minimum = 1, maximum = 36_500)]
+    batch_days: Option<i64>,
+    #[schema(minimum = 1, maximum = 36_500)]
+    trace_days: Option<i64>,
+}
+
 /// `DELETE /api/admin/projects/{project}/users/{user}`: the right to erasure. Deletes the user's
 /// traces, usage metrics and every raw batch that carried their data.
+#[utoipa::path(
+    delete,
+    path = "/api/admin/projects/{project}/users/{user}",
+    tag = "admin",
+    params(
+        ("project" = String, Path, description = "The project's id"),
+        ("user" = String, Path, description = "The user's id"),
+    ),
+    responses(
+        (status = 200, description = "What was deleted", body = openapi::Erased),
+        (status = 400, description = "An id that is not UTF-8 once percent-decoded", body = ErrorBody),
+        (status = 503, description = "The database does not answer", body = ErrorBody, headers(("Retry-After" = u64))),
+        AdminRefusals,
+    ),
+    security(("admin" = []))
+)]
 async fn erase_user(
     _: AdminCaller,
     State(admin): State<Admin>,
-    Path((project, user)): Path<(String, String)>,
+    ApiPath((project, user)): ApiPath<(String, String)>,
 ) -> Result<Json<Erased>, ApiError> {
     let erased = admin.storage.erase_user(&project, &user).await?;
     tracing::info!(project, ?erased, "erased a user's data");
@@ -181,6 +244,17 @@ async fn erase_user(
 }
 
 /// `POST /api/admin/retention/run`: one retention pass now (the host also runs one hourly).
+#[utoipa::path(
+    post,
+    path = "/api/admin/retention/run",
+    tag = "admin",
+    responses(
+        (status = 200, description = "What expired and was deleted", body = openapi::Expired),
+        (status = 503, description = "The database does not answer", body = ErrorBody, headers(("Retry-After" = u64))),
+        AdminRefusals,
+    ),
+    security(("admin" = []))
+)]
 async fn run_retention(_: AdminCaller, State(admin): State<Admin>) -> Result<Json<Expired>, ApiError> {
     Ok(Json(enforce_retention(&*admin.storage).await?))
 }

@@ -2,22 +2,28 @@
 //! resources, each scoped to the calling project's keys.
 
 pub mod error;
+pub mod openapi;
 pub mod params;
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
-use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Authenticator;
 use crate::storage::{BatchSelection, OutcomeGroup, Storage, TraceFilter, UsageGroup};
 use crate::trace::view::rfc3339;
-pub use error::ApiError;
-use params::{ListParams, MAX_LIMIT, keyset_page_of, page_of};
+pub use error::{ApiError, ApiPath, ApiQuery};
+use openapi::{ErrorBody, Page, PublicRefusals};
+use params::{
+    FilterParams, KeysetPageParams, ListParams, MAX_LIMIT, PageParams, SearchParams, keyset_page_of, page_of,
+};
 
 /// What the query API needs.
 #[derive(Clone)]
@@ -26,23 +32,30 @@ pub struct Api {
     pub authenticator: Arc<Authenticator>,
 }
 
-/// The routes of the query API.
-pub fn router<S>() -> Router<S>
+/// The routes of the query API, each with its OpenAPI description (path and method come from
+/// the handler's `#[utoipa::path]`).
+pub fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Api: FromRef<S>,
 {
-    Router::new()
-        .route("/api/public/traces", get(list_traces))
-        .route("/api/public/traces/{id}", get(get_trace))
-        .route("/api/public/sessions", get(list_sessions))
-        .route("/api/public/sessions/{id}", get(get_session))
-        .route("/api/public/users", get(list_users))
-        .route("/api/public/usage", get(usage))
-        .route("/api/public/outcomes", get(outcomes))
-        .route("/api/public/batches", get(list_problem_batches))
-        .route("/api/public/unclaimed", get(list_unclaimed))
+    OpenApiRouter::new()
+        .routes(routes!(list_traces))
+        .routes(routes!(get_trace))
+        .routes(routes!(list_sessions))
+        .routes(routes!(get_session))
+        .routes(routes!(list_users))
+        .routes(routes!(usage))
+        .routes(routes!(outcomes))
+        .routes(routes!(list_problem_batches))
+        .routes(routes!(list_unclaimed))
 }
+
+/// What `group_by` of `GET /api/public/usage` takes.
+pub const USAGE_GROUPS: &str = "user, agent, model, repository, team, device, day";
+
+/// What `group_by` of `GET /api/public/outcomes` takes.
+pub const OUTCOME_GROUPS: &str = "user, agent, repository, team, day";
 
 /// The calling project, from the request's Basic keys (failures rate-limited per address).
 pub struct Project(pub String);
@@ -64,10 +77,23 @@ where
     }
 }
 
+/// `GET /api/public/traces`: the project's traces, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/public/traces",
+    tag = "traces",
+    params(FilterParams, SearchParams, PageParams),
+    responses(
+        (status = 200, description = "A page of traces, long texts clipped", body = Page<openapi::TraceListItem>),
+        (status = 400, description = "A malformed limit, cursor or time", body = ErrorBody),
+        PublicRefusals,
+    ),
+    security(("basic" = []), ("session" = []))
+)]
 async fn list_traces(
     State(api): State<Api>,
     Project(project): Project,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
     let filter = params.filter()?;
     let (limit, offset) = (filter.limit, filter.offset);
@@ -118,10 +144,24 @@ fn clip(value: &mut Value) -> bool {
     true
 }
 
+/// `GET /api/public/traces/{id}`: one trace with its observations, texts whole.
+#[utoipa::path(
+    get,
+    path = "/api/public/traces/{id}",
+    tag = "traces",
+    params(("id" = String, Path, description = "The trace's id")),
+    responses(
+        (status = 200, description = "The trace", body = openapi::TraceDetail),
+        (status = 400, description = "An id that is not UTF-8 once percent-decoded", body = ErrorBody),
+        (status = 404, description = "No such trace in this project", body = ErrorBody),
+        PublicRefusals,
+    ),
+    security(("basic" = []), ("session" = []))
+)]
 async fn get_trace(
     State(api): State<Api>,
     Project(project): Project,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let Some(row) = api.storage.get_trace(&project, &id).await? else {
         return Err(ApiError::not_found(format!("no trace {id:?}")));
@@ -133,10 +173,23 @@ async fn get_trace(
     Ok(Json(trace).into_response())
 }
 
+/// `GET /api/public/sessions`: the project's sessions, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/public/sessions",
+    tag = "sessions",
+    params(FilterParams, PageParams),
+    responses(
+        (status = 200, description = "A page of sessions", body = Page<openapi::Session>),
+        (status = 400, description = "A malformed limit, cursor or time", body = ErrorBody),
+        PublicRefusals,
+    ),
+    security(("basic" = []), ("session" = []))
+)]
 async fn list_sessions(
     State(api): State<Api>,
     Project(project): Project,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
     let filter = params.filter()?;
     let rows = api.storage.list_sessions(&project, &filter).await?;
@@ -144,10 +197,24 @@ async fn list_sessions(
     Ok(page_of(data, filter.limit, filter.offset).into_response())
 }
 
+/// `GET /api/public/sessions/{id}`: one session with its traces in order.
+#[utoipa::path(
+    get,
+    path = "/api/public/sessions/{id}",
+    tag = "sessions",
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = "The session", body = openapi::SessionDetail),
+        (status = 400, description = "An id that is not UTF-8 once percent-decoded", body = ErrorBody),
+        (status = 404, description = "No such session in this project", body = ErrorBody),
+        PublicRefusals,
+    ),
+    security(("basic" = []), ("session" = []))
+)]
 async fn get_session(
     State(api): State<Api>,
     Project(project): Project,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let one = TraceFilter { session_id: Some(id.clone()), limit: 1, ..Default::default() };
     let mut sessions = api.storage.list_sessions(&project, &one).await?;
@@ -166,12 +233,24 @@ async fn get_session(
 
 /// `GET /api/public/usage?group_by=...`: prompts, sessions, tokens, cost and tool calls per
 /// group, over the traces the filters select.
+#[utoipa::path(
+    get,
+    path = "/api/public/usage",
+    tag = "analytics",
+    params(params::UsageGroupParam, FilterParams, PageParams),
+    responses(
+        (status = 200, description = "A page of groups", body = Page<openapi::UsageGroup>),
+        (status = 400, description = "No or an unknown group_by, or a malformed limit, cursor or time", body = ErrorBody),
+        PublicRefusals,
+    ),
+    security(("basic" = []), ("session" = []))
+)]
 async fn usage(
     State(api): State<Api>,
     Project(project): Project,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
-    let group: UsageGroup = params.group_by("user, agent, model, repository, team, device, day")?;
+    let group: UsageGroup = params.group_by(USAGE_GROUPS)?;
     let filter = params.filter()?;
     let rows = api.storage.usage(&project, group, &filter).await?;
     let data = rows.into_iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
@@ -180,22 +259,47 @@ async fn usage(
 
 /// `GET /api/public/outcomes?group_by=...`: lines, commits, pull requests, edit decisions and
 /// active time per group, as the agents report them.
+#[utoipa::path(
+    get,
+    path = "/api/public/outcomes",
+    tag = "analytics",
+    params(params::OutcomeGroupParam, FilterParams, PageParams),
+    responses(
+        (status = 200, description = "A page of groups", body = Page<openapi::OutcomeGroup>),
+        (status = 400, description = "No or an unknown group_by, or a malformed limit, cursor or time", body = ErrorBody),
+        PublicRefusals,
+    ),
+    security(("basic" = []), ("session" = []))
+)]
 async fn outcomes(
     State(api): State<Api>,
     Project(project): Project,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
-    let group: OutcomeGroup = params.group_by("user, agent, repository, team, day")?;
+    let group: OutcomeGroup = params.group_by(OUTCOME_GROUPS)?;
     let filter = params.filter()?;
     let rows = api.storage.outcomes(&project, group, &filter).await?;
     let data = rows.into_iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
     Ok(page_of(data, filter.limit, filter.offset).into_response())
 }
 
+/// `GET /api/public/users`: per user, traces, sessions, tokens, cost, last seen and agents.
+#[utoipa::path(
+    get,
+    path = "/api/public/users",
+    tag = "analytics",
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of users", body = Page<openapi::User>),
+        (status = 400, description = "A malformed limit or cursor", body = ErrorBody),
+        PublicRefusals,
+    ),
+    security(("basic" = []), ("session" = []))
+)]
 async fn list_users(
     State(api): State<Api>,
     Project(project): Project,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
     let (limit, offset) = params.page()?;
     let rows = api.storage.list_users(&project, limit, offset).await?;
@@ -206,10 +310,22 @@ async fn list_users(
 /// `GET /api/public/batches`: stored batches that failed to normalize or that no plugin
 /// claimed, with their errors — nothing is dropped silently. Paged by id, oldest first
 /// (`limit`, `cursor`); bodies are never read for it.
+#[utoipa::path(
+    get,
+    path = "/api/public/batches",
+    tag = "batches",
+    params(KeysetPageParams),
+    responses(
+        (status = 200, description = "A page of batches; next_cursor is null on the last one", body = Page<ProblemBatch>),
+        (status = 400, description = "A malformed limit or cursor", body = ErrorBody),
+        PublicRefusals,
+    ),
+    security(("basic" = []), ("session" = []))
+)]
 async fn list_problem_batches(
     State(api): State<Api>,
     Project(project_id): Project,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
     let (limit, after) = params.keyset_page()?;
     // One more than the page: whether there is a next one.
@@ -217,17 +333,49 @@ async fn list_problem_batches(
     let data: Vec<Value> = rows
         .into_iter()
         .map(|b| {
-            json!({
-                "id": b.id, "signal": b.signal, "encoding": b.encoding, "status": b.status,
-                "agents": b.agents, "error": b.error,
-                "received_at": rfc3339(Some(b.received_at)),
-            })
+            let batch = ProblemBatch {
+                id: b.id,
+                signal: b.signal,
+                encoding: b.encoding,
+                status: b.status,
+                agents: b.agents,
+                error: b.error,
+                received_at: rfc3339(Some(b.received_at)),
+            };
+            serde_json::to_value(batch).unwrap_or_default()
         })
         .collect();
     Ok(keyset_page_of(data, limit, |b| b["id"].as_i64().unwrap_or(0)).into_response())
 }
 
+/// A stored batch that failed to normalize or that no plugin claimed (no body).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemBatch {
+    pub id: i64,
+    /// `traces`, `logs` or `metrics`.
+    pub signal: String,
+    /// `protobuf` or `json`.
+    pub encoding: String,
+    /// `failed` or `unclaimed`.
+    pub status: String,
+    /// The agents whose parsers ran, comma-separated.
+    pub agents: Option<String>,
+    pub error: Option<String>,
+    #[schema(format = DateTime)]
+    pub received_at: Option<String>,
+}
+
 /// `GET /api/public/unclaimed`: resources no plugin claimed, per service.name and scope.
+#[utoipa::path(
+    get,
+    path = "/api/public/unclaimed",
+    tag = "batches",
+    responses(
+        (status = 200, description = "Every unclaimed resource (one page, next_cursor null)", body = Page<openapi::UnclaimedResource>),
+        PublicRefusals,
+    ),
+    security(("basic" = []), ("session" = []))
+)]
 async fn list_unclaimed(State(api): State<Api>, Project(project): Project) -> Result<Response, ApiError> {
     let data = api.storage.unclaimed(&project).await?;
     Ok(Json(json!({ "data": data, "next_cursor": null })).into_response())

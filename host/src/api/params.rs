@@ -4,6 +4,7 @@
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 use crate::storage::TraceFilter;
@@ -29,6 +30,107 @@ pub struct ListParams {
     pub q: Option<String>,
     pub limit: Option<String>,
     pub cursor: Option<String>,
+}
+
+/// `limit` and `cursor`, as the OpenAPI document describes them (see [`ListParams::page`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only
+pub struct PageParams {
+    /// Items per page.
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the page before.
+    #[param(pattern = "^[0-9]{1,18}$")]
+    cursor: Option<String>,
+}
+
+/// `limit` and `cursor` of a list paged by id (see [`ListParams::keyset_page`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only
+pub struct KeysetPageParams {
+    /// Items per page.
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the page before.
+    #[param(pattern = "^id:[0-9]{1,18}$")]
+    cursor: Option<String>,
+}
+
+/// The filters of the trace lists and their aggregates, as the OpenAPI document describes them
+/// (see [`ListParams::filter`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only
+pub struct FilterParams {
+    session_id: Option<String>,
+    user_id: Option<String>,
+    device_id: Option<String>,
+    /// e.g. `claude-code`, `codex`, `gemini-cli`, `copilot-cli`, `cursor`.
+    agent: Option<String>,
+    repository: Option<String>,
+    branch: Option<String>,
+    team: Option<String>,
+    /// Traces that used this model.
+    model: Option<String>,
+    /// Traces that started at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    from: Option<String>,
+    /// Traces that started before this time (RFC 3339).
+    #[param(format = DateTime)]
+    to: Option<String>,
+}
+
+/// Full-text search over prompt text (traces only).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only
+pub struct SearchParams {
+    /// Words of the prompt; the last one matches as a prefix.
+    q: Option<String>,
+}
+
+/// What `GET /api/public/usage` groups by (the names of [`crate::storage::UsageGroup`]).
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageGroupBy {
+    User,
+    Agent,
+    Model,
+    Repository,
+    Team,
+    Device,
+    Day,
+}
+
+/// What `GET /api/public/outcomes` groups by (the names of [`crate::storage::OutcomeGroup`]).
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeGroupBy {
+    User,
+    Agent,
+    Repository,
+    Team,
+    Day,
+}
+
+/// `group_by` of `GET /api/public/usage`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only
+pub struct UsageGroupParam {
+    #[param(inline)]
+    group_by: UsageGroupBy,
+}
+
+/// `group_by` of `GET /api/public/outcomes`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only
+pub struct OutcomeGroupParam {
+    #[param(inline)]
+    group_by: OutcomeGroupBy,
 }
 
 impl ListParams {
@@ -112,14 +214,16 @@ pub fn keyset_page_of(mut data: Vec<Value>, limit: i64, last_id: impl Fn(&Value)
     Json(json!({ "data": data, "next_cursor": next }))
 }
 
-/// An optional RFC 3339 time parameter as Unix nanoseconds.
+/// An optional RFC 3339 time parameter as Unix nanoseconds. A time beyond what nanoseconds
+/// since 1970 hold in an i64 (before 1677 or after 2262) is the earliest or latest there is.
 pub fn time_param(name: &str, value: &Option<String>) -> Result<Option<i64>, ApiError> {
     value
         .as_deref()
         .map(|v| {
-            chrono::DateTime::parse_from_rfc3339(v).ok().and_then(|t| t.timestamp_nanos_opt()).ok_or_else(|| {
+            let time = chrono::DateTime::parse_from_rfc3339(v).map_err(|_| {
                 ApiError::bad_request(format!("{name} must be an RFC 3339 time, e.g. 2026-11-24T18:00:00Z"))
-            })
+            })?;
+            Ok(time.timestamp_nanos_opt().unwrap_or(if time.timestamp() < 0 { i64::MIN } else { i64::MAX }))
         })
         .transpose()
 }

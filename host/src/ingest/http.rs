@@ -8,15 +8,98 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, FromRef, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::limits::{ReadError, gunzip_limited, read_limited};
 use super::{Ingest, IngestError};
 use crate::otlp::{self, Encoding, Signal};
 
+/// The path OTLP exporters append `/v1/{signal}` to when given a bare endpoint.
+pub const BARE_PATH: &str = "/v1/{signal}";
+
+/// The OTLP/HTTP routes, with their OpenAPI description: [`export`] at its documented path and
+/// at [`BARE_PATH`], documented as the same operation.
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Ingest>: FromRef<S>,
+{
+    let mut router = OpenApiRouter::new().routes(routes!(export)).route(BARE_PATH, post(export));
+    let paths = &mut router.get_openapi_mut().paths.paths;
+    if let Some(mut item) = paths.values().next().cloned() {
+        if let Some(operation) = item.post.as_mut() {
+            operation.operation_id = Some("export_bare".into());
+        }
+        paths.insert(BARE_PATH.into(), item);
+    }
+    router
+}
+
+/// An `Export{Trace,Logs,Metrics}ServiceRequest` (or its response) in protobuf.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // documentation only
+pub struct OtlpProtobuf(Vec<u8>);
+
+/// An `Export{Trace,Logs,Metrics}ServiceRequest` (or its response) in OTLP/JSON.
+#[derive(ToSchema)]
+#[schema(value_type = Object)]
+#[allow(dead_code)] // documentation only
+pub struct OtlpJson(serde_json::Value);
+
+/// Why an export was refused, in OTLP/JSON (`google.rpc.Status`; in protobuf when the request
+/// was protobuf and got past authentication and the Content-Type check).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct OtlpStatus {
+    /// The gRPC status code.
+    pub code: i32,
+    pub message: String,
+}
+
 /// `POST /v1/{signal}` and `POST /api/public/otel/v1/{signal}`.
+#[utoipa::path(
+    post,
+    path = "/api/public/otel/v1/{signal}",
+    tag = "ingest",
+    params(
+        ("signal" = String, Path, description = "traces, logs or metrics", pattern = "^(traces|logs|metrics)$"),
+    ),
+    request_body(
+        description = "An OTLP export request (application/protobuf is taken as application/x-protobuf), \
+            optionally compressed with `Content-Encoding: gzip` (or x-gzip); another Content-Encoding is a 415",
+        content((OtlpProtobuf = "application/x-protobuf"), (OtlpJson = "application/json"))
+    ),
+    responses(
+        (status = 200, description = "Accepted; the export response in the request's encoding",
+            content((OtlpProtobuf = "application/x-protobuf"), (OtlpJson = "application/json"))),
+        (status = 400, description = "The body does not decode (or gzip is malformed)",
+            content((OtlpStatus = "application/json"), (OtlpProtobuf = "application/x-protobuf"))),
+        (status = 401, description = "No, malformed or wrong keys", body = OtlpStatus,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"antenna\"`"))),
+        (status = 404, description = "No such signal", body = OtlpStatus),
+        (status = 408, description = "The body did not arrive in time",
+            content((OtlpStatus = "application/json"), (OtlpProtobuf = "application/x-protobuf"))),
+        (status = 413, description = "The body, once inflated, or its record count is over the limit",
+            content((OtlpStatus = "application/json"), (OtlpProtobuf = "application/x-protobuf"))),
+        (status = 415, description = "Neither protobuf nor JSON, or an unknown Content-Encoding",
+            content((OtlpStatus = "application/json"), (OtlpProtobuf = "application/x-protobuf"))),
+        (status = 429, description = "Too many failed authentications, or too many requests queued",
+            content((OtlpStatus = "application/json"), (OtlpProtobuf = "application/x-protobuf")),
+            headers(("Retry-After" = u64, description = "Seconds"))),
+        (status = 503, description = "Overloaded, or the database does not answer",
+            content((OtlpStatus = "application/json"), (OtlpProtobuf = "application/x-protobuf")),
+            headers(("Retry-After" = u64, description = "Seconds"))),
+    ),
+    security(("basic" = []))
+)]
 pub async fn export(
     State(ingest): State<Arc<Ingest>>,
     Path(signal): Path<String>,

@@ -16,6 +16,7 @@ mod grpc;
 mod hostile;
 mod ingest;
 mod limits;
+mod openapi;
 mod paging;
 mod plugins;
 mod poison;

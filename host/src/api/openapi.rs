@@ -1,0 +1,813 @@
+//! The OpenAPI 3.1 document of the HTTP APIs (query, admin, OTLP/HTTP ingest, the UI's
+//! sign-in), served at `GET /api/public/openapi.json` without auth.
+//!
+//! It is generated from the code so that it cannot drift: each route of the query, admin and
+//! ingest APIs is registered through its handler's `#[utoipa::path]` (utoipa-axum's `routes!`
+//! takes the path and method from there), so a route and its description are one item. The
+//! JSON that handlers build by hand or from other modules' rows (a trace, a session, a plugin)
+//! is described by the schema types below; unit tests compare their fields with what the code
+//! really writes.
+
+use axum::extract::Extension;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+
+use crate::auth::session::COOKIE_NAME;
+
+/// Where the document is served.
+pub const PATH: &str = "/api/public/openapi.json";
+
+/// What every document starts with: info, the security schemes, the tags and the document's own
+/// route; the routers add their paths.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Antenna",
+        description = "Ingest host for AI coding-agent telemetry: OTLP in, per-prompt traces out. \
+            The query API (`/api/public`) answers for the project of the caller's key pair (HTTP \
+            Basic `public_key:secret_key`, or the web UI's session cookie); the admin API \
+            (`/api/admin`) takes `Authorization: Bearer <ANTENNA_ADMIN_TOKEN>`. Errors are \
+            `{\"error\": \"...\"}`; lists are `{\"data\": [...], \"next_cursor\": ...}`."
+    ),
+    paths(openapi_json),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "ingest", description = "OTLP/HTTP export (protobuf or JSON, optionally gzip)"),
+        (name = "traces", description = "Per-prompt traces"),
+        (name = "sessions", description = "Sessions and their traces"),
+        (name = "analytics", description = "Users, usage and outcomes per group"),
+        (name = "batches", description = "Stored batches that failed or that no plugin claimed"),
+        (name = "admin", description = "Operators: plugins, replay, retention, erasure, budgets"),
+        (name = "ui", description = "The web UI's sign-in: a session cookie for a project's key pair"),
+        (name = "meta", description = "This document"),
+    )
+)]
+struct Base;
+
+/// The security schemes the operations name: `basic` (a project's key pair), `session` (the
+/// web UI's cookie, an alternative to `basic` on the query API) and `admin` (the admin token).
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, document: &mut Document) {
+        let components = document.components.get_or_insert_with(Default::default);
+        let basic = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Basic)
+            .description(Some("A project's key pair: `Basic base64(public_key:secret_key)`"))
+            .build();
+        components.add_security_scheme("basic", SecurityScheme::Http(basic));
+        let admin = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("The host's admin token (`ANTENNA_ADMIN_TOKEN`)"))
+            .build();
+        components.add_security_scheme("admin", SecurityScheme::Http(admin));
+        let session = ApiKeyValue::with_description(
+            COOKIE_NAME,
+            "The web UI's session cookie, set by `POST /api/ui/session` (HttpOnly, SameSite=Strict)",
+        );
+        components.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(session)));
+    }
+}
+
+/// The whole document: [`Base`] and the paths and schemas of `routes`.
+pub fn document(routes: Document) -> Document {
+    Base::openapi().merge_from(routes)
+}
+
+/// The route that serves `document` (serialized once).
+pub fn router<S>(document: &Document) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    // A document that does not serialize is a bug of this crate's annotations: the unit tests
+    // serialize it.
+    let json = serde_json::to_value(document).unwrap_or_default();
+    Router::new().route(PATH, get(openapi_json)).layer(Extension(std::sync::Arc::new(json)))
+}
+
+/// `GET /api/public/openapi.json`: this document.
+#[utoipa::path(
+    get,
+    path = "/api/public/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document of the HTTP APIs", body = Object))
+)]
+async fn openapi_json(Extension(document): Extension<std::sync::Arc<serde_json::Value>>) -> Response {
+    ([(header::CACHE_CONTROL, "no-cache")], Json(document.as_ref().clone())).into_response()
+}
+
+/// The body of every error of the query, admin and UI APIs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+}
+
+/// `GET /api/ui/session`: the project the browser is signed in to.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct SignedIn {
+    pub project_id: String,
+}
+
+/// How the query API turns a caller away (Basic keys or the session cookie).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum PublicRefusals {
+    /// No credentials, malformed ones, wrong keys, or an unknown or expired session.
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"antenna\"` (not for a session cookie)")))]
+    Unauthorized(ErrorBody),
+    /// Too many failed authentications from this client address.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds")))]
+    TooManyRequests(ErrorBody),
+    /// The database does not answer.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds")))]
+    Unavailable(ErrorBody),
+}
+
+/// How the admin API turns a caller away.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum AdminRefusals {
+    /// No admin token, or a wrong one.
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "`Bearer`")))]
+    Unauthorized(ErrorBody),
+    /// The admin API is off (the host was started without `ANTENNA_ADMIN_TOKEN`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// Too many wrong tokens from this client address.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds")))]
+    TooManyRequests(ErrorBody),
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct Page<T: ToSchema> {
+    pub data: Vec<T>,
+    /// The `cursor` of the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// A per-prompt trace, as `trace::view::summary` writes it.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct Trace {
+    pub id: String,
+    pub project_id: String,
+    pub agent: String,
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    pub team: Option<String>,
+    #[schema(format = DateTime)]
+    pub start_time: Option<String>,
+    #[schema(format = DateTime)]
+    pub end_time: Option<String>,
+    pub models: Vec<String>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_creation_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cost_usd: Option<f64>,
+    /// `agent` or `price-table`.
+    pub cost_source: Option<String>,
+    pub prompt: Option<String>,
+    pub response: Option<String>,
+    pub tool_calls: Vec<ToolCall>,
+    pub errors: Vec<String>,
+}
+
+/// A trace in a list: long texts clipped to 4 KiB with `…[truncated]`.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct TraceListItem {
+    #[serde(flatten)]
+    pub trace: Trace,
+    /// Whether a text of this item was clipped.
+    pub truncated: bool,
+}
+
+/// One trace with its timeline, texts whole.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct TraceDetail {
+    #[serde(flatten)]
+    pub trace: Trace,
+    pub observations: Vec<Observation>,
+}
+
+/// A tool call of a trace (`trace::merge::ToolCallView`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct ToolCall {
+    pub id: String,
+    pub name: Option<String>,
+    pub args: Option<String>,
+    pub result: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub success: Option<bool>,
+    /// The agent's word alone (`accept`, `reject`, ...).
+    pub decision: Option<String>,
+    /// Where the decision came from (`config`, `user_temporary`, ...).
+    pub decision_source: Option<String>,
+}
+
+/// One entry of a trace's timeline (`trace::merge::Observation`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct Observation {
+    /// `llm_call`, `tool_call` or `event`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+    #[schema(format = DateTime)]
+    pub start_time: Option<String>,
+    #[schema(format = DateTime)]
+    pub end_time: Option<String>,
+    pub model: Option<String>,
+    pub usage: Option<TokenUsage>,
+    pub cost_usd: Option<f64>,
+    pub cost_source: Option<String>,
+    pub error: Option<String>,
+    /// The record's attributes as the agent sent them.
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<serde_json::Value>,
+    /// `log` and/or `span`: through which channels it was reported.
+    pub reported_via: Option<Vec<String>>,
+}
+
+/// Token counts of one model call (`trace::model::Usage`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct TokenUsage {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_creation: u64,
+    pub reasoning: u64,
+}
+
+/// A session (`storage::SessionRow`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct Session {
+    pub id: String,
+    pub agent: String,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    pub team: Option<String>,
+    #[schema(format = DateTime)]
+    pub start_time: Option<String>,
+    #[schema(format = DateTime)]
+    pub end_time: Option<String>,
+    pub trace_count: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_usd: Option<f64>,
+}
+
+/// A session with its traces in order (at most 500, clipped like a list).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub session: Session,
+    pub traces: Vec<TraceListItem>,
+}
+
+/// A user (`storage::UserRow`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct User {
+    pub id: String,
+    pub traces: i64,
+    pub sessions: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_usd: Option<f64>,
+    #[schema(format = DateTime)]
+    pub last_seen: Option<String>,
+    /// Trace count per agent.
+    pub agents: BTreeMap<String, i64>,
+}
+
+/// One group of `GET /api/public/usage` (`storage::UsageRow`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct UsageGroup {
+    /// The group's value (null: traces without one).
+    pub key: Option<String>,
+    pub prompts: i64,
+    pub sessions: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub reasoning_tokens: i64,
+    /// The sum of the known costs.
+    pub cost_usd: Option<f64>,
+    /// Prompts with tokens but no cost: `cost_usd` leaves them out.
+    pub unpriced_prompts: i64,
+    pub tool_calls: i64,
+    pub tool_failures: i64,
+}
+
+/// One group of `GET /api/public/outcomes` (`storage::OutcomeRow`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct OutcomeGroup {
+    pub key: Option<String>,
+    pub lines_added: f64,
+    pub lines_removed: f64,
+    pub commits: f64,
+    pub pull_requests: f64,
+    pub edits_accepted: f64,
+    pub edits_rejected: f64,
+    /// `edits_accepted / (accepted + rejected)`; null without decisions.
+    pub acceptance_rate: Option<f64>,
+    pub active_seconds: f64,
+}
+
+/// Resources no plugin claimed, per service.name and scope (`storage::UnclaimedRow`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct UnclaimedResource {
+    pub service_name: String,
+    pub scope_name: String,
+    pub resources: i64,
+    #[schema(format = DateTime)]
+    pub last_seen: Option<String>,
+}
+
+/// `GET /api/admin/plugins`.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct PluginList {
+    pub data: Vec<Plugin>,
+    /// Files of the plugins directory that were not loaded, and why.
+    pub refused: Vec<RefusedPlugin>,
+}
+
+/// A plugin file that was not loaded.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct RefusedPlugin {
+    pub file: String,
+    pub reason: String,
+}
+
+/// A plugin, active or shadowed, with its counters (`plugins::PluginStatus`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct Plugin {
+    pub name: String,
+    pub version: String,
+    pub agent: String,
+    pub wit_version: String,
+    pub source: PluginSource,
+    pub sha256: String,
+    pub active: bool,
+    pub claims: PluginClaims,
+    pub batches: u64,
+    pub failures: u64,
+    pub put_aside: bool,
+    pub last_error: Option<String>,
+}
+
+/// Where a plugin came from.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct PluginSource {
+    /// `built_in` or `file`.
+    pub kind: String,
+    /// The file, for `file`.
+    pub path: Option<String>,
+}
+
+/// What a plugin claims.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct PluginClaims {
+    pub scope_names: Vec<String>,
+    pub event_names: Vec<String>,
+    pub service_names: Vec<String>,
+}
+
+/// What a replay did (`pipeline::ReplayReport`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct ReplayReport {
+    pub batches: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub unclaimed: u64,
+}
+
+/// A project's retention in days (null: kept until deleted).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct Retention {
+    pub batch_days: Option<i64>,
+    pub trace_days: Option<i64>,
+}
+
+/// The answer of `PUT /api/admin/projects/{project}/retention`.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct RetentionSet {
+    pub project_id: String,
+    pub retention: Retention,
+}
+
+/// What an erasure removed (`storage::Erased`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct Erased {
+    pub traces: u64,
+    /// Raw batches that carried the user's data (deleted whole).
+    pub batches: u64,
+    pub usage_metrics: u64,
+}
+
+/// What one retention pass removed (`storage::Expired`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct Expired {
+    pub batches: u64,
+    pub traces: u64,
+    pub usage_metrics: u64,
+}
+
+/// A budget as stored (`storage::Budget`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct Budget {
+    pub id: String,
+    /// Only this project's traces count (null: every project's).
+    pub project_id: Option<String>,
+    /// `project`, `user`, `team` or `repository`.
+    pub scope: String,
+    pub subject: String,
+    /// `day` or `month` (UTC).
+    pub period: String,
+    pub limit_usd: f64,
+    /// Fractions of the limit that alert, ascending.
+    pub thresholds: Vec<f64>,
+    pub webhook_url: String,
+    /// Unix nanoseconds.
+    pub created_at: i64,
+}
+
+/// A budget with this period's spend (`budgets::BudgetStatus`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct BudgetStatus {
+    #[serde(flatten)]
+    pub budget: Budget,
+    /// `YYYY-MM-DD` (day) or `YYYY-MM` (month).
+    pub period_start: Option<String>,
+    pub spent_usd: f64,
+    /// `ok`, `warning` or `exceeded`.
+    pub state: String,
+    pub alerts: Vec<BudgetAlert>,
+}
+
+/// One alert of a budget (`storage::Alert`).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct BudgetAlert {
+    pub budget_id: String,
+    pub period_start: String,
+    pub threshold: f64,
+    pub attempts: i64,
+    /// Unix nanoseconds; null until the webhook took it.
+    pub delivered_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// The document as served, of a router with every API (what `server::router` builds).
+    fn served() -> Value {
+        serde_json::to_value(crate::server::openapi_document()).expect("the document serializes")
+    }
+
+    /// The property names of a schema, following `$ref` and `allOf`.
+    fn properties(document: &Value, schema: &Value) -> BTreeSet<String> {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            return properties(document, &document["components"]["schemas"][name]);
+        }
+        let mut names: BTreeSet<String> =
+            schema["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            names.extend(properties(document, part));
+        }
+        names
+    }
+
+    /// Assert that `value`'s keys are the properties of the component schema `name`
+    /// (`optional`: properties a value may leave out).
+    fn assert_describes(document: &Value, name: &str, value: &Value, optional: &[&str]) {
+        let documented = properties(document, &json!({ "$ref": format!("#/components/schemas/{name}") }));
+        assert!(!documented.is_empty(), "no schema {name}");
+        let written: BTreeSet<String> = value.as_object().expect("an object").keys().cloned().collect();
+        let missing: Vec<_> = written.difference(&documented).collect();
+        assert!(missing.is_empty(), "{name} does not document {missing:?}");
+        let absent: Vec<_> =
+            documented.difference(&written).filter(|field| !optional.contains(&field.as_str())).collect();
+        assert!(absent.is_empty(), "{name} documents {absent:?}, which the code does not write");
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_its_security_schemes() {
+        let document = served();
+        assert_eq!(document["openapi"], "3.1.0");
+        let schemes = &document["components"]["securitySchemes"];
+        assert_eq!(schemes["basic"]["scheme"], "basic");
+        assert_eq!(schemes["admin"]["scheme"], "bearer");
+        assert_eq!(schemes["session"]["in"], "cookie");
+        assert_eq!(schemes["session"]["name"], COOKIE_NAME);
+        // Every requirement names a scheme that exists.
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                for requirement in operation["security"].as_array().into_iter().flatten() {
+                    for scheme in requirement.as_object().expect("requirement").keys() {
+                        assert!(schemes.get(scheme).is_some(), "{method} {path}: unknown scheme {scheme}");
+                    }
+                }
+                assert!(operation["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_trace_schemas_are_what_the_view_writes() {
+        use crate::trace::merge::{Observation as Seen, ToolCallView, Trace as Merged};
+        use crate::trace::model::{Channel, Usage};
+        let document = served();
+        let tool_call = ToolCallView {
+            id: "t".into(),
+            name: None,
+            args: None,
+            result: None,
+            duration_ms: None,
+            success: None,
+            decision: None,
+            decision_source: None,
+            start_unix_nano: None,
+        };
+        let observation = Seen {
+            kind: "llm_call",
+            id: "o".into(),
+            name: "n".into(),
+            start_unix_nano: Some(1),
+            end_unix_nano: Some(2),
+            model: Some("m".into()),
+            usage: Some(Usage::default()),
+            cost_usd: Some(0.1),
+            cost_source: Some("agent"),
+            error: Some("e".into()),
+            attributes: Some(json!({"a": 1})),
+            reported_via: vec![Channel::Log],
+        };
+        let trace = Merged {
+            agent: "claude-code".into(),
+            tool_calls: vec![tool_call],
+            observations: vec![observation],
+            ..Default::default()
+        };
+        let summary = crate::trace::view::summary("proj", "id", &trace);
+        assert_describes(&document, "Trace", &summary, &[]);
+        assert_describes(&document, "ToolCall", &summary["tool_calls"][0], &[]);
+        let observations = crate::trace::view::observations(&trace);
+        assert_describes(&document, "Observation", &observations[0], &[]);
+        assert_describes(&document, "TokenUsage", &observations[0]["usage"], &[]);
+        // What the query API adds to a trace.
+        let mut item = summary.clone();
+        item["truncated"] = json!(false);
+        assert_describes(&document, "TraceListItem", &item, &[]);
+        let mut detail = summary;
+        detail["observations"] = observations;
+        assert_describes(&document, "TraceDetail", &detail, &[]);
+    }
+
+    #[test]
+    fn the_row_schemas_are_what_storage_writes() {
+        use crate::storage;
+        let document = served();
+        let session = storage::SessionRow {
+            id: "s".into(),
+            agent: "a".into(),
+            user_id: None,
+            device_id: None,
+            repository: None,
+            branch: None,
+            team: None,
+            start_time: None,
+            end_time: None,
+            trace_count: 1,
+            input_tokens: 0,
+            output_tokens: 0,
+            cache_read_tokens: 0,
+            cache_creation_tokens: 0,
+            reasoning_tokens: 0,
+            cost_usd: None,
+        };
+        let session = serde_json::to_value(session).expect("json");
+        assert_describes(&document, "Session", &session, &[]);
+        let mut detail = session;
+        detail["traces"] = json!([]);
+        assert_describes(&document, "SessionDetail", &detail, &[]);
+        let user = storage::UserRow {
+            id: "u".into(),
+            traces: 0,
+            sessions: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cache_read_tokens: 0,
+            cache_creation_tokens: 0,
+            reasoning_tokens: 0,
+            cost_usd: None,
+            last_seen: None,
+            agents: BTreeMap::new(),
+        };
+        assert_describes(&document, "User", &serde_json::to_value(user).expect("json"), &[]);
+        let usage = storage::UsageRow {
+            key: None,
+            prompts: 0,
+            sessions: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cache_read_tokens: 0,
+            cache_creation_tokens: 0,
+            reasoning_tokens: 0,
+            cost_usd: None,
+            unpriced_prompts: 0,
+            tool_calls: 0,
+            tool_failures: 0,
+        };
+        assert_describes(&document, "UsageGroup", &serde_json::to_value(usage).expect("json"), &[]);
+        let outcome = storage::OutcomeRow {
+            key: None,
+            lines_added: 0.0,
+            lines_removed: 0.0,
+            commits: 0.0,
+            pull_requests: 0.0,
+            edits_accepted: 0.0,
+            edits_rejected: 0.0,
+            acceptance_rate: None,
+            active_seconds: 0.0,
+        };
+        assert_describes(&document, "OutcomeGroup", &serde_json::to_value(outcome).expect("json"), &[]);
+        let unclaimed =
+            storage::UnclaimedRow { service_name: "s".into(), scope_name: "x".into(), resources: 1, last_seen: None };
+        assert_describes(&document, "UnclaimedResource", &serde_json::to_value(unclaimed).expect("json"), &[]);
+        let erased = serde_json::to_value(storage::Erased::default()).expect("json");
+        assert_describes(&document, "Erased", &erased, &[]);
+        assert_describes(&document, "Expired", &serde_json::to_value(storage::Expired::default()).expect("json"), &[]);
+        let retention = serde_json::to_value(storage::Retention::default()).expect("json");
+        assert_describes(&document, "Retention", &retention, &[]);
+        let report = serde_json::to_value(crate::pipeline::ReplayReport::default()).expect("json");
+        assert_describes(&document, "ReplayReport", &report, &[]);
+    }
+
+    #[test]
+    fn the_admin_schemas_are_what_the_admin_api_writes() {
+        let document = served();
+        let budget = crate::storage::Budget {
+            id: "b".into(),
+            project_id: None,
+            scope: "user".into(),
+            subject: "u".into(),
+            period: "day".into(),
+            limit_usd: 1.0,
+            thresholds: vec![1.0],
+            webhook_url: "http://127.0.0.1/".into(),
+            created_at: 0,
+        };
+        assert_describes(&document, "Budget", &serde_json::to_value(&budget).expect("json"), &[]);
+        let alert = crate::storage::Alert {
+            budget_id: "b".into(),
+            period_start: "2026-11".into(),
+            threshold: 1.0,
+            payload: String::new(),
+            attempts: 0,
+            delivered_at: None,
+            last_error: None,
+        };
+        assert_describes(&document, "BudgetAlert", &serde_json::to_value(&alert).expect("json"), &[]);
+        let status = crate::budgets::BudgetStatus {
+            budget,
+            period_start: None,
+            spent_usd: 0.0,
+            state: "ok",
+            alerts: vec![alert],
+        };
+        assert_describes(&document, "BudgetStatus", &serde_json::to_value(&status).expect("json"), &[]);
+        let plugin = crate::plugins::PluginStatus {
+            name: "p".into(),
+            version: "1".into(),
+            agent: "a".into(),
+            wit_version: "0.1.0".into(),
+            source: crate::plugins::Source::File("/p.wasm".into()),
+            sha256: "00".into(),
+            active: true,
+            claims: Default::default(),
+            batches: 0,
+            failures: 0,
+            put_aside: false,
+            last_error: None,
+        };
+        let plugin = serde_json::to_value(&plugin).expect("json");
+        assert_describes(&document, "Plugin", &plugin, &[]);
+        assert_describes(&document, "PluginSource", &plugin["source"], &[]);
+        assert_describes(&document, "PluginClaims", &plugin["claims"], &[]);
+        let built_in = serde_json::to_value(crate::plugins::Source::BuiltIn).expect("json");
+        assert_describes(&document, "PluginSource", &built_in, &["path"]);
+    }
+
+    /// The values a query parameter of an operation documents.
+    fn parameter_enum(document: &Value, path: &str, name: &str) -> Vec<String> {
+        let parameters = document["paths"][path]["get"]["parameters"].as_array().expect("parameters");
+        let parameter = parameters.iter().find(|p| p["name"] == name).expect("the parameter");
+        let schema = &parameter["schema"];
+        let schema = match schema["$ref"].as_str() {
+            Some(r) => &document["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
+            None => schema,
+        };
+        schema["enum"].as_array().expect("an enum").iter().map(|v| v.as_str().expect("text").to_owned()).collect()
+    }
+
+    #[test]
+    fn group_by_documents_what_the_handlers_take() {
+        let document = served();
+        let cases =
+            [("/api/public/usage", super::super::USAGE_GROUPS), ("/api/public/outcomes", super::super::OUTCOME_GROUPS)];
+        for (path, allowed) in cases {
+            let documented = parameter_enum(&document, path, "group_by");
+            let taken: Vec<String> = allowed.split(", ").map(str::to_owned).collect();
+            assert_eq!(documented, taken, "{path}");
+        }
+        for name in parameter_enum(&document, "/api/public/usage", "group_by") {
+            let group: Result<crate::storage::UsageGroup, _> = serde_json::from_value(json!(name));
+            assert!(group.is_ok(), "{name}");
+        }
+        for name in parameter_enum(&document, "/api/public/outcomes", "group_by") {
+            let group: Result<crate::storage::OutcomeGroup, _> = serde_json::from_value(json!(name));
+            assert!(group.is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_documented_query_parameter_is_read() {
+        let document = served();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            if !path.starts_with("/api/public/") {
+                continue;
+            }
+            for parameter in item["get"]["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] != "query" {
+                    continue;
+                }
+                let name = parameter["name"].as_str().expect("name");
+                let params: crate::api::params::ListParams =
+                    serde_json::from_value(json!({ name: "7" })).expect("list parameters");
+                assert!(format!("{params:?}").contains(&format!("{name}: Some(\"7\")")), "{path} documents {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn errors_are_the_error_body() {
+        let document = served();
+        let body = serde_json::to_value(ErrorBody { error: "x".into() }).expect("json");
+        assert_describes(&document, "ErrorBody", &body, &[]);
+    }
+}
