@@ -78,6 +78,10 @@ pub struct DecodeError(pub String);
 /// Decode a body of `signal` in `encoding`.
 pub fn decode(signal: Signal, encoding: Encoding, body: &[u8]) -> Result<Export, DecodeError> {
     fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+        // A request is an object (serde would also read the message from an array of its fields).
+        if body.iter().find(|b| !b" \t\r\n".contains(b)) != Some(&b'{') {
+            return Err(DecodeError("malformed OTLP JSON: an export request is a JSON object".into()));
+        }
         serde_json::from_slice(body).map_err(|e| DecodeError(format!("malformed OTLP JSON: {e}")))
     }
     fn proto<T: Message + Default>(body: &[u8]) -> Result<T, DecodeError> {

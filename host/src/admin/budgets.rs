@@ -35,7 +35,7 @@ struct NewBudget {
     #[schema(value_type = Option<Vec<Threshold>>, min_items = 1, max_items = 10)]
     thresholds: Option<Vec<f64>>,
     /// Where alerts are posted (an http or https URL).
-    #[schema(format = "uri", pattern = "^[hH][tT][tT][pP][sS]?:")]
+    #[schema(format = "uri", pattern = "^[hH][tT][tT][pP][sS]?:[^\\u0000]*$")]
     webhook_url: String,
     /// Count only this project's traces (for scopes other than `project`).
     #[schema(pattern = "^[^\\u0000]*$")]
@@ -112,6 +112,9 @@ pub async fn create(_: AdminCaller, State(admin): State<Admin>, body: axum::body
     thresholds.dedup();
     let url = reqwest::Url::parse(&new.webhook_url)
         .map_err(|e| ApiError::bad_request(format!("webhook_url is not a URL: {e}")))?;
+    if new.webhook_url.contains('\0') {
+        return Err(ApiError::bad_request("webhook_url must not contain NUL"));
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ApiError::bad_request("webhook_url must be http:// or https://"));
     }

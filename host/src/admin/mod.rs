@@ -192,12 +192,8 @@ async fn set_retention(
     let body: RetentionRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!("expected {{\"batch_days\": days or null, \"trace_days\": days or null}}: {e}"))
     })?;
-    for days in [body.batch_days, body.trace_days].into_iter().flatten() {
-        if !(1..=MAX_RETENTION_DAYS).contains(&days) {
-            return Err(ApiError::bad_request(format!("a retention is from 1 to {MAX_RETENTION_DAYS} days, or null")));
-        }
-    }
-    let retention = Retention { batch_days: body.batch_days, trace_days: body.trace_days };
+    let retention =
+        Retention { batch_days: retention_days(body.batch_days)?, trace_days: retention_days(body.trace_days)? };
     if !admin.storage.set_retention(&project, retention).await? {
         return Err(ApiError::not_found(format!("no project {project:?}")));
     }
@@ -205,14 +201,27 @@ async fn set_retention(
     Ok(Json(json!({ "project_id": project, "retention": retention })))
 }
 
-/// The body of `PUT /api/admin/projects/{project}/retention`: days, or null to keep.
+/// The body of `PUT /api/admin/projects/{project}/retention`: whole days, or null to keep.
+/// Read as numbers, so that `30.0` is 30 days as JSON Schema's `integer` says.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RetentionRequest {
-    #[schema(minimum = 1, maximum = 36_500)]
-    batch_days: Option<i64>,
-    #[schema(minimum = 1, maximum = 36_500)]
-    trace_days: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 36_500)]
+    batch_days: Option<f64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 36_500)]
+    trace_days: Option<f64>,
+}
+
+/// Whole days from 1 to [`MAX_RETENTION_DAYS`], or a 400.
+fn retention_days(days: Option<f64>) -> Result<Option<i64>, ApiError> {
+    days.map(|days| {
+        if days.fract() == 0.0 && (1.0..=MAX_RETENTION_DAYS as f64).contains(&days) {
+            Ok(days as i64)
+        } else {
+            Err(ApiError::bad_request(format!("a retention is from 1 to {MAX_RETENTION_DAYS} whole days, or null")))
+        }
+    })
+    .transpose()
 }
 
 /// `DELETE /api/admin/projects/{project}/users/{user}`: the right to erasure. Deletes the user's

@@ -65,17 +65,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// axum's `Path`, refused with the API's JSON error (e.g. a segment that is not UTF-8).
+/// axum's `Path`, refused with the API's JSON error (e.g. a segment that is not UTF-8), its
+/// NUL characters replaced by U+FFFD as in stored values (PostgreSQL text cannot hold NUL).
 pub struct ApiPath<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+impl<S: Send + Sync, T: DeserializeOwned + PathText + Send> FromRequestParts<S> for ApiPath<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match Path::<T>::from_request_parts(parts, state).await {
-            Ok(Path(value)) => Ok(ApiPath(value)),
+            Ok(Path(value)) => Ok(ApiPath(value.without_nul())),
             Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
         }
+    }
+}
+
+/// Path parameters as text without NUL.
+pub trait PathText {
+    fn without_nul(self) -> Self;
+}
+
+impl PathText for String {
+    fn without_nul(self) -> Self {
+        if self.contains('\0') { self.replace('\0', "\u{FFFD}") } else { self }
+    }
+}
+
+impl PathText for (String, String) {
+    fn without_nul(self) -> Self {
+        (self.0.without_nul(), self.1.without_nul())
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use antenna_e2e::{ADMIN_TOKEN, Capture, PUBLIC_KEY, SECRET_KEY, TestHost};
+use antenna_e2e::{ADMIN_TOKEN, Capture, Engine, PUBLIC_KEY, SECRET_KEY, TestHost};
 use serde_json::{Value, json};
 
 /// Every route of the query, admin, ingest and UI session APIs (method, path), as the router
@@ -154,25 +154,29 @@ async fn admin_post(host: &TestHost, path: &str, body: &str) -> (u16, Value) {
 /// Found by schemathesis: a budget naming a project that does not exist broke a foreign key and
 /// was answered 503 "storage unavailable"; it is a 404.
 #[tokio::test]
-async fn a_budget_for_a_project_that_does_not_exist_is_a_404() {
-    let host = admin_host().await;
-    let budget = |scope: &str, subject: &str, project: Value| {
-        json!({
-            "scope": scope, "subject": subject, "period": "day", "limit_usd": 5.0,
-            "webhook_url": "http://127.0.0.1:9/hook", "project_id": project,
-        })
-        .to_string()
-    };
-    let (status, body) = admin_post(&host, "/api/admin/budgets", &budget("project", "proj-nope", Value::Null)).await;
-    assert_eq!(status, 404, "{body}");
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("proj-nope")), "{body}");
-    let (status, body) = admin_post(&host, "/api/admin/budgets", &budget("user", "u", json!("proj-nope"))).await;
-    assert_eq!(status, 404, "{body}");
-    // A subject of 512 characters of several bytes each is taken (the limit counts characters).
-    let (status, body) = admin_post(&host, "/api/admin/budgets", &budget("user", &"é".repeat(512), Value::Null)).await;
-    assert_eq!(status, 201, "{body}");
-    let (status, _) = admin_post(&host, "/api/admin/budgets", &budget("user", &"é".repeat(513), Value::Null)).await;
-    assert_eq!(status, 400);
+async fn a_budget_for_a_project_that_does_not_exist_is_a_404_on_either_engine() {
+    for engine in Engine::ALL {
+        let host = TestHost::on_engine(engine, |c| c.admin_token = Some(ADMIN_TOKEN.into())).await;
+        let budget = |scope: &str, subject: &str, project: Value| {
+            json!({
+                "scope": scope, "subject": subject, "period": "day", "limit_usd": 5.0,
+                "webhook_url": "http://127.0.0.1:9/hook", "project_id": project,
+            })
+            .to_string()
+        };
+        let missing = budget("project", "proj-nope", Value::Null);
+        let (status, body) = admin_post(&host, "/api/admin/budgets", &missing).await;
+        assert_eq!(status, 404, "{engine:?}: {body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("proj-nope")), "{body}");
+        let (status, body) = admin_post(&host, "/api/admin/budgets", &budget("user", "u", json!("proj-nope"))).await;
+        assert_eq!(status, 404, "{engine:?}: {body}");
+        // A subject of 512 characters of several bytes each is taken (the limit counts characters).
+        let long = budget("user", &"é".repeat(512), Value::Null);
+        let (status, body) = admin_post(&host, "/api/admin/budgets", &long).await;
+        assert_eq!(status, 201, "{engine:?}: {body}");
+        let (status, _) = admin_post(&host, "/api/admin/budgets", &budget("user", &"é".repeat(513), Value::Null)).await;
+        assert_eq!(status, 400);
+    }
 }
 
 /// Found by schemathesis: the document allows `null` as the replay request (it is optional);
@@ -185,4 +189,74 @@ async fn replay_takes_null_as_no_filter() {
     assert_eq!(body["batches"], 0);
     let (status, _) = admin_post(&host, "/api/admin/replay", "[]").await;
     assert_eq!(status, 400);
+}
+
+/// Found by schemathesis: a JSON array was taken as an OTLP/JSON export (serde reads a struct
+/// from an array of its fields); the document says an export is an object.
+#[tokio::test]
+async fn an_otlp_json_export_is_an_object() {
+    let host = TestHost::start().await;
+    for body in ["[]", " [[]]", "null", "3"] {
+        let response = host.post("/v1/logs", "application/json", body.as_bytes().to_vec()).await;
+        assert_eq!(response.status(), 400, "{body}");
+    }
+    let response = host.post("/v1/logs", "application/json", b" {}".to_vec()).await;
+    assert_eq!(response.status(), 200);
+}
+
+/// Found by schemathesis: `30.0` is an integer to JSON Schema, and a retention of 30.0 days was
+/// refused; whole numbers are taken, fractions still are not.
+#[tokio::test]
+async fn a_retention_in_whole_days_may_be_written_as_a_float() {
+    let host = admin_host().await;
+    // The bootstrap project's id, from a trace of it.
+    host.replay(&Capture::load("claude-code/protobuf-content-on")).await;
+    let project = host.traces().await[0]["project_id"].as_str().expect("project id").to_owned();
+    let put = |body: &'static str| {
+        host.client
+            .put(host.url(&format!("/api/admin/projects/{project}/retention")))
+            .bearer_auth(ADMIN_TOKEN)
+            .body(body)
+            .send()
+    };
+    let response = put(r#"{"batch_days": 30.0, "trace_days": null}"#).await.expect("PUT");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["retention"], json!({"batch_days": 30, "trace_days": null}));
+    assert_eq!(put(r#"{"batch_days": 30.5}"#).await.expect("PUT").status(), 400);
+    assert_eq!(put(r#"{"trace_days": 0}"#).await.expect("PUT").status(), 400);
+}
+
+/// NUL in a path (found by hand after the PostgreSQL run of tests/openapi/run): PostgreSQL text
+/// cannot hold it, and the lookups answered 503 "storage unavailable"; a NUL in an id is
+/// replaced like in stored values, so nothing matches. Likewise a webhook URL with NUL is a 400.
+#[tokio::test]
+async fn nul_in_paths_and_webhooks_is_no_server_error_on_either_engine() {
+    for engine in Engine::ALL {
+        let host = TestHost::on_engine(engine, |c| c.admin_token = Some(ADMIN_TOKEN.into())).await;
+        let cases = [
+            ("GET", "/api/public/traces/a%00b", 404),
+            ("GET", "/api/public/sessions/a%00b", 404),
+            ("PUT", "/api/admin/projects/a%00b/retention", 404),
+            ("DELETE", "/api/admin/projects/a%00b/users/c%00d", 200),
+            ("DELETE", "/api/admin/budgets/a%00b", 404),
+        ];
+        for (method, path, expected) in cases {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            let request = host.client.request(method.clone(), host.url(path));
+            let request = if path.starts_with("/api/admin/") {
+                request.bearer_auth(ADMIN_TOKEN).body(r#"{"batch_days": 3}"#)
+            } else {
+                request.basic_auth(PUBLIC_KEY, Some(SECRET_KEY))
+            };
+            let response = request.send().await.expect("request");
+            assert_eq!(response.status(), expected, "{engine:?} {method} {path}");
+        }
+        let budget = json!({
+            "scope": "user", "subject": "u", "period": "day", "limit_usd": 1.0,
+            "webhook_url": "http://127.0.0.1:9/\u{0}",
+        });
+        let (status, body) = admin_post(&host, "/api/admin/budgets", &budget.to_string()).await;
+        assert_eq!(status, 400, "{engine:?}: {body}");
+    }
 }
