@@ -615,8 +615,10 @@ function waterfall(t, observations) {
 // ---- sessions --------------------------------------------------------------------------------
 
 async function sessions(root, { params, isCurrent }) {
-  root.append(el("div", { class: "page-head" }, el("h1", {}, "Sessions")));
-  const page = await api("/api/public/sessions" + qs({ limit: 50, cursor: params.get("cursor") }));
+  // A period (7 days unless chosen): the list aggregates the period's traces, not all of them.
+  const { from, to } = rangeOf(params);
+  root.append(el("div", { class: "page-head" }, el("h1", {}, "Sessions"), rangePicker(params, "#/sessions")));
+  const page = await api("/api/public/sessions" + qs({ limit: 50, cursor: params.get("cursor"), from: from.toISOString(), to: to.toISOString() }));
   if (!isCurrent()) return;
   root.append(
     table(
@@ -632,7 +634,7 @@ async function sessions(root, { params, isCurrent }) {
         ["Length", (s) => duration(between(s.start_time, s.end_time)), { numeric: true }],
       ],
       page.data,
-      { caption: "Sessions, latest first", empty: "No session yet." },
+      { caption: "Sessions, latest first", empty: "No session in this period." },
     ),
     pager("#/sessions", params, page.next_cursor),
   );
