@@ -21,3 +21,47 @@ def before_call(ctx, case, **kwargs):
         url = body.get("webhook_url")
         if isinstance(url, str) and re.match(r"[\x00-\x20]*https?:", url, re.IGNORECASE):
             body["webhook_url"] = LOOPBACK_WEBHOOK
+
+
+def _varint(data, i):
+    shift = value = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise ValueError("truncated or overlong varint")
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, i
+
+
+def check_protobuf(data):
+    """Raise ValueError unless `data` is a well-formed protobuf message (wire format only)."""
+    i = 0
+    while i < len(data):
+        key, i = _varint(data, i)
+        field, wire = key >> 3, key & 7
+        if field == 0:
+            raise ValueError("field number 0")
+        if wire == 0:
+            _, i = _varint(data, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 2:
+            length, i = _varint(data, i)
+            i += length
+        elif wire == 5:
+            i += 4
+        else:
+            raise ValueError(f"wire type {wire}")
+        if i > len(data):
+            raise ValueError("a field runs past the end")
+
+
+@schemathesis.deserializer("application/x-protobuf")
+def deserialize_protobuf(ctx, response):
+    """The document describes protobuf bodies as binary strings: check the wire format, then
+    hand schemathesis the bytes as a string."""
+    check_protobuf(response.content)
+    return response.content.decode("latin-1")

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::{Admin, AdminCaller};
 use crate::api::openapi::{self, AdminRefusals, ErrorBody, Page};
+use crate::api::params::json_object;
 use crate::api::{ApiError, ApiPath};
 use crate::budgets;
 use crate::storage::{Budget, StorageError};
@@ -79,7 +80,7 @@ const MAX_THRESHOLDS: usize = 10;
     security(("admin" = []))
 )]
 pub async fn create(_: AdminCaller, State(admin): State<Admin>, body: axum::body::Bytes) -> Result<Response, ApiError> {
-    let new: NewBudget = serde_json::from_slice(&body).map_err(|e| {
+    let new: NewBudget = json_object(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "invalid budget: {e}; expected scope, subject, period, limit_usd, webhook_url and optional thresholds, project_id"
         ))

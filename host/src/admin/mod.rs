@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::openapi::{self, AdminRefusals, ErrorBody};
-use crate::api::params::time_param;
+use crate::api::params::{json_object, time_param};
 use crate::api::{Api, ApiError, ApiPath};
 use crate::auth::AuthError;
 use crate::pipeline::{Pipeline, ReplayReport};
@@ -141,12 +141,10 @@ async fn replay(
     body: axum::body::Bytes,
 ) -> Result<Json<ReplayReport>, ApiError> {
     // No body, or JSON null: every batch.
-    let request: ReplayRequest = if body.is_empty() {
+    let request: ReplayRequest = if body.is_empty() || serde_json::from_slice::<()>(&body).is_ok() {
         ReplayRequest::default()
     } else {
-        serde_json::from_slice::<Option<ReplayRequest>>(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid replay request: {e}")))?
-            .unwrap_or_default()
+        json_object(&body).map_err(|e| ApiError::bad_request(format!("invalid replay request: {e}")))?
     };
     let filter = ReplayFilter {
         from_ns: time_param("from", &request.from)?,
@@ -189,7 +187,7 @@ async fn set_retention(
     ApiPath(project): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let body: RetentionRequest = serde_json::from_slice(&body).map_err(|e| {
+    let body: RetentionRequest = json_object(&body).map_err(|e| {
         ApiError::bad_request(format!("expected {{\"batch_days\": days or null, \"trace_days\": days or null}}: {e}"))
     })?;
     let retention =

@@ -214,6 +214,13 @@ pub fn keyset_page_of(mut data: Vec<Value>, limit: i64, last_id: impl Fn(&Value)
     Json(json!({ "data": data, "next_cursor": next }))
 }
 
+/// A JSON request body that is an object, as `T` (serde alone would also read a struct from an
+/// array of its fields, which the documented bodies are not).
+pub fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    let object: serde_json::Map<String, Value> = serde_json::from_slice(body)?;
+    serde_json::from_value(Value::Object(object))
+}
+
 /// An optional RFC 3339 time parameter as Unix nanoseconds. A time beyond what nanoseconds
 /// since 1970 hold in an i64 (before 1677 or after 2262) is the earliest or latest there is.
 pub fn time_param(name: &str, value: &Option<String>) -> Result<Option<i64>, ApiError> {

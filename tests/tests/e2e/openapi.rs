@@ -191,6 +191,28 @@ async fn replay_takes_null_as_no_filter() {
     assert_eq!(status, 400);
 }
 
+/// Found by schemathesis: serde reads a struct from an array of its fields, so `[null, null]`
+/// was taken as a retention and a positional array as a budget; a request body is an object.
+#[tokio::test]
+async fn admin_request_bodies_are_objects() {
+    let host = admin_host().await;
+    let (status, body) =
+        admin_post(&host, "/api/admin/budgets", r#"["user", "u", "day", 5.0, null, "http://127.0.0.1:9/hook", null]"#)
+            .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = admin_post(&host, "/api/admin/replay", r#"[null, null, null, null, false]"#).await;
+    assert_eq!(status, 400);
+    let response = host
+        .client
+        .put(host.url("/api/admin/projects/any/retention"))
+        .bearer_auth(ADMIN_TOKEN)
+        .body("[null, null]")
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(response.status(), 400);
+}
+
 /// Found by schemathesis: a JSON array was taken as an OTLP/JSON export (serde reads a struct
 /// from an array of its fields); the document says an export is an object.
 #[tokio::test]
