@@ -111,6 +111,11 @@ pub struct Limits {
     /// How long a plugin that keeps failing on one project's batches is put aside for that
     /// project; the batches turned away meanwhile are retried when it ends.
     pub breaker_cool_down_ms: u64,
+    /// How long compiling a component from the plugins directory may take (the compiler
+    /// process is killed beyond; the file is refused).
+    pub compile_timeout_ms: u64,
+    /// Address space the compiler process may use.
+    pub compile_memory_bytes: u64,
 }
 
 impl Default for Limits {
@@ -138,6 +143,8 @@ impl Default for Limits {
             max_pending_reset_streams: 20,
             scrub_secrets: false,
             breaker_cool_down_ms: 30_000,
+            compile_timeout_ms: 60_000,
+            compile_memory_bytes: 4 << 30,
         }
     }
 }
@@ -182,6 +189,9 @@ pub struct Config {
     pub prices: Option<PathBuf>,
     /// How often budgets are checked and their alerts delivered.
     pub budget_interval: std::time::Duration,
+    /// The host's own binary, run to compile components from the plugins directory in a
+    /// bounded child process (`None`: they compile in this process, unbounded: tests, tools).
+    pub plugin_compiler: Option<PathBuf>,
 }
 
 impl Config {
@@ -202,6 +212,7 @@ impl Config {
             metrics_token: None,
             prices: None,
             budget_interval: std::time::Duration::from_secs(60),
+            plugin_compiler: None,
         }
     }
 
@@ -263,6 +274,7 @@ impl fmt::Debug for Config {
             metrics_token,
             prices,
             budget_interval,
+            plugin_compiler,
         } = self;
         f.debug_struct("Config")
             .field("listen", listen)
@@ -279,6 +291,7 @@ impl fmt::Debug for Config {
             .field("metrics_token", metrics_token)
             .field("prices", prices)
             .field("budget_interval", budget_interval)
+            .field("plugin_compiler", plugin_compiler)
             .finish()
     }
 }

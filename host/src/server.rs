@@ -25,6 +25,7 @@ use crate::metrics::{Metrics, PluginLabels};
 use crate::pipeline::Pipeline;
 use crate::plugins::{PUT_ASIDE, Registry, builtin, watcher};
 use crate::sandbox::Runtime;
+use crate::sandbox::compile::Compiler;
 use crate::storage::{Batch, BatchSelection, BatchStatus, BatchWrite, ReplayFilter, Storage};
 use crate::trace::Assembly;
 use crate::trace::prices::Prices;
@@ -75,6 +76,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let runtime = Runtime::new(config.limits.clone()).context("starting the plugin runtime")?;
     let registry = Arc::new(Registry::new(runtime, config.cache_dir.clone()));
     registry.set_allowlist(config.plugins_allowlist.clone())?;
+    registry.set_compiler(config.plugin_compiler.clone().map(|program| Compiler {
+        program,
+        timeout: Duration::from_millis(config.limits.compile_timeout_ms),
+        memory_bytes: config.limits.compile_memory_bytes,
+    }));
     builtin::load_all(&registry).await?;
 
     // When the plugins change, batches that no plugin claimed get another chance.

@@ -5,15 +5,27 @@ ALTER TABLE traces ADD COLUMN team TEXT COLLATE "C";
 ALTER TABLE traces ADD COLUMN cost_source TEXT COLLATE "C";
 ALTER TABLE traces ADD COLUMN tool_calls BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE traces ADD COLUMN tool_failures BIGINT NOT NULL DEFAULT 0;
-CREATE INDEX traces_by_repository ON traces(project_id, repository, start_ns);
-CREATE INDEX traces_by_team ON traces(project_id, team, start_ns);
+-- No covering index for usage here (SQLite has one): PostgreSQL keeps the wide JSON columns out
+-- of line (TOAST), so a scan of traces reads narrow rows, and a B-tree entry holding the text
+-- columns could pass its size limit.
 
 -- Tokens and cost of each trace per model ('' for calls that named none): what
--- GET /api/public/usage?group_by=model adds up. Rewritten with its trace.
+-- GET /api/public/usage?group_by=model adds up. Rewritten with its trace, whose filter columns
+-- it repeats so that grouping by model never reads the wide trace rows.
 CREATE TABLE trace_models (
     project_id            TEXT COLLATE "C" NOT NULL,
     trace_id              TEXT COLLATE "C" NOT NULL,
     model                 TEXT COLLATE "C" NOT NULL,
+    agent                 TEXT COLLATE "C" NOT NULL,
+    session_id            TEXT COLLATE "C",
+    user_id               TEXT COLLATE "C",
+    device_id             TEXT COLLATE "C",
+    repository            TEXT COLLATE "C",
+    branch                TEXT COLLATE "C",
+    team                  TEXT COLLATE "C",
+    start_ns              BIGINT,
+    tool_calls            BIGINT NOT NULL,
+    tool_failures         BIGINT NOT NULL,
     input_tokens          BIGINT NOT NULL,
     output_tokens         BIGINT NOT NULL,
     cache_read_tokens     BIGINT NOT NULL,

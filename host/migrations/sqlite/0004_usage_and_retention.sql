@@ -5,15 +5,29 @@ ALTER TABLE traces ADD COLUMN team TEXT;
 ALTER TABLE traces ADD COLUMN cost_source TEXT;
 ALTER TABLE traces ADD COLUMN tool_calls INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE traces ADD COLUMN tool_failures INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX traces_by_repository ON traces(project_id, repository, start_ns);
-CREATE INDEX traces_by_team ON traces(project_id, team, start_ns);
+-- Usage reads these columns of many traces: a covering index keeps those reads off the wide
+-- rows (summary and observations JSON), and serves the time-ordered lists with filters too.
+CREATE INDEX traces_usage ON traces(project_id, start_ns, agent, user_id, device_id, session_id,
+    repository, branch, team, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
+    reasoning_tokens, cost_usd, tool_calls, tool_failures, id);
 
 -- Tokens and cost of each trace per model ('' for calls that named none): what
--- GET /api/public/usage?group_by=model adds up. Rewritten with its trace.
+-- GET /api/public/usage?group_by=model adds up. Rewritten with its trace, whose filter columns
+-- it repeats so that grouping by model never reads the wide trace rows.
 CREATE TABLE trace_models (
     project_id            TEXT NOT NULL,
     trace_id              TEXT NOT NULL,
     model                 TEXT NOT NULL,
+    agent                 TEXT NOT NULL,
+    session_id            TEXT,
+    user_id               TEXT,
+    device_id             TEXT,
+    repository            TEXT,
+    branch                TEXT,
+    team                  TEXT,
+    start_ns              INTEGER,
+    tool_calls            INTEGER NOT NULL,
+    tool_failures         INTEGER NOT NULL,
     input_tokens          INTEGER NOT NULL,
     output_tokens         INTEGER NOT NULL,
     cache_read_tokens     INTEGER NOT NULL,

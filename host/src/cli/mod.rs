@@ -98,6 +98,12 @@ struct ServeArgs {
     /// USD per million tokens) over the built-in table.
     #[arg(long, env = "ANTENNA_PRICES")]
     prices: Option<PathBuf>,
+    /// How long compiling a component from the plugins directory may take, in milliseconds.
+    #[arg(long, env = "ANTENNA_PLUGIN_COMPILE_TIMEOUT_MS", default_value_t = 60_000)]
+    plugin_compile_timeout_ms: u64,
+    /// Memory (address space) the plugin compiler process may use, in MiB.
+    #[arg(long, env = "ANTENNA_PLUGIN_COMPILE_MEMORY_MB", default_value_t = 4096)]
+    plugin_compile_memory_mb: u64,
 }
 
 #[derive(Args)]
@@ -143,6 +149,9 @@ enum PluginCommand {
         #[arg(long)]
         sdk_path: Option<PathBuf>,
     },
+    /// Internal: compile the component on stdin for `antenna serve` (bounded child process).
+    #[command(name = "compile-untrusted", hide = true)]
+    CompileUntrusted,
 }
 
 #[derive(Args)]
@@ -216,6 +225,7 @@ pub async fn run() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&output)?);
             Ok(())
         }
+        Command::Plugin(PluginCommand::CompileUntrusted) => crate::sandbox::compile::compile_untrusted_child(),
         Command::Plugin(PluginCommand::New { name, path, sdk_path }) => {
             let created = scaffold::new_plugin(&scaffold::Options { name, path, sdk_path })?;
             let dir = created.dir.display();
@@ -278,6 +288,9 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<crate::Config> {
     config.plugins_allowlist = args.plugins_allowlist;
     config.metrics_token = args.metrics_token.map(crate::config::Secret::from);
     config.prices = args.prices;
+    config.plugin_compiler = Some(std::env::current_exe().context("finding the antenna binary (it compiles plugins)")?);
+    config.limits.compile_timeout_ms = args.plugin_compile_timeout_ms;
+    config.limits.compile_memory_bytes = args.plugin_compile_memory_mb.saturating_mul(1 << 20);
     config.check()?;
     Ok(config)
 }

@@ -31,6 +31,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
+use crate::sandbox::compile::Compiler;
 use crate::sandbox::{Claims, Plugin, Runtime, RuntimeError};
 
 /// The largest component file loaded from the plugins directory (beyond: refused unread).
@@ -172,6 +173,8 @@ pub struct PluginStatus {
 pub struct Registry {
     runtime: Runtime,
     cache_dir: Option<PathBuf>,
+    /// How components from the plugins directory are compiled (`None`: in this process).
+    compiler: RwLock<Option<Compiler>>,
     builtin: RwLock<BTreeMap<String, Arc<Loaded>>>,
     files: RwLock<BTreeMap<PathBuf, Arc<Loaded>>>,
     /// Files in the plugins directory that were refused, with the reason.
@@ -188,6 +191,7 @@ impl Registry {
         Registry {
             runtime,
             cache_dir,
+            compiler: Default::default(),
             builtin: Default::default(),
             files: Default::default(),
             refused: Default::default(),
@@ -236,9 +240,23 @@ impl Registry {
         self.active.read().map(|p| p.clone()).unwrap_or_default()
     }
 
-    /// Load a component's bytes, through the compiled-code cache. Blocking (compiles).
+    /// Load a built-in component's bytes, through the compiled-code cache. Blocking (compiles).
     pub fn compile(&self, bytes: &[u8]) -> Result<Plugin, RuntimeError> {
-        self.runtime.load_cached(bytes, self.cache_dir.as_deref())
+        self.runtime.load_cached(bytes, self.cache_dir.as_deref(), None)
+    }
+
+    /// Load a component from the plugins directory: compiled by the bounded [`Compiler`] when
+    /// one is set. Blocking.
+    pub fn compile_untrusted(&self, bytes: &[u8]) -> Result<Plugin, RuntimeError> {
+        let compiler = self.compiler.read().ok().and_then(|c| c.clone());
+        self.runtime.load_cached(bytes, self.cache_dir.as_deref(), compiler.as_ref())
+    }
+
+    /// Compile components from the plugins directory in bounded child processes.
+    pub fn set_compiler(&self, compiler: Option<Compiler>) {
+        if let Ok(mut slot) = self.compiler.write() {
+            *slot = compiler;
+        }
     }
 
     pub fn add_builtin(&self, plugin: Plugin) {

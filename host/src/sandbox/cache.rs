@@ -168,8 +168,13 @@ impl Entry {
 
 impl Runtime {
     /// [`Runtime::load`] through the cache in `cache_dir` (none: compile every time).
-    pub fn load_cached(&self, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Plugin, RuntimeError> {
+    pub fn load_cached(
+        &self,
+        bytes: &[u8],
+        cache_dir: Option<&Path>,
+        compiler: Option<&super::compile::Compiler>,
+    ) -> Result<Plugin, RuntimeError> {
         let entry = cache_dir.map(|dir| Entry::new(self.engine(), bytes, dir));
-        self.load_inner(bytes, entry.as_ref())
+        self.load_inner(bytes, entry.as_ref(), compiler)
     }
 }

@@ -11,6 +11,7 @@
 //! what the host copies out of the guest.
 
 pub mod cache;
+pub mod compile;
 pub mod wit;
 
 use std::future::Future;
@@ -109,6 +110,14 @@ impl WasiView for GuestState {
     }
 }
 
+/// The engine's configuration, the same in the host and in a compiler child (so what a child
+/// compiles loads here).
+pub fn engine_config() -> EngineConfig {
+    let mut config = EngineConfig::new();
+    config.epoch_interruption(true);
+    config
+}
+
 /// The engine, the linker and the limits every plugin runs under.
 #[derive(Clone)]
 pub struct Runtime {
@@ -129,9 +138,7 @@ pub struct Plugin {
 
 impl Runtime {
     pub fn new(limits: Limits) -> anyhow::Result<Self> {
-        let mut config = EngineConfig::new();
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config)?;
+        let engine = Engine::new(&engine_config())?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         // The epoch deadline interrupts running Wasm, not a host call that waits: a guest
@@ -166,17 +173,27 @@ impl Runtime {
 
     /// Check, compile, pre-link and self-check a component.
     pub fn load(&self, bytes: &[u8]) -> Result<Plugin, RuntimeError> {
-        self.load_inner(bytes, None)
+        self.load_inner(bytes, None, None)
     }
 
-    pub(crate) fn load_inner(&self, bytes: &[u8], cache: Option<&cache::Entry>) -> Result<Plugin, RuntimeError> {
+    /// [`Runtime::load`] through the compiled-code cache, compiling in a bounded child process
+    /// when `compiler` is given (untrusted components).
+    pub(crate) fn load_inner(
+        &self,
+        bytes: &[u8],
+        cache: Option<&cache::Entry>,
+        compiler: Option<&compile::Compiler>,
+    ) -> Result<Plugin, RuntimeError> {
         // The WIT version is checked before anything is compiled.
         let wit_version = wit::version_of(bytes)?;
         let component = match cache.and_then(|entry| entry.read(&self.engine)) {
             Some(component) => component,
             None => {
-                let component = wasmtime::component::Component::new(&self.engine, bytes)
-                    .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+                let component = match compiler {
+                    Some(compiler) => compiler.compile(&self.engine, bytes)?,
+                    None => wasmtime::component::Component::new(&self.engine, bytes)
+                        .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?,
+                };
                 if let Some(entry) = cache {
                     entry.write(&component);
                 }

@@ -101,9 +101,26 @@ pub struct OutcomeRow {
     pub active_seconds: f64,
 }
 
-/// ` AND ...` for every filter set in `filter`, on the traces table aliased `t`. The model
-/// filter keeps traces that used the model.
+/// Which rows a query reads as `t`: traces, or their per-model shares (which repeat the
+/// traces' filter columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    Traces,
+    ModelShares,
+}
+
+/// ` AND ...` for every filter set in `filter`, on traces aliased `t`. The model filter keeps
+/// traces that used the model.
 pub fn push_trace_filters<'a, DB: Database>(q: &mut QueryBuilder<'a, DB>, filter: &TraceFilter)
+where
+    String: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    push_filters(q, filter, Rows::Traces);
+}
+
+/// ` AND ...` for every filter set in `filter`, on `rows` aliased `t`.
+fn push_filters<'a, DB: Database>(q: &mut QueryBuilder<'a, DB>, filter: &TraceFilter, rows: Rows)
 where
     String: Encode<'a, DB> + Type<DB>,
     i64: Encode<'a, DB> + Type<DB>,
@@ -122,10 +139,16 @@ where
             q.push(format!(" AND {column} = ")).push_bind(value.clone());
         }
     }
-    if let Some(model) = &filter.model {
-        q.push(" AND EXISTS (SELECT 1 FROM trace_models fm WHERE fm.project_id = t.project_id AND fm.trace_id = t.id AND fm.model = ")
-            .push_bind(model.clone())
-            .push(")");
+    match (&filter.model, rows) {
+        (Some(model), Rows::Traces) => {
+            q.push(" AND EXISTS (SELECT 1 FROM trace_models fm WHERE fm.project_id = t.project_id AND fm.trace_id = t.id AND fm.model = ")
+                .push_bind(model.clone())
+                .push(")");
+        }
+        (Some(model), Rows::ModelShares) => {
+            q.push(" AND t.model = ").push_bind(model.clone());
+        }
+        (None, _) => {}
     }
     if let Some(from) = filter.from_ns {
         q.push(" AND t.start_ns >= ").push_bind(from);
@@ -149,39 +172,38 @@ where
     String: Encode<'a, DB> + Type<DB>,
     i64: Encode<'a, DB> + Type<DB>,
 {
-    let (key, measures) = match group {
-        UsageGroup::Model => ("NULLIF(m.model, '')".to_owned(), "m"),
-        UsageGroup::User => ("t.user_id".to_owned(), "t"),
-        UsageGroup::Agent => ("t.agent".to_owned(), "t"),
-        UsageGroup::Repository => ("t.repository".to_owned(), "t"),
-        UsageGroup::Team => ("t.team".to_owned(), "t"),
-        UsageGroup::Device => ("t.device_id".to_owned(), "t"),
-        UsageGroup::Day => (dialect.day("t.start_ns"), "t"),
+    // By model, the per-model shares (which repeat the traces' filter columns) are the rows.
+    let (rows, table, id) = match group {
+        UsageGroup::Model => (Rows::ModelShares, "trace_models", "t.trace_id"),
+        _ => (Rows::Traces, "traces", "t.id"),
     };
-    let sum = |column: &str| format!("CAST(COALESCE(SUM({measures}.{column}), 0) AS BIGINT) AS {column}");
+    let key = match group {
+        UsageGroup::Model => "NULLIF(t.model, '')".to_owned(),
+        UsageGroup::User => "t.user_id".to_owned(),
+        UsageGroup::Agent => "t.agent".to_owned(),
+        UsageGroup::Repository => "t.repository".to_owned(),
+        UsageGroup::Team => "t.team".to_owned(),
+        UsageGroup::Device => "t.device_id".to_owned(),
+        UsageGroup::Day => dialect.day("t.start_ns"),
+    };
+    let sum = |column: &str| format!("CAST(COALESCE(SUM(t.{column}), 0) AS BIGINT) AS {column}");
     let mut q = QueryBuilder::new(format!(
-        "SELECT {key} AS key, COUNT(DISTINCT t.id) AS prompts, COUNT(DISTINCT t.session_id) AS sessions, \
-         {}, {}, {}, {}, {}, SUM({measures}.cost_usd) AS cost_usd, \
-         CAST(SUM(CASE WHEN {measures}.cost_usd IS NULL AND {measures}.input_tokens + {measures}.output_tokens + \
-           {measures}.cache_read_tokens + {measures}.cache_creation_tokens + {measures}.reasoning_tokens > 0 \
+        "SELECT {key} AS key, COUNT(DISTINCT {id}) AS prompts, COUNT(DISTINCT t.session_id) AS sessions, \
+         {}, {}, {}, {}, {}, SUM(t.cost_usd) AS cost_usd, \
+         CAST(SUM(CASE WHEN t.cost_usd IS NULL AND t.input_tokens + t.output_tokens + \
+           t.cache_read_tokens + t.cache_creation_tokens + t.reasoning_tokens > 0 \
            THEN 1 ELSE 0 END) AS BIGINT) AS unpriced_prompts, \
-         CAST(COALESCE(SUM(t.tool_calls), 0) AS BIGINT) AS tool_calls, \
-         CAST(COALESCE(SUM(t.tool_failures), 0) AS BIGINT) AS tool_failures \
-         FROM traces t",
+         {}, {} FROM {table} t",
         sum("input_tokens"),
         sum("output_tokens"),
         sum("cache_read_tokens"),
         sum("cache_creation_tokens"),
         sum("reasoning_tokens"),
+        sum("tool_calls"),
+        sum("tool_failures"),
     ));
-    if group == UsageGroup::Model {
-        q.push(" JOIN trace_models m ON m.project_id = t.project_id AND m.trace_id = t.id");
-    }
     q.push(" WHERE t.project_id = ").push_bind(project_id.to_owned());
-    push_trace_filters(&mut q, filter);
-    if let (UsageGroup::Model, Some(model)) = (group, &filter.model) {
-        q.push(" AND m.model = ").push_bind(model.clone());
-    }
+    push_filters(&mut q, filter, rows);
     q.push(format!(" GROUP BY {key} ORDER BY ({key}) IS NULL, {key} LIMIT "))
         .push_bind(filter.limit)
         .push(" OFFSET ")

@@ -1138,7 +1138,8 @@ async fn write_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, t: &T
     }
     let mut q = QueryBuilder::<Postgres>::new(
         "INSERT INTO trace_models (project_id, trace_id, model, input_tokens, output_tokens, cache_read_tokens,
-            cache_creation_tokens, reasoning_tokens, cost_usd) ",
+            cache_creation_tokens, reasoning_tokens, cost_usd, agent, session_id, user_id, device_id, repository,
+            branch, team, start_ns, tool_calls, tool_failures) ",
     );
     q.push_values(&t.models, |mut row, m| {
         let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -1150,7 +1151,17 @@ async fn write_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, t: &T
             .push_bind(int(m.usage.cache_read))
             .push_bind(int(m.usage.cache_creation))
             .push_bind(int(m.usage.reasoning))
-            .push_bind(m.cost_usd);
+            .push_bind(m.cost_usd)
+            .push_bind(clean(&t.agent).into_owned())
+            .push_bind(t.session_id.as_deref().map(|v| clean(v).into_owned()))
+            .push_bind(t.user_id.as_deref().map(|v| clean(v).into_owned()))
+            .push_bind(t.device_id.as_deref().map(|v| clean(v).into_owned()))
+            .push_bind(t.repository.as_deref().map(|v| clean(v).into_owned()))
+            .push_bind(t.branch.as_deref().map(|v| clean(v).into_owned()))
+            .push_bind(t.team.as_deref().map(|v| clean(v).into_owned()))
+            .push_bind(t.start_ns)
+            .push_bind(t.tool_calls)
+            .push_bind(t.tool_failures);
     });
     q.push(" ON CONFLICT (project_id, trace_id, model) DO NOTHING");
     q.build().execute(&mut **tx).await?;

@@ -692,7 +692,8 @@ async fn write_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, t: &Tra
     }
     let mut q = QueryBuilder::<Sqlite>::new(
         "INSERT INTO trace_models (project_id, trace_id, model, input_tokens, output_tokens, cache_read_tokens,
-            cache_creation_tokens, reasoning_tokens, cost_usd) ",
+            cache_creation_tokens, reasoning_tokens, cost_usd, agent, session_id, user_id, device_id, repository,
+            branch, team, start_ns, tool_calls, tool_failures) ",
     );
     q.push_values(&t.models, |mut row, m| {
         let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -704,7 +705,17 @@ async fn write_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, t: &Tra
             .push_bind(int(m.usage.cache_read))
             .push_bind(int(m.usage.cache_creation))
             .push_bind(int(m.usage.reasoning))
-            .push_bind(m.cost_usd);
+            .push_bind(m.cost_usd)
+            .push_bind(&t.agent)
+            .push_bind(&t.session_id)
+            .push_bind(&t.user_id)
+            .push_bind(&t.device_id)
+            .push_bind(&t.repository)
+            .push_bind(&t.branch)
+            .push_bind(&t.team)
+            .push_bind(t.start_ns)
+            .push_bind(t.tool_calls)
+            .push_bind(t.tool_failures);
     });
     q.build().execute(&mut **tx).await?;
     Ok(())

@@ -131,7 +131,9 @@ async fn kill_9_under_load(dir: &std::path::Path, database_url: &str) {
     assert!(lost.is_empty(), "{} of {} acknowledged batches lost: {lost:?}", lost.len(), acknowledged.len());
 
     // Nothing stored is left un-normalized after the restart.
-    let storage = antenna::storage::connect(database_url, Default::default(), Default::default()).await.expect("open the database");
+    let storage = antenna::storage::connect(database_url, Default::default(), Default::default())
+        .await
+        .expect("open the database");
     let pending = storage.batches(&antenna::storage::BatchSelection::Pending).await.expect("pending");
     assert!(pending.is_empty());
     host.kill().expect("stop");
