@@ -2,7 +2,7 @@
 //! per-prompt traces, and the dedicated parsers keep their batches.
 
 use antenna_e2e::{Capture, TestHost, of_agent};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The genai component as `host/build.rs` builds it (into `target/plugins`).
 const COMPONENT: &str =
