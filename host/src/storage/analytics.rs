@@ -173,9 +173,10 @@ where
     i64: Encode<'a, DB> + Type<DB>,
 {
     // By model, the per-model shares (which repeat the traces' filter columns) are the rows.
-    let (rows, table, id) = match group {
-        UsageGroup::Model => (Rows::ModelShares, "trace_models", "t.trace_id"),
-        _ => (Rows::Traces, "traces", "t.id"),
+    // A trace is one row of traces (COUNT(*) needs no sort), one or more of the shares.
+    let (rows, table, prompts) = match group {
+        UsageGroup::Model => (Rows::ModelShares, "trace_models", "COUNT(DISTINCT t.trace_id)"),
+        _ => (Rows::Traces, "traces", "COUNT(*)"),
     };
     let key = match group {
         UsageGroup::Model => "NULLIF(t.model, '')".to_owned(),
@@ -188,7 +189,7 @@ where
     };
     let sum = |column: &str| format!("CAST(COALESCE(SUM(t.{column}), 0) AS BIGINT) AS {column}");
     let mut q = QueryBuilder::new(format!(
-        "SELECT {key} AS key, COUNT(DISTINCT {id}) AS prompts, COUNT(DISTINCT t.session_id) AS sessions, \
+        "SELECT {key} AS key, {prompts} AS prompts, COUNT(DISTINCT t.session_id) AS sessions, \
          {}, {}, {}, {}, {}, SUM(t.cost_usd) AS cost_usd, \
          CAST(SUM(CASE WHEN t.cost_usd IS NULL AND t.input_tokens + t.output_tokens + \
            t.cache_read_tokens + t.cache_creation_tokens + t.reasoning_tokens > 0 \

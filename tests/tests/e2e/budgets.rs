@@ -171,8 +171,17 @@ async fn each_threshold_alerts_once_per_period_across_retries_replicas_and_resta
         // Past the limit: the 100 % alert, once.
         first.replay(&recent("copilot-cli/json-content-on")).await;
         wait_for("the 100 % alert", || receiver.delivered().len() == 2).await;
-        let (_, listed) = admin(&first, reqwest::Method::GET, "/api/admin/budgets", None).await;
-        let listed = listed["data"].as_array().and_then(|d| d.iter().find(|b| b["id"] == id)).cloned().expect("listed");
+        // The receiver answered; the host marks the alert delivered just after.
+        let mut listed = Value::Null;
+        for _ in 0..100 {
+            let (_, all) = admin(&first, reqwest::Method::GET, "/api/admin/budgets", None).await;
+            listed = all["data"].as_array().and_then(|d| d.iter().find(|b| b["id"] == id)).cloned().expect("listed");
+            if listed["alerts"].as_array().is_some_and(|a| a.len() == 2 && a.iter().all(|a| a["delivered_at"].is_i64()))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert_eq!(listed["state"], "exceeded", "{listed}");
         let spent_all = first.traces().await.iter().map(|t| t["cost_usd"].as_f64().unwrap_or(0.0)).sum::<f64>();
         assert!((listed["spent_usd"].as_f64().unwrap_or(0.0) - spent_all).abs() < 1e-6, "{listed}");
