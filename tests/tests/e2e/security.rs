@@ -155,7 +155,10 @@ async fn the_ui_is_served_with_security_headers_and_no_inline_code() {
     assert!(page.contains(r#"src="/ui/app.js""#) && page.contains(r#"href="/ui/app.css""#));
     // Every script element names its file; no inline code, no inline style.
     assert!(page.matches("<script").count() == page.matches("<script type=\"module\" src=").count(), "{page}");
-    assert!(!page.contains("<script>") && !page.contains("<style") && !page.contains(" style="), "inline code in the page");
+    assert!(
+        !page.contains("<script>") && !page.contains("<style") && !page.contains(" style="),
+        "inline code in the page"
+    );
     let script = host.client.get(host.url("/ui/lib.js")).send().await.expect("GET").text().await.expect("text");
     assert!(script.contains("fetch("), "the scripts read the API");
 }
