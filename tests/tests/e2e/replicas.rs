@@ -123,16 +123,25 @@ async fn project_view(host: &TestHost, keys: (&str, &str)) -> Value {
 }
 
 async fn post(client: &reqwest::Client, base: &str, keys: &(String, String), request: &CapturedRequest) {
-    // Hundreds of bodies at once fill the admission queue: retry as an OTLP exporter does.
+    // Hundreds of bodies at once fill the admission queue: retry as an OTLP exporter does, also
+    // when a pooled keep-alive connection was closed by the host (idle past its header-read
+    // deadline) just as it was reused.
     for _ in 0..200 {
-        let response = client
+        let sent = client
             .post(format!("{base}{}", request.path))
             .header("content-type", &request.content_type)
             .header("authorization", basic(&keys.0, &keys.1))
             .body(request.body.clone())
             .send()
-            .await
-            .expect("request sent");
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) if e.is_request() || e.is_connect() => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(e) => panic!("request sent: {e}"),
+        };
         let status = response.status();
         if status == 429 || status == 503 {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
