@@ -440,3 +440,7 @@ async fn retry_put_aside(pipeline: &Pipeline, storage: &dyn Storage, registry: &
         }
     }
 }
+
+#[cfg(test)]
+#[path = "server_openapi_tests.rs"]
+mod openapi_tests;

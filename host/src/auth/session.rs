@@ -1,5 +1,5 @@
 //! Web UI sessions. Signing in with a project's key pair (`POST /api/ui/session`, see
-//! `crate::ui`) gives the browser a random 256-bit token in a cookie that scripts cannot read
+//! the UI's routes) gives the browser a random 256-bit token in a cookie that scripts cannot read
 //! (`HttpOnly`), that is never sent by another site's page (`SameSite=Strict`) and that expires
 //! ([`SESSION_TTL`]). Only the token's SHA-256 is stored (table `ui_sessions`), in the database
 //! rather than in a replica's memory, so every replica honours it and sign-out revokes it

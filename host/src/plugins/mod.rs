@@ -35,7 +35,7 @@ use crate::sandbox::compile::Compiler;
 use crate::sandbox::{Claims, Plugin, Runtime, RuntimeError};
 
 /// The largest component file loaded from the plugins directory (beyond: refused unread).
-pub const MAX_PLUGIN_BYTES: u64 = 64 << 20;
+pub const MAX_PLUGIN_BYTES: u64 = crate::sandbox::MAX_COMPONENT_BYTES;
 
 /// How many refused digests are remembered (then the memory starts over).
 const MAX_REFUSED_DIGESTS: usize = 4096;

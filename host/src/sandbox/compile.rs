@@ -112,7 +112,7 @@ impl Compiler {
 /// What the child does: read a component on stdin, write its precompiled form on stdout.
 pub fn compile_untrusted_child() -> anyhow::Result<()> {
     let mut bytes = Vec::new();
-    std::io::stdin().lock().take(crate::plugins::MAX_PLUGIN_BYTES).read_to_end(&mut bytes)?;
+    std::io::stdin().lock().take(super::MAX_COMPONENT_BYTES).read_to_end(&mut bytes)?;
     let engine = Engine::new(&super::engine_config())?;
     let compiled = engine.precompile_component(&bytes)?;
     let mut stdout = std::io::stdout().lock();

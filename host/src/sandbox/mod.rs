@@ -110,6 +110,10 @@ impl WasiView for GuestState {
     }
 }
 
+/// The largest component the host reads (the plugins directory's limit; what a compiler child
+/// reads at most).
+pub const MAX_COMPONENT_BYTES: u64 = 64 << 20;
+
 /// The engine's configuration, the same in the host and in a compiler child (so what a child
 /// compiles loads here).
 pub fn engine_config() -> EngineConfig {
