@@ -299,6 +299,17 @@ impl TestHost {
         std::fs::rename(&tmp, self.plugins_dir().join(file_name)).expect("rename into the plugins dir");
     }
 
+    /// An admin API request with the test admin token: (status, JSON body or null).
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// `GET /api/admin/plugins`.
     pub async fn admin_plugins(&self) -> Value {
         let response =

@@ -6,16 +6,6 @@ use std::os::unix::fs::PermissionsExt;
 use antenna_e2e::{ADMIN_TOKEN, Capture, Engine, TestHost};
 use serde_json::{Value, json};
 
-async fn admin(host: &TestHost, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().request(method, host.url(path)).bearer_auth(ADMIN_TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("admin request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 async fn project_of(host: &TestHost) -> String {
     let traces = host.traces().await;
     traces.first().and_then(|t| t["project_id"].as_str()).expect("a trace").to_owned()
@@ -56,18 +46,18 @@ async fn retention_deletes_what_is_older_than_a_projects_days_on_both_engines() 
         let path = format!("/api/admin/projects/{project}/retention");
         // The captures were made days ago: 30 days keeps them, 1 day does not.
         let (status, _) =
-            admin(&host, reqwest::Method::PUT, &path, Some(json!({"batch_days": 30, "trace_days": 30}))).await;
+            host.admin(reqwest::Method::PUT, &path, Some(json!({"batch_days": 30, "trace_days": 30}))).await;
         assert_eq!(status, 200);
-        let (_, kept) = admin(&host, reqwest::Method::POST, "/api/admin/retention/run", None).await;
+        let (_, kept) = host.admin(reqwest::Method::POST, "/api/admin/retention/run", None).await;
         assert_eq!(kept, json!({"batches": 0, "traces": 0, "usage_metrics": 0}), "{engine:?}");
         assert_eq!(host.traces().await.len(), 1);
 
         // Raw batches only (by the time they were received: just now, so a pass two days from
         // now expires them, run on the host's own database): the traces stay.
         let (status, _) =
-            admin(&host, reqwest::Method::PUT, &path, Some(json!({"batch_days": 1, "trace_days": null}))).await;
+            host.admin(reqwest::Method::PUT, &path, Some(json!({"batch_days": 1, "trace_days": null}))).await;
         assert_eq!(status, 200);
-        let (_, fresh) = admin(&host, reqwest::Method::POST, "/api/admin/retention/run", None).await;
+        let (_, fresh) = host.admin(reqwest::Method::POST, "/api/admin/retention/run", None).await;
         assert_eq!(fresh["batches"], 0, "{engine:?}: received just now: {fresh}");
         let url = match &host.database {
             Some(database) => database.url.clone(),
@@ -83,20 +73,20 @@ async fn retention_deletes_what_is_older_than_a_projects_days_on_both_engines() 
         let replayed = host.replay_batches(json!({})).await;
         assert_eq!(replayed["batches"], 0, "no raw batch left to replay: {replayed}");
 
-        let (status, _) = admin(&host, reqwest::Method::PUT, &path, Some(json!({"trace_days": 1}))).await;
+        let (status, _) = host.admin(reqwest::Method::PUT, &path, Some(json!({"trace_days": 1}))).await;
         assert_eq!(status, 200);
-        let (_, expired) = admin(&host, reqwest::Method::POST, "/api/admin/retention/run", None).await;
+        let (_, expired) = host.admin(reqwest::Method::POST, "/api/admin/retention/run", None).await;
         assert_eq!(expired["traces"], 1, "{engine:?}: {expired}");
         assert!(host.traces().await.is_empty());
 
         // Bad settings are refused, an unknown project is a 404.
-        let (status, body) = admin(&host, reqwest::Method::PUT, &path, Some(json!({"trace_days": 0}))).await;
+        let (status, body) = host.admin(reqwest::Method::PUT, &path, Some(json!({"trace_days": 0}))).await;
         assert_eq!(status, 400, "{body}");
-        let (status, body) = admin(&host, reqwest::Method::PUT, &path, Some(json!({"days": 3}))).await;
+        let (status, body) = host.admin(reqwest::Method::PUT, &path, Some(json!({"days": 3}))).await;
         assert_eq!(status, 400, "{body}");
-        let (status, _) =
-            admin(&host, reqwest::Method::PUT, "/api/admin/projects/nope/retention", Some(json!({"trace_days": 3})))
-                .await;
+        let (status, _) = host
+            .admin(reqwest::Method::PUT, "/api/admin/projects/nope/retention", Some(json!({"trace_days": 3})))
+            .await;
         assert_eq!(status, 404);
     }
 }
@@ -111,13 +101,9 @@ async fn erasing_a_user_deletes_their_traces_metrics_and_raw_batches_only_on_bot
         host.replay(&alice).await;
         host.replay(&bob).await;
         let project = project_of(&host).await;
-        let (status, erased) = admin(
-            &host,
-            reqwest::Method::DELETE,
-            &format!("/api/admin/projects/{project}/users/alice@example.com"),
-            None,
-        )
-        .await;
+        let (status, erased) = host
+            .admin(reqwest::Method::DELETE, &format!("/api/admin/projects/{project}/users/alice@example.com"), None)
+            .await;
         assert_eq!(status, 200, "{erased}");
         assert_eq!(erased["traces"], 1, "{engine:?}: {erased}");
         assert_eq!(erased["batches"].as_u64(), Some(alice.requests.len() as u64), "{engine:?}: {erased}");

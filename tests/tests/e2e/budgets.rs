@@ -107,16 +107,6 @@ fn visit_times(value: &mut Value, f: &mut dyn FnMut(&mut i64)) {
     }
 }
 
-async fn admin(host: &TestHost, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().request(method, host.url(path)).bearer_auth(ADMIN_TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("admin request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..200 {
         if done() {
@@ -147,9 +137,7 @@ async fn each_threshold_alerts_once_per_period_across_retries_replicas_and_resta
         assert!(spent_one > 0.0);
         // A limit the first prompt takes past 80 % but not to 100 %.
         let limit = spent_one / 0.9;
-        let (status, budget) = admin(
-            &first,
-            reqwest::Method::POST,
+        let (status, budget) = first.admin(reqwest::Method::POST,
             "/api/admin/budgets",
             Some(json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": limit, "webhook_url": receiver.url})),
         )
@@ -174,7 +162,7 @@ async fn each_threshold_alerts_once_per_period_across_retries_replicas_and_resta
         // The receiver answered; the host marks the alert delivered just after.
         let mut listed = Value::Null;
         for _ in 0..100 {
-            let (_, all) = admin(&first, reqwest::Method::GET, "/api/admin/budgets", None).await;
+            let (_, all) = first.admin(reqwest::Method::GET, "/api/admin/budgets", None).await;
             listed = all["data"].as_array().and_then(|d| d.iter().find(|b| b["id"] == id)).cloned().expect("listed");
             if listed["alerts"].as_array().is_some_and(|a| a.len() == 2 && a.iter().all(|a| a["delivered_at"].is_i64()))
             {
@@ -225,13 +213,13 @@ async fn each_threshold_alerts_once_per_period_across_retries_replicas_and_resta
                 "thresholds",
             ),
         ] {
-            let (status, body) = admin(&first, reqwest::Method::POST, "/api/admin/budgets", Some(bad)).await;
+            let (status, body) = first.admin(reqwest::Method::POST, "/api/admin/budgets", Some(bad)).await;
             assert_eq!(status, 400, "{body}");
             assert!(body["error"].as_str().unwrap_or("").contains(says), "{says}: {body}");
         }
-        let (status, _) = admin(&first, reqwest::Method::DELETE, &format!("/api/admin/budgets/{id}"), None).await;
+        let (status, _) = first.admin(reqwest::Method::DELETE, &format!("/api/admin/budgets/{id}"), None).await;
         assert_eq!(status, 204);
-        let (status, _) = admin(&first, reqwest::Method::DELETE, &format!("/api/admin/budgets/{id}"), None).await;
+        let (status, _) = first.admin(reqwest::Method::DELETE, &format!("/api/admin/budgets/{id}"), None).await;
         assert_eq!(status, 404);
     }
 }
