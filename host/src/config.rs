@@ -98,14 +98,28 @@ pub struct Limits {
     /// Bodies being received at once; slow senders hold these, not processing slots (others
     /// wait `queue_wait_ms`, then 503).
     pub max_concurrent_reads: usize,
-    /// Open connections, OTLP/HTTP and OTLP/gRPC together; beyond, new connections wait in the
-    /// listen backlog.
+    /// Open connections on each port (OTLP/HTTP with the API, OTLP/gRPC: one budget each);
+    /// beyond, new connections wait in the listen backlog.
     pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64) on each port; beyond, a new
+    /// one is closed at once. A trusted proxy's own address is not capped.
+    pub max_connections_per_address: usize,
+    /// How long a connection may stay open without a request in flight (HTTP/2 gets a GOAWAY).
+    pub idle_timeout_ms: u64,
+    /// How long a connection may stay open at all; it is then asked to go (GOAWAY) and closed
+    /// once its requests are answered.
+    pub max_connection_age_ms: u64,
+    /// Decoded export requests in memory at once, by their estimated size (requests wait for
+    /// room, as for a processing slot).
+    pub max_decoded_bytes_in_flight: usize,
     /// HTTP/2 streams open at once on one connection (HTTP and gRPC).
     pub max_concurrent_streams: u32,
     /// HTTP/2 streams a client reset before they were handled, per connection (beyond: the
     /// connection is closed with ENHANCE_YOUR_CALM).
     pub max_pending_reset_streams: usize,
+    /// HTTP/2 streams the host itself reset because of a client's protocol error, per connection
+    /// (the "MadeYouReset" attack, CVE-2025-8671; beyond: the connection is closed).
+    pub max_local_reset_streams: usize,
     /// Replace credentials in plugin output text before it is stored (`ANTENNA_SCRUB_SECRETS`).
     pub scrub_secrets: bool,
     /// How long a plugin that keeps failing on one project's batches is put aside for that
@@ -139,8 +153,13 @@ impl Default for Limits {
             header_read_timeout_ms: 10_000,
             max_concurrent_reads: 128,
             max_connections: 1024,
+            max_connections_per_address: 256,
+            idle_timeout_ms: 10_000,
+            max_connection_age_ms: 600_000,
+            max_decoded_bytes_in_flight: 512 << 20,
             max_concurrent_streams: 100,
             max_pending_reset_streams: 20,
+            max_local_reset_streams: 1024,
             scrub_secrets: false,
             breaker_cool_down_ms: 30_000,
             compile_timeout_ms: 60_000,

@@ -27,6 +27,19 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// A listening port: `http` (OTLP/HTTP and the API) or `grpc`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PortLabels {
+    pub port: &'static str,
+}
+
+/// Why the host closed a connection (see `ingest::conn`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClosedLabels {
+    pub port: &'static str,
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabels {
     pub plugin: String,
@@ -79,6 +92,9 @@ pub struct Metrics {
     pub plugin_put_aside: Family<PluginLabels, Gauge>,
     pub in_flight: Gauge,
     pub queued: Gauge,
+    pub connections_open: Family<PortLabels, Gauge>,
+    pub connections_closed: Family<ClosedLabels, Counter>,
+    pub decoded_bytes_in_flight: Gauge,
     pub storage: StorageMetrics,
 }
 
@@ -129,6 +145,21 @@ impl Default for Metrics {
         registry.register("batches_in_flight", "Export requests being processed.", in_flight.clone());
         let queued = Gauge::default();
         registry.register("batches_queued", "Export requests waiting for a slot.", queued.clone());
+        let connections_open = Family::<PortLabels, Gauge>::default();
+        registry.register("connections_open", "Open connections, per port.", connections_open.clone());
+        let connections_closed = Family::<ClosedLabels, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections the host closed, per port and reason (per_address, no_first_bytes, \
+             unauthenticated, idle, max_age).",
+            connections_closed.clone(),
+        );
+        let decoded_bytes_in_flight = Gauge::default();
+        registry.register(
+            "decoded_bytes_in_flight",
+            "Bytes of decoded export requests admitted and not yet answered (their estimate).",
+            decoded_bytes_in_flight.clone(),
+        );
         let storage = StorageMetrics::default();
         registry.register("commit_duration_seconds", "Time of one group commit.", storage.commit_seconds.clone());
         registry.register("commit_batches", "Batches written by one group commit.", storage.commit_batches.clone());
@@ -149,6 +180,9 @@ impl Default for Metrics {
             plugin_put_aside,
             in_flight,
             queued,
+            connections_open,
+            connections_closed,
+            decoded_bytes_in_flight,
             storage,
         }
     }

@@ -156,36 +156,29 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    // One cap on open connections for both ports.
-    let connections = conn::connection_slots(&state.config.limits);
+    // Each port has its own connection budget (`ingest::conn`).
+    let limits = &state.config.limits;
+    let trusted_proxies = &state.config.trusted_proxies;
     let grpc = match state.config.grpc_listen {
         Some(grpc_listen) => {
             let grpc_listener =
                 TcpListener::bind(grpc_listen).await.with_context(|| format!("binding {grpc_listen} (OTLP/gRPC)"))?;
             let grpc_addr = grpc_listener.local_addr()?;
-            let service = ingest::grpc::Collector::new(state.ingest.clone()).service();
-            let limits = &state.config.limits;
-            let incoming = conn::grpc_incoming(grpc_listener, connections.clone(), limits);
-            let server = tonic::transport::Server::builder()
-                .max_concurrent_streams(limits.max_concurrent_streams)
-                .concurrency_limit_per_connection(limits.max_concurrent_streams as usize)
-                .http2_max_pending_accept_reset_streams(Some(limits.max_pending_reset_streams))
-                .http2_keepalive_interval(Some(conn::KEEPALIVE_INTERVAL))
-                .http2_keepalive_timeout(Some(conn::KEEPALIVE_TIMEOUT));
-            let stop = stopped(stopping.clone());
-            let task = tokio::spawn(server.serve_with_incoming_shutdown(service, incoming, stop));
+            let gate = ingest::grpc::Gate::new(state.ingest.clone());
+            let port = conn::Port::new(conn::Protocol::Grpc, limits, trusted_proxies, state.metrics.clone());
+            let task = tokio::spawn(conn::serve(port, grpc_listener, move |_| gate.clone(), stopped(stopping.clone())));
             Some((grpc_addr, task))
         }
         None => None,
     };
     let grpc_addr = grpc.as_ref().map(|(a, _)| *a);
-    let http =
-        conn::serve_http(listener, router(state.clone()), connections, state.config.limits.clone(), stopped(stopping));
-    let http = tokio::spawn(http);
+    let routes = router(state.clone());
+    let port = conn::Port::new(conn::Protocol::Http, limits, trusted_proxies, state.metrics.clone());
+    let http = tokio::spawn(conn::serve(port, listener, move |_| routes.clone(), stopped(stopping)));
     let task = tokio::spawn(async move {
         http.await.context("OTLP/HTTP server task")?;
         if let Some((_, grpc)) = grpc {
-            grpc.await.context("OTLP/gRPC server task")?.context("OTLP/gRPC server")?;
+            grpc.await.context("OTLP/gRPC server task")?;
         }
         Ok(())
     });
@@ -261,6 +254,7 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
     let (in_flight, queued) = state.ingest.load();
     m.in_flight.set(i64::try_from(in_flight).unwrap_or(i64::MAX));
     m.queued.set(i64::try_from(queued).unwrap_or(i64::MAX));
+    m.decoded_bytes_in_flight.set(i64::try_from(state.ingest.admission.decoded_bytes()).unwrap_or(i64::MAX));
     for plugin in state.registry.status() {
         let labels = PluginLabels::new(&plugin.name, &plugin.version);
         m.plugin_put_aside.get_or_create(&labels).set(i64::from(plugin.put_aside));

@@ -76,7 +76,10 @@ where
             .map(|peer| authenticator.client_address(peer.0.ip(), &parts.headers));
         let authorization = parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
         match authenticator.authorize_admin(&expected, authorization, client) {
-            Ok(()) => Ok(AdminCaller),
+            Ok(()) => {
+                crate::ingest::conn::vouch(&parts.extensions);
+                Ok(AdminCaller)
+            }
             Err(AuthError::TooManyFailures(seconds)) => {
                 let mut response = ApiError::from(AuthError::TooManyFailures(seconds)).into_response();
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));

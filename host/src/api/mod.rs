@@ -73,7 +73,9 @@ where
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| api.authenticator.client_address(c.0.ip(), &parts.headers));
-        Ok(Project(api.authenticator.authenticate_request(&parts.headers, client).await?))
+        let project = api.authenticator.authenticate_request(&parts.headers, client).await?;
+        crate::ingest::conn::vouch(&parts.extensions);
+        Ok(Project(project))
     }
 }
 

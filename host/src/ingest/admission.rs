@@ -1,8 +1,11 @@
-//! Admission control: what keeps an overloaded host answering. Two stages: at most
+//! Admission control: what keeps an overloaded host answering. Three stages: at most
 //! `max_concurrent_reads` bodies are received at once (a slow sender holds one of these under a
 //! deadline, never a processing slot); then at most `max_concurrent` batches are decoded, stored
-//! and normalized at once, and up to `max_queued` more wait for `queue_wait`. Beyond the queue a
-//! request gets 429, after a wait 503, both with `Retry-After` (see `reply.rs`).
+//! and normalized at once, and up to `max_queued` more wait for `queue_wait`; and what they
+//! decode to is admitted by its estimated size ([`super::prescan`]) against a budget of
+//! `max_decoded_bytes_in_flight`, so that memory is bounded by bytes, not by a request count.
+//! Beyond the queue a request gets 429, after a wait 503, both with `Retry-After` (see
+//! `reply.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,8 +25,13 @@ pub enum Busy {
     Timeout,
 }
 
+/// The decoded-bytes budget counts in KiB (a semaphore takes at most `u32` permits at once).
+const BUDGET_UNIT: usize = 1024;
+
 pub struct Admission {
     reading: Arc<Semaphore>,
+    decoded: Semaphore,
+    decoded_units: usize,
     permits: Semaphore,
     max_concurrent: usize,
     queued: AtomicUsize,
@@ -34,8 +42,11 @@ pub struct Admission {
 
 impl Admission {
     pub fn new(limits: &Limits, metrics: Arc<Metrics>) -> Self {
+        let decoded_units = (limits.max_decoded_bytes_in_flight / BUDGET_UNIT).max(1);
         Admission {
             reading: Arc::new(Semaphore::new(limits.max_concurrent_reads.max(1))),
+            decoded: Semaphore::new(decoded_units),
+            decoded_units,
             permits: Semaphore::new(limits.max_concurrent_batches.max(1)),
             max_concurrent: limits.max_concurrent_batches.max(1),
             queued: AtomicUsize::new(0),
@@ -79,6 +90,28 @@ impl Admission {
                 Err(Busy::Timeout)
             }
         }
+    }
+
+    /// Wait (at most `queue_wait`) for room for `bytes` of decoded request in the budget. A
+    /// request larger than the whole budget waits for all of it.
+    pub async fn decoded(&self, bytes: usize) -> Result<SemaphorePermit<'_>, Busy> {
+        let units = bytes.div_ceil(BUDGET_UNIT).clamp(1, self.decoded_units);
+        let units = u32::try_from(units).unwrap_or(u32::MAX);
+        if let Ok(permit) = self.decoded.try_acquire_many(units) {
+            return Ok(permit);
+        }
+        match tokio::time::timeout(self.queue_wait, self.decoded.acquire_many(units)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                self.metrics.rejected_overload.inc();
+                Err(Busy::Timeout)
+            }
+        }
+    }
+
+    /// Bytes of decoded requests admitted now (by their estimates).
+    pub fn decoded_bytes(&self) -> usize {
+        self.decoded_units.saturating_sub(self.decoded.available_permits()) * BUDGET_UNIT
     }
 
     /// Batches being processed and waiting now.

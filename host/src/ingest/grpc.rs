@@ -2,164 +2,179 @@
 //! same pipeline and the same semantics as OTLP/HTTP — so Gemini CLI's default transport, and
 //! any gRPC exporter, point straight at Antenna with no collector in between.
 //!
-//! tonic decodes a whole message before a handler runs, so what must come first sits in front
-//! of it, in [`Gate`]: the key is checked from the metadata alone, a reading slot is taken and
-//! the message must arrive within the body deadline — all before any of it is decoded. Messages
-//! are at most `max_body_bytes` (16 MiB), also after gzip. The handler then takes a processing
-//! slot, checks records and shape, and accepts.
-
-use http_body_util::BodyExt;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use prost::Message;
-use tonic::codec::CompressionEncoding;
-use tonic::codegen::{BoxFuture, Service, http};
-use tonic::transport::server::TcpConnectInfo;
-use tonic::{Request, Response, Status};
+//! The three collector services' `Export` calls are served by [`Gate`] through tonic's gRPC
+//! framing with a codec that does not decode ([`RawCodec`]): the key is checked from the
+//! metadata alone, a reading slot is taken and the message must arrive within the body deadline
+//! (at most `max_body_bytes`, also after gzip); then, in a processing slot, the message goes
+//! through the same pre-scan, decoded-bytes budget and decoding as an OTLP/HTTP body
+//! ([`Ingest::decode`]), and is stored as it was sent.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, BufMut, Bytes};
+use http_body_util::BodyExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tonic::Status;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{BoxFuture, Service, http};
+use tonic::server::{Grpc, UnaryService};
+
+use super::conn::ConnHandle;
 use super::{Ingest, IngestError};
-use crate::auth::AuthError;
-use crate::otlp::{Encoding, Export, Signal};
+use crate::otlp::{self, Encoding, Signal};
 
-/// The project [`Gate`] authenticated the request for (a request extension).
-#[derive(Debug, Clone)]
-struct Authenticated(String);
-
-/// The three OTLP collector services over one [`Ingest`].
-#[derive(Clone)]
-pub struct Collector {
-    ingest: Arc<Ingest>,
-}
-
-impl Collector {
-    pub fn new(ingest: Arc<Ingest>) -> Self {
-        Collector { ingest }
-    }
-
-    /// Authenticate, check, store and normalize one export request.
-    async fn accept<T>(&self, request: Request<T>, signal: Signal, wrap: fn(T) -> Export) -> Result<(), Status> {
-        let started = Instant::now();
-        let result = self.handle(request, signal, wrap).await;
-        self.ingest.answered("grpc", signal.as_str(), &result, started);
-        result.map(|_| ()).map_err(|e| e.to_grpc())
-    }
-
-    async fn handle<T>(
-        &self,
-        request: Request<T>,
-        signal: Signal,
-        wrap: fn(T) -> Export,
-    ) -> Result<usize, IngestError> {
-        // Authenticated by the gate before the message was decoded; without it, refused.
-        let Some(Authenticated(project)) = request.extensions().get::<Authenticated>().cloned() else {
-            return Err(IngestError::Auth(AuthError::Missing));
-        };
-        let _slot = self.ingest.admission.enter().await.map_err(IngestError::Busy)?;
-        let export = wrap(request.into_inner());
-        self.ingest.check(&export)?;
-        // tonic decoded the message once; the stored raw batch is its protobuf encoding.
-        let body = match &export {
-            Export::Traces(r) => r.encode_to_vec(),
-            Export::Logs(r) => r.encode_to_vec(),
-            Export::Metrics(r) => r.encode_to_vec(),
-        };
-        let records = export.record_count();
-        self.ingest.accept(project, signal, Encoding::Protobuf, body, export).await?;
-        Ok(records)
-    }
-
-    /// The services behind their [`Gate`], with gzip accepted and the message size limited.
-    pub fn service(self) -> Gate {
-        let ingest = self.ingest.clone();
-        Gate { ingest, routes: self.routes().prepare() }
-    }
-
-    fn routes(self) -> tonic::service::Routes {
-        let max = self.ingest.limits.max_body_bytes;
-        tonic::service::Routes::new(
-            TraceServiceServer::new(self.clone())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(max),
-        )
-        .add_service(
-            LogsServiceServer::new(self.clone())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(max),
-        )
-        .add_service(
-            MetricsServiceServer::new(self).accept_compressed(CompressionEncoding::Gzip).max_decoding_message_size(max),
-        )
-    }
-}
-
-/// What runs before tonic decodes a message: authentication from the `authorization`
-/// metadata, a reading slot (held until the call ends), and the body deadline.
+/// The collector services' `Export` calls over one [`Ingest`], before anything is decoded.
 #[derive(Clone)]
 pub struct Gate {
     ingest: Arc<Ingest>,
-    routes: tonic::service::Routes,
 }
 
-impl Service<http::Request<tonic::body::Body>> for Gate {
+impl Gate {
+    pub fn new(ingest: Arc<Ingest>) -> Self {
+        Gate { ingest }
+    }
+}
+
+impl<B> Service<http::Request<B>> for Gate
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send,
+{
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
     type Future = BoxFuture<Self::Response, Self::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Service::<http::Request<tonic::body::Body>>::poll_ready(&mut self.routes, cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let ingest = self.ingest.clone();
-        // The clone is ready (Routes always is); the one polled stays for the next call.
-        let mut routes = self.routes.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let signal = signal_of(request.uri().path());
+            let Some(signal) = signal_of(request.uri().path()) else {
+                let status = Status::unimplemented(format!(
+                    "no such method {:?}: Antenna serves the OTLP collector services' Export",
+                    request.uri().path()
+                ));
+                return Ok(status.into_http());
+            };
             let authorization = request.headers().get("authorization").map(|v| v.to_str().unwrap_or("").to_owned());
-            let client = request.extensions().get::<TcpConnectInfo>().and_then(|i| i.remote_addr()).map(|a| a.ip());
+            let conn = request.extensions().get::<ConnHandle>().cloned();
+            let client = conn.as_ref().map(|c| c.peer().ip());
             let admitted = async {
                 let project = ingest.authenticate(authorization.as_deref(), client).await?;
+                if let Some(conn) = &conn {
+                    conn.vouch();
+                }
                 let reading = ingest.admission.reading().await.map_err(IngestError::Busy)?;
                 Ok::<_, IngestError>((project, reading))
             };
-            let (project, _reading) = match admitted.await {
+            let (project, reading) = match admitted.await {
                 Ok(admitted) => admitted,
                 Err(error) => {
                     let status = error.to_grpc();
-                    ingest.answered("grpc", signal, &Err(error), started);
+                    ingest.answered("grpc", signal.as_str(), &Err(error), started);
                     return Ok(status.into_http());
                 }
             };
-            request.extensions_mut().insert(Authenticated(project));
             let deadline = Duration::from_millis(ingest.limits.body_read_timeout_ms);
-            let request = request.map(|body| within(body, deadline));
-            routes.call(request).await
+            let request = request.map(|body| within(tonic::body::Body::new(body), deadline));
+            let max = ingest.limits.max_body_bytes;
+            let mut grpc = Grpc::new(RawCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max);
+            let call = Export { ingest, signal, project, reading: Arc::new(Mutex::new(Some(reading))), started };
+            Ok(grpc.unary(call, request).await)
         })
     }
 }
 
-/// The signal a gRPC path is for, as a metrics label.
-fn signal_of(path: &str) -> &'static str {
-    if path.starts_with("/opentelemetry.proto.collector.trace.") {
-        Signal::Traces.as_str()
-    } else if path.starts_with("/opentelemetry.proto.collector.logs.") {
-        Signal::Logs.as_str()
-    } else if path.starts_with("/opentelemetry.proto.collector.metrics.") {
-        Signal::Metrics.as_str()
-    } else {
-        "unknown"
+/// One `Export` call once its message has arrived.
+struct Export {
+    ingest: Arc<Ingest>,
+    signal: Signal,
+    project: String,
+    /// Held until the call has a processing slot.
+    reading: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+    started: Instant,
+}
+
+impl UnaryService<Bytes> for Export {
+    type Response = Vec<u8>;
+    type Future = BoxFuture<tonic::Response<Vec<u8>>, Status>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let (ingest, signal, project, reading, started) =
+            (self.ingest.clone(), self.signal, self.project.clone(), self.reading.clone(), self.started);
+        Box::pin(async move {
+            let message = request.into_inner();
+            let result = async {
+                let _slot = ingest.admission.enter().await.map_err(IngestError::Busy)?;
+                drop(reading.lock().unwrap_or_else(PoisonError::into_inner).take());
+                let (export, _room) = ingest.decode(signal, Encoding::Protobuf, &message).await?;
+                let records = export.record_count();
+                ingest.accept(project, signal, Encoding::Protobuf, message.to_vec(), export).await?;
+                Ok::<_, IngestError>(records)
+            }
+            .await;
+            ingest.answered("grpc", signal.as_str(), &result, started);
+            result.map_err(|e| e.to_grpc())?;
+            Ok(tonic::Response::new(otlp::success_response(signal, Encoding::Protobuf)))
+        })
+    }
+}
+
+/// A gRPC codec that leaves messages as they are: decoding is [`Ingest::decode`]'s, in a
+/// processing slot, after the pre-scan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// The signal of a gRPC method path, if it is one of the collector services' `Export`.
+fn signal_of(path: &str) -> Option<Signal> {
+    match path {
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export" => Some(Signal::Traces),
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export" => Some(Signal::Logs),
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" => Some(Signal::Metrics),
+        _ => None,
     }
 }
 
@@ -179,37 +194,4 @@ fn within(body: tonic::body::Body, deadline: Duration) -> tonic::body::Body {
         }
     });
     tonic::body::Body::new(http_body_util::StreamBody::new(frames))
-}
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.accept(request, Signal::Traces, Export::Traces).await?;
-        Ok(Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl LogsService for Collector {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.accept(request, Signal::Logs, Export::Logs).await?;
-        Ok(Response::new(ExportLogsServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for Collector {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.accept(request, Signal::Metrics, Export::Metrics).await?;
-        Ok(Response::new(ExportMetricsServiceResponse::default()))
-    }
 }

@@ -1,12 +1,13 @@
 //! OTLP/HTTP: `POST /v1/{signal}` and `POST /api/public/otel/v1/{signal}`; auth -> body received
 //! under a deadline and a size limit (reading slot) -> admission (processing slot) ->
-//! decompression limit -> decode -> records and shape limits -> accept -> 200 with the
-//! `Export*ServiceResponse` in the request's encoding.
+//! decompression limit -> pre-scan and decoded-bytes budget -> decode -> shape limits -> accept
+//! -> 200 with the `Export*ServiceResponse` in the request's encoding.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRef, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -17,6 +18,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::conn::ConnHandle;
 use super::limits::{ReadError, gunzip_limited, read_limited};
 use super::{Ingest, IngestError};
 use crate::otlp::{self, Encoding, Signal};
@@ -104,12 +106,14 @@ pub async fn export(
     State(ingest): State<Arc<Ingest>>,
     Path(signal): Path<String>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    conn: Option<Extension<ConnHandle>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let started = Instant::now();
     let signal_label = Signal::parse(&signal).map_or("unknown", Signal::as_str);
-    let (result, response) = match handle(&ingest, &signal, client, &headers, body).await {
+    let conn = conn.map(|Extension(conn)| conn);
+    let (result, response) = match handle(&ingest, &signal, client, conn.as_ref(), &headers, body).await {
         Ok((response, records)) => (Ok(records), response),
         Err((error, encoding)) => {
             tracing::debug!(status = %error.status(), reason = %error, "export rejected");
@@ -125,6 +129,7 @@ async fn handle(
     ingest: &Ingest,
     signal: &str,
     client: SocketAddr,
+    conn: Option<&ConnHandle>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Response, usize), (IngestError, Option<Encoding>)> {
@@ -135,6 +140,9 @@ async fn handle(
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
     let client = ingest.authenticator.client_address(client.ip(), headers);
     let project_id = ingest.authenticate(authorization, Some(client)).await.map_err(|e| (e, None))?;
+    if let Some(conn) = conn {
+        conn.vouch();
+    }
 
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(encoding) = Encoding::from_content_type(content_type) else {
@@ -192,10 +200,9 @@ async fn handle(
         wire
     };
 
-    // Decode once up front so that a malformed or oversized body is refused, not stored.
-    let export =
-        otlp::decode(signal, encoding, &decoded).map_err(|e| reject(IngestError::BadRequest(e.to_string())))?;
-    ingest.check(&export).map_err(reject)?;
+    // Bounded, then decoded once up front so that a malformed or oversized body is refused,
+    // not stored.
+    let (export, _room) = ingest.decode(signal, encoding, &decoded).await.map_err(reject)?;
 
     let records = export.record_count();
     ingest.accept(project_id, signal, encoding, decoded, export).await.map_err(reject)?;

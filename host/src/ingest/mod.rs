@@ -10,6 +10,7 @@ pub mod conn;
 pub mod grpc;
 pub mod http;
 pub mod limits;
+pub mod prescan;
 pub mod reply;
 
 use std::net::IpAddr;
@@ -54,14 +55,33 @@ impl Ingest {
         Ok(self.authenticator.authenticate(authorization, client).await?)
     }
 
-    /// The bounds a decoded request must keep, whichever the transport: records per request
-    /// (413), then its shape (400).
-    pub(crate) fn check(&self, export: &Export) -> Result<(), IngestError> {
-        let records = limits::record_total(export);
+    /// Decode a body within its bounds, whichever the transport (the caller holds a processing
+    /// slot): the pre-scan refuses, before anything is decoded, a body over the record cap (413),
+    /// too wide or deep (400) or that would decode to more than `max_decoded_bytes` (413); its
+    /// estimate then waits for room in the decoded-bytes budget (held by the returned permit
+    /// until the request is answered); then it is decoded and its shape checked (400).
+    pub(crate) async fn decode(
+        &self,
+        signal: Signal,
+        encoding: Encoding,
+        body: &[u8],
+    ) -> Result<(Export, tokio::sync::SemaphorePermit<'_>), IngestError> {
+        use prescan::PrescanError;
+        let estimate = prescan::prescan(signal, encoding, body, &self.limits).map_err(|e| match e {
+            PrescanError::TooManyRecords { records, max } => IngestError::TooManyRecords { records, max },
+            PrescanError::TooLarge { .. } => IngestError::TooLarge(e.to_string()),
+            PrescanError::TooComplex(_) | PrescanError::Malformed(_) => IngestError::BadRequest(e.to_string()),
+        })?;
+        let room = self.admission.decoded(estimate.decoded_bytes).await.map_err(IngestError::Busy)?;
+        let export = crate::otlp::decode(signal, encoding, body).map_err(|e| IngestError::BadRequest(e.to_string()))?;
+        // The decoded value is checked again: the pre-scan cannot see everything (a data
+        // point's metric kind, string lengths).
+        let records = limits::record_total(&export);
         if records > self.limits.max_records_per_request {
             return Err(IngestError::TooManyRecords { records, max: self.limits.max_records_per_request });
         }
-        limits::check_shape(export, &self.limits).map_err(IngestError::BadRequest)
+        limits::check_shape(&export, &self.limits).map_err(IngestError::BadRequest)?;
+        Ok((export, room))
     }
 
     /// Normalize a decoded, valid request and store it durably with its output. The only

@@ -10,11 +10,11 @@ use antenna_e2e::{Capture, PUBLIC_KEY, PgDatabase, SECRET_KEY, basic};
 const PROMPT_ID: &str = "4c7d120c-4d77-4067-aa16-e7a6671c3b57";
 const TRACE_ID: &str = "a819e19a23e2b8ec2bac8f0d803272c6";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
-fn spawn_host(dir: &std::path::Path, database_url: &str, port: u16) -> Child {
+pub(crate) fn spawn_host(dir: &std::path::Path, database_url: &str, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_antenna"))
         .arg("serve")
         .env("ANTENNA_LISTEN", format!("127.0.0.1:{port}"))
@@ -30,7 +30,7 @@ fn spawn_host(dir: &std::path::Path, database_url: &str, port: u16) -> Child {
         .expect("start antenna")
 }
 
-async fn wait_ready(client: &reqwest::Client, base: &str) {
+pub(crate) async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         if let Ok(r) = client.get(format!("{base}/readyz")).send().await

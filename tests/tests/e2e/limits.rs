@@ -321,3 +321,86 @@ async fn names_messages_and_data_point_attributes_are_bounded_too() {
     assert_eq!(status, 400, "{message}");
     assert!(message.contains("a string of 2048 bytes"), "{message}");
 }
+
+/// A protobuf field of `number` holding `inner` (length-delimited).
+fn field(number: u32, inner: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(inner.len() + 8);
+    prost::encoding::encode_key(number, prost::encoding::WireType::LengthDelimited, &mut out);
+    prost::encoding::encode_varint(inner.len() as u64, &mut out);
+    out.extend_from_slice(inner);
+    out
+}
+
+/// A logs request of `resources` resources with `attributes` empty attributes each, written
+/// on the wire directly (decoding it here would cost the test what it costs the host).
+fn empty_attributes(resources: usize, attributes: usize) -> Vec<u8> {
+    let resource = field(1, &field(1, &[]).repeat(attributes));
+    field(1, &resource).repeat(resources)
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(body).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+async fn post_gzip(host: &TestHost, content_type: &str, body: &[u8]) -> (u16, String) {
+    let response = host
+        .client
+        .post(host.url("/v1/logs"))
+        .header("authorization", basic(PUBLIC_KEY, SECRET_KEY))
+        .header("content-type", content_type)
+        .header("content-encoding", "gzip")
+        .body(gzip(body))
+        .send()
+        .await
+        .expect("response");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn bodies_that_decode_to_far_more_than_they_weigh_are_refused_before_decoding() {
+    let host = TestHost::with_grpc().await;
+    // Four million empty resources: 8 MiB inflated, a few KB on the wire.
+    let empty_resources = field(1, &[]).repeat(4 << 20);
+    let (status, message) = post_gzip(&host, "application/x-protobuf", &empty_resources).await;
+    assert_eq!(status, 413, "{message}");
+    assert!(message.contains("4194304 records in one request (at most 100000)"), "{message}");
+    // 4,096 empty attributes on each of 700 resources: within the record and attribute caps,
+    // 5.6 MiB inflated, hundreds of MiB decoded.
+    let wide = empty_attributes(700, 4_096);
+    let (status, message) = post_gzip(&host, "application/x-protobuf", &wide).await;
+    assert_eq!(status, 413, "{message}");
+    assert!(message.contains("once decoded (at most 67108864)"), "{message}");
+    // The same in OTLP/JSON.
+    let resource = format!("{{\"resource\":{{\"attributes\":[{}{{}}]}}}}", "{},".repeat(4_095));
+    let json = format!("{{\"resourceLogs\":[{}{resource}]}}", format!("{resource},").repeat(1_000));
+    let (status, message) = post_gzip(&host, "application/json", json.as_bytes()).await;
+    assert_eq!(status, 413, "{message}");
+    assert!(message.contains("once decoded"), "{message}");
+
+    // Over gRPC, the message is decoded only after the same checks.
+    let grpc = host.server.grpc_addr.expect("gRPC enabled");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}")).expect("uri");
+    let mut client = tonic::client::Grpc::new(channel.connect().await.expect("connect"))
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    for (body, expected) in [(empty_resources, "4194304 records"), (wide, "once decoded")] {
+        let mut request = tonic::Request::new(body);
+        request.metadata_mut().insert("authorization", basic(PUBLIC_KEY, SECRET_KEY).parse().expect("metadata"));
+        client.ready().await.expect("ready");
+        let status = client
+            .unary(request, path.parse().expect("path"), antenna::ingest::grpc::RawCodec)
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        assert!(status.message().contains(expected), "{status:?}");
+    }
+    // What is within every bound is still accepted on both transports.
+    assert_eq!(post_gzip(&host, "application/x-protobuf", &empty_attributes(2, 16)).await.0, 200);
+    let mut request = tonic::Request::new(empty_attributes(2, 16));
+    request.metadata_mut().insert("authorization", basic(PUBLIC_KEY, SECRET_KEY).parse().expect("metadata"));
+    client.ready().await.expect("ready");
+    client.unary(request, path.parse().expect("path"), antenna::ingest::grpc::RawCodec).await.expect("accepted");
+}

@@ -8,6 +8,7 @@ mod attribution;
 mod budgets;
 mod claude_code;
 mod codex;
+mod connections;
 mod copilot;
 mod fuzz_regressions;
 mod gemini;
