@@ -196,7 +196,18 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "not found" }))) })
+        .layer(axum::middleware::map_response(private_answers))
         .with_state(state)
+}
+
+/// Every answer is taken for what its Content-Type says and, unless its route says otherwise
+/// (the UI's files), never kept by a browser or proxy: API answers carry prompts and keys.
+async fn private_answers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The routes of the ingest, query and admin APIs, each registered with its OpenAPI description.

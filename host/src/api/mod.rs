@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -372,13 +372,21 @@ pub struct ProblemBatch {
     get,
     path = "/api/public/unclaimed",
     tag = "batches",
+    params(PageParams),
     responses(
-        (status = 200, description = "Every unclaimed resource (one page, next_cursor null)", body = Page<openapi::UnclaimedResource>),
+        (status = 200, description = "A page of unclaimed resources, most recently seen first", body = Page<openapi::UnclaimedResource>),
+        (status = 400, description = "A malformed limit or cursor", body = ErrorBody),
         PublicRefusals,
     ),
     security(("basic" = []), ("session" = []))
 )]
-async fn list_unclaimed(State(api): State<Api>, Project(project): Project) -> Result<Response, ApiError> {
-    let data = api.storage.unclaimed(&project).await?;
-    Ok(Json(json!({ "data": data, "next_cursor": null })).into_response())
+async fn list_unclaimed(
+    State(api): State<Api>,
+    Project(project): Project,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Response, ApiError> {
+    let (limit, offset) = params.page()?;
+    let rows = api.storage.unclaimed(&project, limit, offset).await?;
+    let data = rows.into_iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+    Ok(page_of(data, limit, offset).into_response())
 }

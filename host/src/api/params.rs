@@ -165,7 +165,8 @@ impl ListParams {
             user_id: text(&self.user_id),
             device_id: text(&self.device_id),
             agent: text(&self.agent),
-            repository: text(&self.repository),
+            // As stored: a clone URL given finds its repository.
+            repository: text(&self.repository).map(|r| crate::trace::model::repository_name(&r)),
             branch: text(&self.branch),
             team: text(&self.team),
             model: text(&self.model),

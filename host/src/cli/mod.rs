@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Receive OTLP, normalize it with the plugins, serve the query API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage projects and their keys.
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -67,22 +67,37 @@ struct ServeArgs {
     #[arg(long, env = "ANTENNA_CACHE_DIR", default_value = "antenna-data/compiled")]
     cache_dir: PathBuf,
     /// Bootstrap public key: a project with this key pair exists after start.
-    #[arg(long, env = "ANTENNA_PUBLIC_KEY", requires = "secret_key")]
+    #[arg(long, env = "ANTENNA_PUBLIC_KEY", requires = "bootstrap_secret")]
     public_key: Option<String>,
-    /// Bootstrap secret key (stored only as a hash).
-    #[arg(long, env = "ANTENNA_SECRET_KEY", requires = "public_key", hide_env_values = true)]
+    /// Bootstrap secret key (stored only as a hash). Prefer the environment or
+    /// --secret-key-file: a flag's value is visible to every user in `ps`.
+    #[arg(
+        long,
+        env = "ANTENNA_SECRET_KEY",
+        requires = "public_key",
+        group = "bootstrap_secret",
+        hide_env_values = true
+    )]
     secret_key: Option<String>,
+    /// A file holding the bootstrap secret key (one line).
+    #[arg(long, env = "ANTENNA_SECRET_KEY_FILE", requires = "public_key", group = "bootstrap_secret")]
+    secret_key_file: Option<PathBuf>,
     /// User for traces that carry no user at all.
     #[arg(long, env = "OTEL_CLI_AGENT_FALLBACK_USER")]
     fallback_user: Option<String>,
     /// Replace credentials (API keys, tokens, private keys) in prompts, responses and tool
     /// output before they are stored.
-    #[arg(long, env = "ANTENNA_SCRUB_SECRETS")]
+    /// (`1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.)
+    #[arg(long, env = "ANTENNA_SCRUB_SECRETS", num_args = 0..=1, default_missing_value = "true",
+          default_value = "false", value_parser = clap::builder::BoolishValueParser::new())]
     scrub_secrets: bool,
     /// Bearer token for the admin API (/api/admin/...), at least 16 characters; without it the
-    /// admin API is off.
-    #[arg(long, env = "ANTENNA_ADMIN_TOKEN", hide_env_values = true)]
+    /// admin API is off. Prefer the environment or --admin-token-file.
+    #[arg(long, env = "ANTENNA_ADMIN_TOKEN", group = "admin_secret", hide_env_values = true)]
     admin_token: Option<String>,
+    /// A file holding the admin token (one line).
+    #[arg(long, env = "ANTENNA_ADMIN_TOKEN_FILE", group = "admin_secret")]
+    admin_token_file: Option<PathBuf>,
     /// Proxies whose X-Forwarded-For names the client (comma-separated addresses or CIDRs);
     /// from any other peer the header is ignored.
     #[arg(long, env = "ANTENNA_TRUSTED_PROXIES")]
@@ -92,8 +107,11 @@ struct ServeArgs {
     #[arg(long, env = "ANTENNA_PLUGINS_ALLOWLIST")]
     plugins_allowlist: Option<PathBuf>,
     /// Bearer token /metrics requires; without it /metrics is open.
-    #[arg(long, env = "ANTENNA_METRICS_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "ANTENNA_METRICS_TOKEN", group = "metrics_secret", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// A file holding the /metrics token (one line).
+    #[arg(long, env = "ANTENNA_METRICS_TOKEN_FILE", group = "metrics_secret")]
+    metrics_token_file: Option<PathBuf>,
     /// TOML file of model prices ([[model]] match/input/output/cache_read/cache_write/reasoning,
     /// USD per million tokens) over the built-in table.
     #[arg(long, env = "ANTENNA_PRICES")]
@@ -194,7 +212,7 @@ fn init_logs() -> anyhow::Result<()> {
 pub async fn run() -> anyhow::Result<()> {
     init_logs()?;
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Project(ProjectCommand::Create { name, database }) => {
             let storage = crate::storage::connect(&database.database_url, Default::default(), Default::default())
                 .await
@@ -267,6 +285,31 @@ async fn admin_request(
     Ok(value)
 }
 
+/// A secret setting from its value (environment or flag) or its file. A value given as a flag
+/// is taken with a warning: every user of the machine sees it in `ps`. A file others may read
+/// is taken with a warning too.
+fn secret(
+    value: Option<String>,
+    file: Option<PathBuf>,
+    flag: &str,
+    env: &str,
+) -> anyhow::Result<Option<crate::config::Secret>> {
+    if let Some(file) = file {
+        use std::os::unix::fs::PermissionsExt;
+        let text =
+            std::fs::read_to_string(&file).with_context(|| format!("{env}_FILE ({flag}-file) {}", file.display()))?;
+        if std::fs::metadata(&file).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            tracing::warn!(file = %file.display(), "{flag}-file can be read by other users: chmod 600 it");
+        }
+        return Ok(Some(crate::config::Secret::from(text.trim_end_matches(['\r', '\n']).to_owned())));
+    }
+    let on_command_line = std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    if value.is_some() && on_command_line {
+        tracing::warn!("{flag} on the command line is visible to every user in `ps`: set {env} or use {flag}-file");
+    }
+    Ok(value.map(crate::config::Secret::from))
+}
+
 /// The settings of `serve`, checked ([`crate::Config::check`]) before anything is opened.
 fn serve_config(args: ServeArgs) -> anyhow::Result<crate::Config> {
     let mut config = crate::Config::local(args.database.database_url);
@@ -277,16 +320,18 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<crate::Config> {
     };
     config.plugins_dir = args.plugins_dir;
     config.cache_dir = Some(args.cache_dir);
-    config.admin_token = args.admin_token.map(crate::config::Secret::from);
+    config.admin_token = secret(args.admin_token, args.admin_token_file, "--admin-token", "ANTENNA_ADMIN_TOKEN")?;
     config.fallback_user = args.fallback_user;
     config.limits.scrub_secrets = args.scrub_secrets;
-    config.bootstrap_keys = args.public_key.zip(args.secret_key.map(crate::config::Secret::from));
+    let secret_key = secret(args.secret_key, args.secret_key_file, "--secret-key", "ANTENNA_SECRET_KEY")?;
+    config.bootstrap_keys = args.public_key.zip(secret_key);
     if let Some(list) = args.trusted_proxies {
         config.trusted_proxies = crate::auth::parse_trusted_proxies(&list)
             .map_err(|e| anyhow::anyhow!("ANTENNA_TRUSTED_PROXIES (--trusted-proxies): {e}"))?;
     }
     config.plugins_allowlist = args.plugins_allowlist;
-    config.metrics_token = args.metrics_token.map(crate::config::Secret::from);
+    config.metrics_token =
+        secret(args.metrics_token, args.metrics_token_file, "--metrics-token", "ANTENNA_METRICS_TOKEN")?;
     config.prices = args.prices;
     config.plugin_compiler = Some(std::env::current_exe().context("finding the antenna binary (it compiles plugins)")?);
     config.limits.compile_timeout_ms = args.plugin_compile_timeout_ms;
@@ -317,7 +362,7 @@ mod tests {
     fn serve_args(args: &[&str]) -> ServeArgs {
         let argv = ["antenna", "serve"].iter().chain(args);
         match Cli::try_parse_from(argv).expect("arguments").command {
-            Command::Serve(args) => args,
+            Command::Serve(args) => *args,
             _ => unreachable!("serve"),
         }
     }
@@ -342,5 +387,28 @@ mod tests {
         .expect("accepted");
         assert_eq!(config.trusted_proxies.len(), 2);
         assert!(!format!("{config:?}").contains("0123456789abcdef"), "Debug redacts the token");
+    }
+
+    #[test]
+    fn booleans_take_the_usual_spellings_and_secrets_come_from_files() {
+        for (value, expected) in
+            [("1", true), ("yes", true), ("on", true), ("true", true), ("0", false), ("off", false)]
+        {
+            assert_eq!(serve_args(&["--scrub-secrets", value]).scrub_secrets, expected, "{value}");
+        }
+        assert!(serve_args(&["--scrub-secrets"]).scrub_secrets);
+        assert!(!serve_args(&[]).scrub_secrets);
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "0123456789abcdef-from-file\n").expect("write");
+        let path = file.to_str().expect("a path");
+        let config =
+            serve_config(serve_args(&["--admin-token-file", path, "--public-key", "pk", "--secret-key-file", path]))
+                .expect("accepted");
+        assert_eq!(config.admin_token.as_deref(), Some("0123456789abcdef-from-file"));
+        assert_eq!(config.bootstrap_keys.as_ref().map(|(_, s)| s.expose()), Some("0123456789abcdef-from-file"));
+        assert!(Cli::try_parse_from(["antenna", "serve", "--admin-token", "x", "--admin-token-file", path]).is_err());
+        let missing = serve_config(serve_args(&["--metrics-token-file", "/nonexistent/token"])).expect_err("refused");
+        assert!(format!("{missing:#}").contains("ANTENNA_METRICS_TOKEN_FILE"), "{missing:#}");
     }
 }

@@ -9,7 +9,7 @@ use crate::config::Limits;
 use crate::plugins::{Loaded, PUT_ASIDE, Signature, detect};
 use crate::sandbox::wit::{AttrValue, ResourceBatch};
 use crate::storage::{BatchStatus, UnclaimedResource};
-use crate::trace::model::{Fragment, clip};
+use crate::trace::model::{Fragment, clip, repository_name};
 
 /// What the plugins made of one request's resources.
 #[derive(Debug, Default)]
@@ -68,15 +68,19 @@ pub fn normalize(
         }
         let signature = Signature::of(&resource);
         let Some(loaded) = detect(plugins, &signature) else {
+            // Sender-chosen names: clipped, and only so many scopes, before they are logged,
+            // counted or listed.
+            let name = |text: &str| clip(text.to_owned(), MAX_UNCLAIMED_NAME_LEN);
+            let resource = UnclaimedResource {
+                service_name: name(signature.service_name.unwrap_or("")),
+                scope_names: signature.scope_names.iter().take(MAX_UNCLAIMED_SCOPES).map(|s| name(s)).collect(),
+            };
             tracing::info!(
-                service = signature.service_name.unwrap_or(""),
-                scopes = ?signature.scope_names,
+                service = %resource.service_name,
+                scopes = ?resource.scope_names,
                 "no plugin claims this resource; kept for replay"
             );
-            out.unclaimed.push(UnclaimedResource {
-                service_name: signature.service_name.unwrap_or("").to_owned(),
-                scope_names: signature.scope_names.iter().map(|s| (*s).to_owned()).collect(),
-            });
+            out.unclaimed.push(resource);
             continue;
         };
         let agent = loaded.plugin.info.agent.clone();
@@ -121,6 +125,11 @@ struct Workplace {
     team: Option<String>,
 }
 
+/// Longest service or scope name of an unclaimed resource kept (bytes).
+const MAX_UNCLAIMED_NAME_LEN: usize = 256;
+/// Most scopes of one unclaimed resource counted.
+const MAX_UNCLAIMED_SCOPES: usize = 16;
+
 /// Longest repository, branch or team name kept (bytes).
 const MAX_PLACE_LEN: usize = 512;
 
@@ -132,7 +141,14 @@ impl Workplace {
                 _ => None,
             })
         };
-        Workplace { repository: text("vcs.repository.url.full"), branch: text("vcs.ref.head.name"), team: text("team") }
+        Workplace {
+            // One spelling per repository, credentials and query dropped.
+            repository: text("vcs.repository.url.full")
+                .map(|url| repository_name(&url))
+                .filter(|name| !name.is_empty()),
+            branch: text("vcs.ref.head.name"),
+            team: text("team"),
+        }
     }
 
     fn stamp(&self, mut fragment: Fragment) -> Fragment {

@@ -5,6 +5,11 @@ use crate::trace::model::{Body, Fragment, clip};
 
 /// Most also-known-as keys on one fragment.
 pub const MAX_ALSO_KNOWN_AS: usize = 16;
+/// Most tokens of one kind one model call may report: far above any real model (contexts are
+/// a few million tokens), far below what would overflow a sum over millions of calls.
+pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000;
+/// Longest model name kept (bytes); names are grouped by, priced and logged.
+pub const MAX_MODEL_LEN: usize = 256;
 
 /// Check counts and id lengths (an error fails the call), clip text, keep only finite,
 /// non-negative numbers and JSON that is JSON, and scrub credentials when asked to.
@@ -28,7 +33,11 @@ pub fn validate(fragments: Vec<Fragment>, limits: &Limits) -> Result<Vec<Fragmen
     };
     let text = |value: Option<String>| value.map(|v| clip(v, limits.max_text_len));
     let mut out = Vec::with_capacity(fragments.len());
-    for f in fragments {
+    for mut f in fragments {
+        // Before clipping: a secret cut in half by the clip would no longer match.
+        if limits.scrub_secrets {
+            crate::trace::scrub::scrub_fragment(&mut f);
+        }
         if f.also_known_as.len() > MAX_ALSO_KNOWN_AS {
             return Err(format!("plugin returned more than {MAX_ALSO_KNOWN_AS} also-known-as keys on one fragment"));
         }
@@ -39,7 +48,15 @@ pub fn validate(fragments: Vec<Fragment>, limits: &Limits) -> Result<Vec<Fragmen
                 Body::Prompt(p)
             }
             Body::ModelCall(mut c) => {
-                c.model = text(c.model);
+                if let Some(u) = &c.usage {
+                    let most = [u.input, u.output, u.cache_read, u.cache_creation, u.reasoning].into_iter().max();
+                    if let Some(tokens) = most.filter(|t| *t > MAX_TOKENS_PER_CALL) {
+                        return Err(format!(
+                            "plugin returned a model call of {tokens} tokens (at most {MAX_TOKENS_PER_CALL} of each kind)"
+                        ));
+                    }
+                }
+                c.model = c.model.map(|m| clip(m, MAX_MODEL_LEN));
                 c.cost_usd = c.cost_usd.filter(|c| c.is_finite() && *c >= 0.0);
                 c.error = text(c.error);
                 Body::ModelCall(c)
@@ -79,11 +96,6 @@ pub fn validate(fragments: Vec<Fragment>, limits: &Limits) -> Result<Vec<Fragmen
             },
             body,
         });
-        if limits.scrub_secrets
-            && let Some(last) = out.last_mut()
-        {
-            crate::trace::scrub::scrub_fragment(last);
-        }
     }
     Ok(out)
 }
@@ -164,6 +176,30 @@ mod tests {
         assert_eq!(c.cost_usd, None);
         let Body::UsageMetric(m) = &out[2].body else { panic!("a metric") };
         assert_eq!(m.value, 0.0);
+    }
+
+    #[test]
+    fn absurd_token_counts_fail_the_call_and_model_names_are_clipped() {
+        use crate::trace::model::Usage;
+        let call = |usage: Usage, model: &str| {
+            fragment(Body::ModelCall(ModelCall {
+                channel: crate::trace::model::Channel::Log,
+                model: Some(model.into()),
+                usage: Some(usage),
+                cost_usd: None,
+                start_unix_nano: None,
+                end_unix_nano: None,
+                duration_ms: None,
+                error: None,
+            }))
+        };
+        let huge = Usage { cache_read: u64::MAX >> 1, ..Usage::default() };
+        let error = validate(vec![call(huge, "m")], &Limits::default()).expect_err("refused");
+        assert!(error.contains("at most 1000000000"), "{error}");
+        let real = Usage { input: 2_000_000, output: 64_000, ..Usage::default() };
+        let out = validate(vec![call(real, &"m".repeat(10_000))], &Limits::default()).expect("valid");
+        let Body::ModelCall(c) = &out[0].body else { panic!("a model call") };
+        assert_eq!(c.model.as_ref().map(String::len), Some(MAX_MODEL_LEN));
     }
 
     #[test]

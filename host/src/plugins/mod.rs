@@ -40,13 +40,26 @@ pub const MAX_PLUGIN_BYTES: u64 = crate::sandbox::MAX_COMPONENT_BYTES;
 /// How many refused digests are remembered (then the memory starts over).
 const MAX_REFUSED_DIGESTS: usize = 4096;
 
-/// Why a plugin's claims are refused: a bare `*` would claim every resource of every agent.
+/// Fewest characters before the `*` of a prefix claim: a one-letter prefix (`c*`) would
+/// claim nearly as much as a bare `*`.
+pub const MIN_CLAIM_PREFIX: usize = 4;
+
+/// Why a plugin's claims are refused: a bare `*` would claim every resource of every agent, and
+/// a prefix shorter than [`MIN_CLAIM_PREFIX`] nearly as much.
 pub fn check_claims(claims: &Claims) -> Result<(), String> {
     let all = claims.scope_names.iter().chain(&claims.event_names).chain(&claims.service_names);
-    match all.into_iter().find(|c| c.trim() == "*") {
-        Some(_) => Err("claims a bare `*`, which would match every resource: claim names or prefixes (`name*`)".into()),
-        None => Ok(()),
+    for claim in all {
+        let Some(prefix) = claim.trim().strip_suffix('*') else { continue };
+        if prefix.trim().is_empty() {
+            return Err("claims a bare `*`, which would match every resource: claim names or prefixes (`name*`)".into());
+        }
+        if prefix.trim().chars().count() < MIN_CLAIM_PREFIX {
+            return Err(format!(
+                "claims {claim:?}, too broad a prefix: at least {MIN_CLAIM_PREFIX} characters before `*`"
+            ));
+        }
     }
+    Ok(())
 }
 
 /// Parse an allowlist: one SHA-256 hex digest a line (the first word, so `sha256sum` output
@@ -148,6 +161,12 @@ impl Version {
 }
 
 fn read_allowlist(path: &Path) -> Result<BTreeSet<String>, String> {
+    // Trusted like the plugins it admits: owned by the host's user or root, written by no one else.
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let uid = crate::sandbox::cache::host_uid().ok_or("cannot tell which user the host runs as")?;
+    if let Some(reason) = crate::sandbox::cache::untrusted_file(&meta, &[uid, 0]) {
+        return Err(format!("{} is not trusted: {reason}", path.display()));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     parse_allowlist(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -387,6 +406,23 @@ mod tests {
         for bare in [claims(&["*"], &[], &[]), claims(&[], &["x", " * "], &[]), claims(&[], &[], &["*"])] {
             assert!(check_claims(&bare).expect_err("refused").contains("bare `*`"));
         }
+        for broad in [claims(&["c*"], &[], &[]), claims(&[], &["ab *"], &[]), claims(&[], &[], &["cod*"])] {
+            assert!(check_claims(&broad).expect_err("refused").contains("too broad"));
+        }
+        assert!(check_claims(&claims(&[], &["chat *"], &["gemini*"])).is_ok());
+    }
+
+    #[test]
+    fn an_allowlist_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = dir.path().join("allowlist");
+        std::fs::write(&file, format!("{}\n", "a".repeat(64))).expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(read_allowlist(&file).expect("trusted").len(), 1);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        let error = read_allowlist(&file).expect_err("refused");
+        assert!(error.contains("writable by group or others"), "{error}");
     }
 
     #[test]

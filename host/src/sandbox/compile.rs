@@ -38,14 +38,25 @@ impl Compiler {
         deserialize(engine, &compiled)
     }
 
+    /// The child's command line: under `ulimit -v`, with an empty environment — the host's
+    /// holds the admin token, the bootstrap secret and the database URL, and the compiler
+    /// needs none of it.
+    fn command(&self) -> Command {
+        let kib = (self.memory_bytes / 1024).max(1);
+        let mut command = Command::new("/bin/sh");
+        command
+            .env_clear()
+            .arg("-c")
+            .arg(format!("ulimit -v {kib} && exec \"$0\" {} {}", SUBCOMMAND[0], SUBCOMMAND[1]))
+            .arg(&self.program);
+        command
+    }
+
     fn run_child(&self, bytes: &[u8]) -> Result<Vec<u8>, RuntimeError> {
         let fail = |why: String| RuntimeError::Compile(why);
         // `ulimit -v` (KiB) through the shell: no unsafe pre-exec hook in the host.
-        let kib = (self.memory_bytes / 1024).max(1);
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(format!("ulimit -v {kib} && exec \"$0\" {} {}", SUBCOMMAND[0], SUBCOMMAND[1]))
-            .arg(&self.program)
+        let mut child = self
+            .command()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -131,4 +142,24 @@ fn deserialize(engine: &Engine, compiled: &[u8]) -> Result<Component, RuntimeErr
     // would.
     unsafe { Component::deserialize(engine, compiled) }
         .map_err(|e| RuntimeError::Compile(format!("the compiler process's output does not load: {e:#}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiler_child_inherits_no_environment() {
+        // A stand-in for the host's binary that prints its environment.
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let program = dir.path().join("print-env");
+        std::fs::write(&program, "#!/bin/sh\nenv\n").expect("script");
+        std::process::Command::new("chmod").arg("700").arg(&program).status().expect("chmod");
+        let compiler = Compiler { program, timeout: Duration::from_secs(5), memory_bytes: 1 << 30 };
+        let out = compiler.command().output().expect("runs");
+        let env = String::from_utf8_lossy(&out.stdout);
+        // cargo sets CARGO_PKG_NAME for this test process; the child must not see it.
+        assert!(std::env::var("CARGO_PKG_NAME").is_ok());
+        assert!(!env.contains("CARGO_PKG_NAME"), "{env}");
+    }
 }

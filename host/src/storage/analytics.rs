@@ -26,6 +26,17 @@ impl Dialect {
     }
 
     /// The type of a double.
+    /// The sum of an integer expression over a group, saturating at `i64::MAX` instead of
+    /// failing the query (SQLite's `SUM` raises "integer overflow"; PostgreSQL's numeric sum
+    /// would not fit a BIGINT), 0 for an empty group.
+    pub fn sum_int(self, expr: &str) -> String {
+        match self {
+            // TOTAL is a float; CAST saturates a float beyond the integer range.
+            Dialect::Sqlite => format!("CAST(TOTAL({expr}) AS INTEGER)"),
+            Dialect::Postgres => format!("LEAST(COALESCE(SUM({expr}), 0), 9223372036854775807)::BIGINT"),
+        }
+    }
+
     fn real(self) -> &'static str {
         match self {
             Dialect::Sqlite => "REAL",
@@ -187,12 +198,12 @@ where
         UsageGroup::Device => "t.device_id".to_owned(),
         UsageGroup::Day => dialect.day("t.start_ns"),
     };
-    let sum = |column: &str| format!("CAST(COALESCE(SUM(t.{column}), 0) AS BIGINT) AS {column}");
+    let sum = |column: &str| format!("{} AS {column}", dialect.sum_int(&format!("t.{column}")));
     let mut q = QueryBuilder::new(format!(
         "SELECT {key} AS key, {prompts} AS prompts, COUNT(DISTINCT t.session_id) AS sessions, \
          {}, {}, {}, {}, {}, SUM(t.cost_usd) AS cost_usd, \
-         CAST(SUM(CASE WHEN t.cost_usd IS NULL AND t.input_tokens + t.output_tokens + \
-           t.cache_read_tokens + t.cache_creation_tokens + t.reasoning_tokens > 0 \
+         CAST(SUM(CASE WHEN t.cost_usd IS NULL AND (t.input_tokens > 0 OR t.output_tokens > 0 OR \
+           t.cache_read_tokens > 0 OR t.cache_creation_tokens > 0 OR t.reasoning_tokens > 0) \
            THEN 1 ELSE 0 END) AS BIGINT) AS unpriced_prompts, \
          {}, {} FROM {table} t",
         sum("input_tokens"),

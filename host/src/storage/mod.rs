@@ -301,7 +301,8 @@ pub trait Storage: Send + Sync {
     }
 
     // ---- queries --------------------------------------------------------------------------
-    async fn unclaimed(&self, project_id: &str) -> Result<Vec<UnclaimedRow>>;
+    /// A page of the project's unclaimed resources, most recently seen first.
+    async fn unclaimed(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UnclaimedRow>>;
     async fn list_traces(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<TraceRow>>;
     /// A trace with its observations; an id merged away still resolves through its key.
     async fn get_trace(&self, project_id: &str, id: &str) -> Result<Option<TraceRow>>;

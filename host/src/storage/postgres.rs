@@ -418,12 +418,14 @@ impl Storage for PostgresStorage {
         Ok(rows.into_iter().map(|r| batch_of_row(r, bodies)).collect())
     }
 
-    async fn unclaimed(&self, project_id: &str) -> Result<Vec<UnclaimedRow>> {
+    async fn unclaimed(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UnclaimedRow>> {
         let rows = sqlx::query(
             "SELECT service_name, scope_name, resources, last_seen FROM unclaimed WHERE project_id = $1
-             ORDER BY last_seen DESC, service_name, scope_name",
+             ORDER BY last_seen DESC, service_name, scope_name LIMIT $2 OFFSET $3",
         )
         .bind(project_id)
+        .bind(limit)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -479,14 +481,14 @@ impl Storage for PostgresStorage {
     }
 
     async fn list_sessions(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<SessionRow>> {
-        // SUM over BIGINT is NUMERIC in PostgreSQL: cast back (token counts fit).
+        // SUM over BIGINT is NUMERIC in PostgreSQL: cast back, saturating at the BIGINT range.
         let mut q = QueryBuilder::<Postgres>::new(
             "SELECT t.session_id, MIN(t.agent) AS agent, MAX(t.user_id) AS user_id, MAX(t.device_id) AS device_id,
                     MAX(t.repository) AS repository, MAX(t.branch) AS branch, MAX(t.team) AS team,
                     MIN(t.start_ns) AS start_ns, MAX(t.end_ns) AS end_ns, COUNT(*) AS n,
-                    SUM(t.input_tokens)::BIGINT AS i, SUM(t.output_tokens)::BIGINT AS o,
-                    SUM(t.cache_read_tokens)::BIGINT AS cr, SUM(t.cache_creation_tokens)::BIGINT AS cc,
-                    SUM(t.reasoning_tokens)::BIGINT AS r, SUM(t.cost_usd) AS cost
+                    LEAST(SUM(t.input_tokens), 9223372036854775807)::BIGINT AS i, LEAST(SUM(t.output_tokens), 9223372036854775807)::BIGINT AS o,
+                    LEAST(SUM(t.cache_read_tokens), 9223372036854775807)::BIGINT AS cr, LEAST(SUM(t.cache_creation_tokens), 9223372036854775807)::BIGINT AS cc,
+                    LEAST(SUM(t.reasoning_tokens), 9223372036854775807)::BIGINT AS r, SUM(t.cost_usd) AS cost
              FROM traces t WHERE t.session_id IS NOT NULL AND t.project_id = ",
         );
         q.push_bind(project_id.to_owned());
@@ -718,9 +720,9 @@ impl Storage for PostgresStorage {
     async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>> {
         let rows = sqlx::query(
             "SELECT user_id, COUNT(*) AS n, COUNT(DISTINCT session_id) AS sessions,
-                    SUM(input_tokens)::BIGINT AS i, SUM(output_tokens)::BIGINT AS o,
-                    SUM(cache_read_tokens)::BIGINT AS cr, SUM(cache_creation_tokens)::BIGINT AS cc,
-                    SUM(reasoning_tokens)::BIGINT AS r, SUM(cost_usd) AS cost,
+                    LEAST(SUM(input_tokens), 9223372036854775807)::BIGINT AS i, LEAST(SUM(output_tokens), 9223372036854775807)::BIGINT AS o,
+                    LEAST(SUM(cache_read_tokens), 9223372036854775807)::BIGINT AS cr, LEAST(SUM(cache_creation_tokens), 9223372036854775807)::BIGINT AS cc,
+                    LEAST(SUM(reasoning_tokens), 9223372036854775807)::BIGINT AS r, SUM(cost_usd) AS cost,
                     MAX(COALESCE(end_ns, start_ns)) AS last_ns
              FROM traces WHERE project_id = $1 AND user_id IS NOT NULL
              GROUP BY user_id ORDER BY last_ns DESC NULLS LAST, user_id LIMIT $2 OFFSET $3",

@@ -195,12 +195,14 @@ impl Storage for SqliteStorage {
         Ok(rows.into_iter().map(|r| batch_of_row(r, bodies)).collect())
     }
 
-    async fn unclaimed(&self, project_id: &str) -> Result<Vec<UnclaimedRow>> {
+    async fn unclaimed(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UnclaimedRow>> {
         let rows = sqlx::query(
             "SELECT service_name, scope_name, resources, last_seen FROM unclaimed WHERE project_id = ?
-             ORDER BY last_seen DESC, service_name, scope_name",
+             ORDER BY last_seen DESC, service_name, scope_name LIMIT ? OFFSET ?",
         )
         .bind(project_id)
+        .bind(limit)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -262,8 +264,8 @@ impl Storage for SqliteStorage {
             "SELECT t.session_id, MIN(t.agent) AS agent, MAX(t.user_id) AS user_id, MAX(t.device_id) AS device_id,
                     MAX(t.repository) AS repository, MAX(t.branch) AS branch, MAX(t.team) AS team,
                     MIN(t.start_ns) AS start_ns, MAX(t.end_ns) AS end_ns, COUNT(*) AS n,
-                    SUM(t.input_tokens) AS i, SUM(t.output_tokens) AS o, SUM(t.cache_read_tokens) AS cr,
-                    SUM(t.cache_creation_tokens) AS cc, SUM(t.reasoning_tokens) AS r, SUM(t.cost_usd) AS cost
+                    CAST(TOTAL(t.input_tokens) AS INTEGER) AS i, CAST(TOTAL(t.output_tokens) AS INTEGER) AS o, CAST(TOTAL(t.cache_read_tokens) AS INTEGER) AS cr,
+                    CAST(TOTAL(t.cache_creation_tokens) AS INTEGER) AS cc, CAST(TOTAL(t.reasoning_tokens) AS INTEGER) AS r, SUM(t.cost_usd) AS cost
              FROM traces t WHERE t.session_id IS NOT NULL AND t.project_id = ",
         );
         q.push_bind(project_id.to_owned());
@@ -485,8 +487,8 @@ impl Storage for SqliteStorage {
     async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>> {
         let rows = sqlx::query(
             "SELECT user_id, COUNT(*) AS n, COUNT(DISTINCT session_id) AS sessions,
-                    SUM(input_tokens) AS i, SUM(output_tokens) AS o, SUM(cache_read_tokens) AS cr,
-                    SUM(cache_creation_tokens) AS cc, SUM(reasoning_tokens) AS r, SUM(cost_usd) AS cost,
+                    CAST(TOTAL(input_tokens) AS INTEGER) AS i, CAST(TOTAL(output_tokens) AS INTEGER) AS o, CAST(TOTAL(cache_read_tokens) AS INTEGER) AS cr,
+                    CAST(TOTAL(cache_creation_tokens) AS INTEGER) AS cc, CAST(TOTAL(reasoning_tokens) AS INTEGER) AS r, SUM(cost_usd) AS cost,
                     MAX(COALESCE(end_ns, start_ns)) AS last_ns
              FROM traces WHERE project_id = ? AND user_id IS NOT NULL
              GROUP BY user_id ORDER BY last_ns DESC, user_id LIMIT ? OFFSET ?",

@@ -138,3 +138,64 @@ pub fn clip(mut value: String, max: usize) -> String {
     }
     value
 }
+
+/// A repository as one spelling, `host/owner/repo`, whatever the clone URL it came as: scheme,
+/// credentials (`https://user:TOKEN@host/...`), port, query, fragment and a trailing `.git`
+/// dropped, the host lowercased, the scp-like SSH form (`git@host:owner/repo.git`) read as a
+/// URL. So clones over SSH and HTTPS group together and no credential is stored. Text that is
+/// no URL (a local path, a bare name) keeps its path, without query or fragment.
+pub fn repository_name(raw: &str) -> String {
+    let text = raw.trim();
+    let text = text.strip_prefix("git+").unwrap_or(text);
+    let text = text.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = match text.split_once("://") {
+        Some((_, rest)) => rest.split_once('/').unwrap_or((rest, "")),
+        // scp-like `user@host:path` (not a Windows drive letter, not a path with a colon later).
+        None => match text.split_once(':') {
+            Some((authority, path)) if authority.len() > 1 && !authority.contains('/') && !path.starts_with("//") => {
+                (authority, path)
+            }
+            _ => ("", text),
+        },
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    // A port after the host (not inside an IPv6 address's brackets).
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) && !name.ends_with(':') => name,
+        _ => host,
+    };
+    let path = path.trim_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path).trim_end_matches('/');
+    match (host.is_empty(), path.is_empty()) {
+        (true, _) => path.to_owned(),
+        (false, true) => host.to_ascii_lowercase(),
+        (false, false) => format!("{}/{path}", host.to_ascii_lowercase()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository_name;
+
+    #[test]
+    fn every_clone_url_of_a_repository_is_one_name_without_credentials() {
+        for url in [
+            "https://github.com/acme/widgets.git",
+            "https://user:ghp_SECRET0123456789@github.com/acme/widgets",
+            "http://GitHub.com:443/acme/widgets/",
+            "git@github.com:acme/widgets.git",
+            "ssh://git@github.com:22/acme/widgets.git",
+            "git+ssh://git@github.com/acme/widgets",
+            "https://oauth2:TOKEN@github.com/acme/widgets.git?ref=main#readme",
+            "  github.com/acme/widgets  ",
+        ] {
+            assert_eq!(repository_name(url), "github.com/acme/widgets", "{url}");
+        }
+        assert_eq!(repository_name("/home/dev/src/widgets"), "home/dev/src/widgets");
+        assert_eq!(repository_name("widgets"), "widgets");
+        assert_eq!(
+            repository_name("https://gitlab.example.com/group/sub/proj.git"),
+            "gitlab.example.com/group/sub/proj"
+        );
+    }
+}

@@ -10,17 +10,35 @@ use regex::Regex;
 
 use super::model::{Body, Fragment};
 
-/// (kind, pattern); a pattern's first group, when it has one, is kept (a header name).
+/// (kind, pattern), after gitleaks' rules for the common providers. A pattern's `keep` group,
+/// when it has one, stays before the replacement (a header or variable name, a URL's user) and
+/// its `tail` group after it.
 const PATTERNS: &[(&str, &str)] = &[
-    ("private-key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+    // A key whose END line was clipped away is scrubbed to the end of the text.
+    ("private-key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\z)"),
     ("anthropic-key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
     ("openai-key", r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}"),
     ("aws-access-key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    (
+        "aws-secret-key",
+        r#"(?i)(?P<keep>(?:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?)[A-Za-z0-9/+=]{40}\b"#,
+    ),
     ("github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+    ("gitlab-token", r"\bgl(?:pat|dt|ptt|rt)-[A-Za-z0-9_\-]{20,}"),
+    ("stripe-key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{20,}"),
+    ("npm-token", r"\bnpm_[A-Za-z0-9]{36}\b"),
+    ("huggingface-token", r"\bhf_[A-Za-z0-9]{30,}"),
     ("slack-token", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"),
+    ("slack-webhook", r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]+"),
     ("google-api-key", r"\bAIza[0-9A-Za-z_\-]{35}"),
     ("jwt", r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"),
-    ("credential", r#"(?i)(authorization["']?\s*[:=]\s*["']?(?:bearer|basic)\s+)[A-Za-z0-9._~+/=\-]{8,}"#),
+    // The password of a URL (`postgres://user:PASSWORD@host`, `https://user:TOKEN@host`).
+    ("url-password", r"(?P<keep>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\x22]+:)[^\s@/'\x22]+(?P<tail>@)"),
+    // An Authorization value, also inside a JSON string (escaped quotes).
+    (
+        "credential",
+        r#"(?i)(?P<keep>authorization(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?\s*(?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=\-]{8,}"#,
+    ),
 ];
 
 static SCRUBBERS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
@@ -38,8 +56,9 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
         if re.is_match(&out) {
             let replaced = re
                 .replace_all(&out, |caps: &regex::Captures<'_>| {
-                    let keep = caps.get(1).map_or("", |m| m.as_str());
-                    format!("{keep}[REDACTED:{kind}]")
+                    let keep = caps.name("keep").map_or("", |m| m.as_str());
+                    let tail = caps.name("tail").map_or("", |m| m.as_str());
+                    format!("{keep}[REDACTED:{kind}]{tail}")
                 })
                 .into_owned();
             out = Cow::Owned(replaced);
@@ -109,6 +128,42 @@ mod tests {
         assert_eq!(
             scrub("curl -H 'Authorization: Bearer abcdef0123456789'"),
             "curl -H 'Authorization: Bearer [REDACTED:credential]'"
+        );
+        let more = [
+            ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws-secret-key"),
+            ("{\\\"AWS_SECRET_ACCESS_KEY\\\": \\\"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\\\"}", "aws-secret-key"),
+            ("DATABASE_URL=postgres://app:s3cr3t-pass@db.internal:5432/prod", "url-password"),
+            ("GITLAB_TOKEN=glpat-abcdefghij0123456789", "gitlab-token"),
+            ("git clone https://oauth2:glpat-abcdefghij0123456789@gitlab.com/x/y", "url-password"),
+            ("STRIPE=sk_live_0123456789abcdefghijklmn", "stripe-key"),
+            ("//registry.npmjs.org/:_authToken=npm_0123456789abcdefghijklmnopqrstuvwxyz", "npm-token"),
+            ("HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz012345", "huggingface-token"),
+            ("post to https://hooks.slack.com/services/T000/B000/XXXXXXXX", "slack-webhook"),
+            ("{\\\"headers\\\":{\\\"Authorization\\\":\\\"Bearer abcdef0123456789\\\"}}", "credential"),
+            ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7clipped", "private-key"),
+        ];
+        for (text, kind) in more {
+            let clean = scrub(text);
+            assert!(clean.contains(&format!("[REDACTED:{kind}]")), "{text} -> {clean}");
+        }
+        for secret in [
+            "wJalrXUtnFEMI",
+            "s3cr3t-pass",
+            "glpat-abc",
+            "sk_live_0",
+            "npm_0",
+            "hf_abc",
+            "XXXXXXXX",
+            "abcdef0123456789",
+            "MIIEpAIB",
+        ] {
+            for (text, _) in more {
+                assert!(!scrub(text).contains(secret), "{text} -> {}", scrub(text));
+            }
+        }
+        assert_eq!(
+            scrub("DATABASE_URL=postgres://app:s3cr3t-pass@db.internal:5432/prod"),
+            "DATABASE_URL=postgres://app:[REDACTED:url-password]@db.internal:5432/prod"
         );
         let key = "-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjEAAAAA\\n-----END OPENSSH PRIVATE KEY-----";
         assert_eq!(scrub(&format!("{{\"file\":\"{key}\"}}")), "{\"file\":\"[REDACTED:private-key]\"}");

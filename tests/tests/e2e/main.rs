@@ -14,6 +14,7 @@ mod fuzz_regressions;
 mod gemini;
 mod genai;
 mod grpc;
+mod hardening;
 mod hostile;
 mod ingest;
 mod limits;
