@@ -315,8 +315,9 @@ impl fmt::Debug for Config {
     }
 }
 
-/// `scheme://user:[redacted]@host/...` for a URL with a password; other text unchanged.
-fn redact_url_password(url: &str) -> String {
+/// `scheme://user:[redacted]@host/...` for a URL with a password; other text unchanged. Every
+/// database URL the host prints or logs goes through this.
+pub fn redact_url_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);

@@ -67,7 +67,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let assembly = Arc::new(Assembly { fallback_user: config.fallback_user.clone(), prices });
     let storage = storage::connect(&config.database_url, assembly, metrics.storage.clone())
         .await
-        .with_context(|| format!("opening {}", config.database_url))?;
+        .with_context(|| format!("opening {}", crate::config::redact_url_password(&config.database_url)))?;
     if let Some((public, secret)) = &config.bootstrap_keys {
         auth::ensure_project(&*storage, "default", public, secret).await.context("creating the bootstrap project")?;
         tracing::info!(public_key = %public, "bootstrap project ready");

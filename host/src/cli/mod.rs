@@ -216,7 +216,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Project(ProjectCommand::Create { name, database }) => {
             let storage = crate::storage::connect(&database.database_url, Default::default(), Default::default())
                 .await
-                .with_context(|| format!("opening {}", database.database_url))?;
+                .with_context(|| format!("opening {}", crate::config::redact_url_password(&database.database_url)))?;
             let (id, public, secret) = crate::auth::create_project(&*storage, &name).await?;
             println!("project {name} created ({id})");
             println!("public key: {public}");

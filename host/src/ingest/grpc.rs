@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes};
 use http_body_util::BodyExt;
-use tokio::sync::OwnedSemaphorePermit;
 use tonic::Status;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{BoxFuture, Service, http};
@@ -70,7 +69,7 @@ where
                 if let Some(conn) = &conn {
                     conn.vouch();
                 }
-                let reading = ingest.admission.reading().await.map_err(IngestError::Busy)?;
+                let reading = ingest.admission.reading(&project, client).await.map_err(IngestError::Busy)?;
                 Ok::<_, IngestError>((project, reading))
             };
             let (project, reading) = match admitted.await {
@@ -100,7 +99,7 @@ struct Export {
     signal: Signal,
     project: String,
     /// Held until the call has a processing slot.
-    reading: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+    reading: Arc<Mutex<Option<super::admission::Reading>>>,
     started: Instant,
 }
 

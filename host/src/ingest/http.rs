@@ -164,7 +164,8 @@ async fn handle(
     // The body is received under a deadline and in a reading slot, not a processing slot: slow
     // senders cannot hold up the batches of others.
     let limits = &ingest.limits;
-    let reading = ingest.admission.reading().await.map_err(|busy| reject(IngestError::Busy(busy)))?;
+    let reading =
+        ingest.admission.reading(&project_id, Some(client)).await.map_err(|busy| reject(IngestError::Busy(busy)))?;
     let deadline = Duration::from_millis(limits.body_read_timeout_ms);
     let wire = match tokio::time::timeout(deadline, read_limited(body, limits.max_body_bytes)).await {
         Err(_) => {

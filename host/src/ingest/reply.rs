@@ -31,7 +31,11 @@ pub enum IngestError {
     /// The body did not arrive within `Limits::body_read_timeout_ms`.
     #[error("{0}")]
     Timeout(String),
-    #[error("{}", match .0 { Busy::QueueFull => "too many requests queued, retry later", Busy::Timeout => "overloaded, retry later" })]
+    #[error("{}", match .0 {
+        Busy::QueueFull => "too many requests queued, retry later",
+        Busy::Timeout => "overloaded, retry later",
+        Busy::Share => "this project or address is sending too many bodies at once, retry later",
+    })]
     Busy(Busy),
     #[error("storage unavailable, retry later")]
     Storage,
@@ -49,7 +53,7 @@ impl IngestError {
             IngestError::TooLarge(_) | IngestError::TooManyRecords { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             IngestError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            IngestError::Busy(Busy::QueueFull) => StatusCode::TOO_MANY_REQUESTS,
+            IngestError::Busy(Busy::QueueFull | Busy::Share) => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Busy(Busy::Timeout) | IngestError::Storage => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

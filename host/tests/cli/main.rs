@@ -7,3 +7,4 @@ mod crash;
 mod decode_bombs;
 mod other_language;
 mod scaffold;
+mod start_errors;

@@ -94,7 +94,8 @@ fn slow_upload(addr: SocketAddr) -> std::thread::JoinHandle<(Option<String>, Dur
 async fn slow_uploads_hold_no_one_up_and_get_408_at_the_deadline() {
     let host = TestHost::start_with(|c| {
         c.limits.max_concurrent_batches = 2;
-        c.limits.max_concurrent_reads = 16;
+        // A project's share is a quarter: room for the slow ones and the prompt one.
+        c.limits.max_concurrent_reads = 32;
         c.limits.body_read_timeout_ms = 6_000;
     })
     .await;
@@ -403,4 +404,49 @@ async fn bodies_that_decode_to_far_more_than_they_weigh_are_refused_before_decod
     request.metadata_mut().insert("authorization", basic(PUBLIC_KEY, SECRET_KEY).parse().expect("metadata"));
     client.ready().await.expect("ready");
     client.unary(request, path.parse().expect("path"), antenna::ingest::grpc::RawCodec).await.expect("accepted");
+}
+
+#[tokio::test]
+async fn one_project_trickling_bodies_holds_only_its_share_of_reading_slots() {
+    let host = TestHost::start_with(|c| {
+        // A quarter each: 2 slots per project and per address.
+        c.limits.max_concurrent_reads = 8;
+        c.limits.body_read_timeout_ms = 4_000;
+    })
+    .await;
+    let storage = host.server.state.storage.clone();
+    antenna::auth::ensure_project(&*storage, "other", "pk-other", "sk-other").await.expect("a second project");
+    let slow: Vec<_> = (0..4).map(|_| slow_upload(host.server.addr)).collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // Another project, from another address, is answered at once.
+    let client =
+        reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().expect("client");
+    let post = client
+        .post(host.url("/v1/logs"))
+        .header("authorization", basic("pk-other", "sk-other"))
+        .header("content-type", "application/json")
+        .body(logs_json())
+        .send();
+    let response =
+        tokio::time::timeout(Duration::from_secs(2), post).await.expect("answered at once").expect("a response");
+    assert_eq!(response.status(), 200);
+
+    // The trickler got two slots (408 at the deadline) and 429 beyond its share.
+    let mut heads = Vec::new();
+    for client in slow {
+        let (head, _) = tokio::task::spawn_blocking(move || client.join().expect("slow client")).await.expect("join");
+        heads.push(head.expect("answered").lines().next().unwrap_or("").to_owned());
+    }
+    heads.sort();
+    assert_eq!(
+        heads,
+        [
+            "HTTP/1.1 408 Request Timeout",
+            "HTTP/1.1 408 Request Timeout",
+            "HTTP/1.1 429 Too Many Requests",
+            "HTTP/1.1 429 Too Many Requests"
+        ],
+        "{heads:?}"
+    );
 }
