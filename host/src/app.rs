@@ -50,6 +50,7 @@ impl FromRef<AppState> for Admin {
             registry: state.registry.clone(),
             storage: state.storage.clone(),
             pipeline: state.pipeline.clone(),
+            webhook_hosts: state.config.webhook_hosts.clone().into(),
         }
     }
 }

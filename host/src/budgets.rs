@@ -122,7 +122,12 @@ pub async fn check(storage: &dyn Storage, now: DateTime<Utc>) -> Result<()> {
 }
 
 /// Post every due alert this replica can claim.
-pub async fn deliver(storage: &dyn Storage, client: &reqwest::Client, now: DateTime<Utc>) -> Result<()> {
+pub async fn deliver(
+    storage: &dyn Storage,
+    client: &reqwest::Client,
+    hosts: &[String],
+    now: DateTime<Utc>,
+) -> Result<()> {
     let budgets = storage.budgets().await?;
     let claim_until = ns(now) + i64::try_from(CLAIM.as_nanos()).unwrap_or(i64::MAX);
     for alert in storage.due_alerts(ns(now)).await? {
@@ -132,7 +137,7 @@ pub async fn deliver(storage: &dyn Storage, client: &reqwest::Client, now: DateT
         let Some(url) = budgets.iter().find(|b| b.id == alert.budget_id).map(|b| b.webhook_url.clone()) else {
             continue;
         };
-        let outcome = post(client, &url, &alert.payload).await;
+        let outcome = post(client, &url, &alert.payload, hosts).await;
         let backoff = 1i64.checked_shl(u32::try_from(alert.attempts).unwrap_or(31).min(31)).unwrap_or(MAX_BACKOFF_SECS);
         let retry = ns(now) + backoff.min(MAX_BACKOFF_SECS) * 1_000_000_000;
         match &outcome {
@@ -146,21 +151,57 @@ pub async fn deliver(storage: &dyn Storage, client: &reqwest::Client, now: DateT
     Ok(())
 }
 
-async fn post(client: &reqwest::Client, url: &str, payload: &str) -> std::result::Result<(), String> {
+/// A webhook URL as logs and errors may show it: scheme and host (a Slack or Teams URL's path is
+/// itself the credential).
+pub fn webhook_origin(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(url) => format!("{}://{}", url.scheme(), url.host_str().unwrap_or("?")),
+        Err(_) => "the webhook".into(),
+    }
+}
+
+/// Whether `url`'s host is one the operator allows (`ANTENNA_WEBHOOK_HOSTS`; empty: any).
+pub fn webhook_host_allowed(url: &str, hosts: &[String]) -> bool {
+    hosts.is_empty()
+        || reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .is_some_and(|host| hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)))
+}
+
+/// Post one alert. Errors name only the URL's origin, and say no more of a failed connection
+/// than that it failed (which port is closed and which filtered is nobody's business).
+async fn post(client: &reqwest::Client, url: &str, payload: &str, hosts: &[String]) -> std::result::Result<(), String> {
+    let origin = webhook_origin(url);
+    if !webhook_host_allowed(url, hosts) {
+        return Err(format!("{origin} is not in ANTENNA_WEBHOOK_HOSTS: not posted"));
+    }
     let response = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(payload.to_owned())
         .send()
         .await
-        .map_err(|e| format!("webhook: {e}"))?;
+        .map_err(|e| {
+            if e.is_timeout() {
+                format!("{origin} did not answer within {} s", WEBHOOK_TIMEOUT.as_secs())
+            } else {
+                format!("could not deliver to {origin}")
+            }
+        })?;
     let status = response.status();
-    if status.is_success() { Ok(()) } else { Err(format!("webhook answered {status}")) }
+    if status.is_redirection() {
+        return Err(format!("{origin} answered {status}: redirects are not followed"));
+    }
+    if status.is_success() { Ok(()) } else { Err(format!("{origin} answered {status}")) }
 }
 
 /// Check budgets and deliver alerts every `every`, for as long as the host runs.
-pub async fn run(storage: Arc<dyn Storage>, every: Duration) {
-    let client = match reqwest::Client::builder().timeout(WEBHOOK_TIMEOUT).build() {
+pub async fn run(storage: Arc<dyn Storage>, every: Duration, hosts: Vec<String>) {
+    // No redirects: a 307 would re-post the alert wherever the receiver points.
+    let client =
+        reqwest::Client::builder().timeout(WEBHOOK_TIMEOUT).redirect(reqwest::redirect::Policy::none()).build();
+    let client = match client {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(error = %e, "no HTTP client for budget webhooks; budgets are not checked");
@@ -175,7 +216,7 @@ pub async fn run(storage: Arc<dyn Storage>, every: Duration) {
         if let Err(e) = check(&*storage, now).await {
             tracing::error!(error = %e, "budget check failed");
         }
-        if let Err(e) = deliver(&*storage, &client, now).await {
+        if let Err(e) = deliver(&*storage, &client, &hosts, now).await {
             tracing::error!(error = %e, "budget alert delivery failed");
         }
     }

@@ -208,6 +208,8 @@ pub struct Config {
     pub prices: Option<PathBuf>,
     /// How often budgets are checked and their alerts delivered.
     pub budget_interval: std::time::Duration,
+    /// The hosts budget webhooks may post to (`ANTENNA_WEBHOOK_HOSTS`; empty: any).
+    pub webhook_hosts: Vec<String>,
     /// The host's own binary, run to compile components from the plugins directory in a
     /// bounded child process (`None`: they compile in this process, unbounded: tests, tools).
     pub plugin_compiler: Option<PathBuf>,
@@ -231,6 +233,7 @@ impl Config {
             metrics_token: None,
             prices: None,
             budget_interval: std::time::Duration::from_secs(60),
+            webhook_hosts: Vec::new(),
             plugin_compiler: None,
         }
     }
@@ -293,6 +296,7 @@ impl fmt::Debug for Config {
             metrics_token,
             prices,
             budget_interval,
+            webhook_hosts,
             plugin_compiler,
         } = self;
         f.debug_struct("Config")
@@ -310,6 +314,7 @@ impl fmt::Debug for Config {
             .field("metrics_token", metrics_token)
             .field("prices", prices)
             .field("budget_interval", budget_interval)
+            .field("webhook_hosts", webhook_hosts)
             .field("plugin_compiler", plugin_compiler)
             .finish()
     }

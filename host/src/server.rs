@@ -150,7 +150,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         }
     });
 
-    tokio::spawn(crate::budgets::run(state.storage.clone(), state.config.budget_interval));
+    tokio::spawn(crate::budgets::run(
+        state.storage.clone(),
+        state.config.budget_interval,
+        state.config.webhook_hosts.clone(),
+    ));
 
     let (shutdown, stopping) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

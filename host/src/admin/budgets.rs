@@ -119,6 +119,12 @@ pub async fn create(_: AdminCaller, State(admin): State<Admin>, body: axum::body
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ApiError::bad_request("webhook_url must be http:// or https://"));
     }
+    if !budgets::webhook_host_allowed(&new.webhook_url, &admin.webhook_hosts) {
+        return Err(ApiError::bad_request(format!(
+            "webhook_url's host is not one of ANTENNA_WEBHOOK_HOSTS ({})",
+            admin.webhook_hosts.join(", ")
+        )));
+    }
     let project_id = if new.scope == "project" { Some(new.subject.clone()) } else { new.project_id };
     let budget = Budget {
         id: format!("budget-{}", crate::ids::random_hex(8)),

@@ -32,6 +32,8 @@ pub struct Admin {
     pub registry: Arc<Registry>,
     pub storage: Arc<dyn Storage>,
     pub pipeline: Pipeline,
+    /// The hosts budget webhooks may post to (empty: any).
+    pub webhook_hosts: Arc<[String]>,
 }
 
 /// The routes of the admin API, each with its OpenAPI description (path and method come from

@@ -112,6 +112,9 @@ struct ServeArgs {
     /// A file holding the /metrics token (one line).
     #[arg(long, env = "ANTENNA_METRICS_TOKEN_FILE", group = "metrics_secret")]
     metrics_token_file: Option<PathBuf>,
+    /// The hosts budget webhooks may post to (comma-separated names); without it any host.
+    #[arg(long, env = "ANTENNA_WEBHOOK_HOSTS")]
+    webhook_hosts: Option<String>,
     /// TOML file of model prices ([[model]] match/input/output/cache_read/cache_write/reasoning,
     /// USD per million tokens) over the built-in table.
     #[arg(long, env = "ANTENNA_PRICES")]
@@ -333,6 +336,13 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<crate::Config> {
     config.metrics_token =
         secret(args.metrics_token, args.metrics_token_file, "--metrics-token", "ANTENNA_METRICS_TOKEN")?;
     config.prices = args.prices;
+    config.webhook_hosts = args
+        .webhook_hosts
+        .iter()
+        .flat_map(|list| list.split(','))
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
     config.plugin_compiler = Some(std::env::current_exe().context("finding the antenna binary (it compiles plugins)")?);
     config.limits.compile_timeout_ms = args.plugin_compile_timeout_ms;
     config.limits.compile_memory_bytes = args.plugin_compile_memory_mb.saturating_mul(1 << 20);

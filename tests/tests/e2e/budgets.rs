@@ -223,3 +223,81 @@ async fn each_threshold_alerts_once_per_period_across_retries_replicas_and_resta
         assert_eq!(status, 404);
     }
 }
+
+/// A receiver that answers every post with a 307 to `location`.
+async fn redirecting(location: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut chunk = [0u8; 4096];
+            let _ = stream.read(&mut chunk).await;
+            let reply = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(reply.as_bytes()).await;
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn webhooks_follow_no_redirect_show_only_their_origin_and_can_be_limited_to_hosts() {
+    let target = Receiver::start(0).await;
+    let redirect = redirecting(target.url.clone()).await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let host = TestHost::start_with(|c| {
+        c.admin_token = Some(ADMIN_TOKEN.into());
+        c.budget_interval = Duration::from_millis(100);
+    })
+    .await;
+    host.replay(&recent("claude-code/json-content-off")).await;
+    // A Slack-style URL: its path is the credential.
+    let secret_urls =
+        [format!("{redirect}/services/T000/B000/SECRETPATH"), format!("http://127.0.0.1:{closed}/hook/SECRETPATH")];
+    let mut ids = Vec::new();
+    for url in &secret_urls {
+        let budget = json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": 0.000001, "webhook_url": url});
+        let (status, created) = host.admin(reqwest::Method::POST, "/api/admin/budgets", Some(budget)).await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_str().expect("id").to_owned());
+    }
+    let mut errors = Vec::new();
+    for _ in 0..200 {
+        let (_, all) = host.admin(reqwest::Method::GET, "/api/admin/budgets", None).await;
+        errors = ids
+            .iter()
+            .filter_map(|id| {
+                let budget = all["data"].as_array()?.iter().find(|b| b["id"] == *id)?;
+                budget["alerts"][0]["last_error"].as_str().map(str::to_owned)
+            })
+            .collect();
+        if errors.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(
+        errors[0],
+        format!("{} answered 307 Temporary Redirect: redirects are not followed", "http://127.0.0.1")
+    );
+    assert_eq!(errors[1], "could not deliver to http://127.0.0.1");
+    assert!(target.posts().is_empty(), "the redirect was not followed: {:?}", target.posts());
+
+    // With ANTENNA_WEBHOOK_HOSTS, a webhook elsewhere is refused when the budget is made.
+    let strict = TestHost::start_with(|c| {
+        c.admin_token = Some(ADMIN_TOKEN.into());
+        c.webhook_hosts = vec!["hooks.example.com".into()];
+    })
+    .await;
+    let budget = json!({"scope": "user", "subject": "u", "period": "day", "limit_usd": 1, "webhook_url": target.url});
+    let (status, refused) = strict.admin(reqwest::Method::POST, "/api/admin/budgets", Some(budget)).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused["error"].as_str().is_some_and(|e| e.contains("ANTENNA_WEBHOOK_HOSTS")), "{refused}");
+    let allowed = json!({"scope": "user", "subject": "u", "period": "day", "limit_usd": 1, "webhook_url": "https://hooks.example.com/x"});
+    assert_eq!(strict.admin(reqwest::Method::POST, "/api/admin/budgets", Some(allowed)).await.0, 201);
+}
