@@ -7,8 +7,8 @@
 //!   past its address's share a new connection is closed at once;
 //! - a new connection must send its first bytes within `header_read_timeout_ms` (hyper's
 //!   HTTP/1-or-2 detection has no deadline of its own), every HTTP/1 request its headers within
-//!   it, and its first request must authenticate (or, on the HTTP port, be answered without an
-//!   error) within the same deadline, else it is closed;
+//!   it, and a request on it must authenticate (or, on the HTTP port, be answered without an
+//!   error) within the same deadline, else it is closed once no request is in flight;
 //! - a connection without a request in flight for `idle_timeout_ms` is closed (HTTP/2: GOAWAY;
 //!   hyper's HTTP/2 has no idle limit, and a live client answers the keep-alive pings);
 //! - past `max_connection_age_ms` a connection is asked to go (GOAWAY) and closed once its
@@ -273,17 +273,20 @@ impl ConnHandle {
         u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Why the connection must be closed now, if it must.
+    /// Why the connection must be closed now, if it must. A request in flight is never cut off
+    /// (a browser may send one on a connection that so far had only refusals, such as the
+    /// sign-in after a 401 "who am I"); an unauthenticated one is closed between requests.
     fn expired(&self, limits: &Limits) -> Option<Close> {
         let age = self.elapsed_ms();
-        if !self.0.vouched.load(Ordering::Relaxed) && age > limits.header_read_timeout_ms {
+        let idle_now = self.0.in_flight.load(Ordering::Relaxed) == 0;
+        if idle_now && !self.0.vouched.load(Ordering::Relaxed) && age > limits.header_read_timeout_ms {
             return Some(Close::Unauthenticated);
         }
         if age > limits.max_connection_age_ms {
             return Some(Close::MaxAge);
         }
         let idle = age.saturating_sub(self.0.last_active_ms.load(Ordering::Relaxed));
-        if self.0.in_flight.load(Ordering::Relaxed) == 0 && idle > limits.idle_timeout_ms {
+        if idle_now && idle > limits.idle_timeout_ms {
             return Some(Close::Idle);
         }
         None
@@ -293,7 +296,7 @@ impl ConnHandle {
 /// Why the host closes a connection it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Close {
-    /// No request authenticated within the first-bytes deadline: closed at once.
+    /// No request authenticated within the first-bytes deadline, none in flight: closed at once.
     Unauthenticated,
     /// No request in flight for `idle_timeout_ms`: asked to go.
     Idle,

@@ -221,3 +221,34 @@ async fn idle_and_old_connections_are_asked_to_go_and_clients_reconnect() {
     assert!(closed(&old, "grpc", "max_age").await >= 1);
     assert_eq!(closed(&old, "grpc", "idle").await, 0);
 }
+
+#[tokio::test]
+async fn a_request_in_flight_past_the_deadline_is_not_cut_off() {
+    let host = TestHost::start_with(|c| c.limits.header_read_timeout_ms = 500).await;
+    let addr = host.server.addr;
+    let head = tokio::task::spawn_blocking(move || {
+        // A browser's first exchange is a refusal (who am I, before signing in), then the
+        // sign-in on the same connection, its body still arriving when the deadline passes.
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.write_all(b"GET /api/ui/session HTTP/1.1\r\nHost: antenna\r\n\r\n").expect("who am I");
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).expect("answer");
+        assert!(String::from_utf8_lossy(&chunk[..n]).starts_with("HTTP/1.1 401"));
+        let body = format!("{{\"public_key\":\"{PUBLIC_KEY}\",\"secret_key\":\"{SECRET_KEY}\"}}");
+        let head = format!(
+            "POST /api/ui/session HTTP/1.1\r\nHost: antenna\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("sign-in head");
+        for byte in body.as_bytes() {
+            stream.write_all(&[*byte]).expect("body");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stream.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+        let n = stream.read(&mut chunk).unwrap_or(0);
+        String::from_utf8_lossy(&chunk[..n]).into_owned()
+    })
+    .await
+    .expect("client");
+    assert!(head.starts_with("HTTP/1.1 204"), "signed in across the deadline: {head:?}");
+}
