@@ -10,7 +10,7 @@
 //! ([`Ingest::decode`]), and is stored as it was sent.
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -87,7 +87,7 @@ where
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max);
-            let call = Export { ingest, signal, project, reading: Arc::new(Mutex::new(Some(reading))), started };
+            let call = Export { ingest, signal, project, reading: Some(reading), started };
             Ok(grpc.unary(call, request).await)
         })
     }
@@ -99,7 +99,7 @@ struct Export {
     signal: Signal,
     project: String,
     /// Held until the call has a processing slot.
-    reading: Arc<Mutex<Option<super::admission::Reading>>>,
+    reading: Option<super::admission::Reading>,
     started: Instant,
 }
 
@@ -109,12 +109,12 @@ impl UnaryService<Bytes> for Export {
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let (ingest, signal, project, reading, started) =
-            (self.ingest.clone(), self.signal, self.project.clone(), self.reading.clone(), self.started);
+            (self.ingest.clone(), self.signal, self.project.clone(), self.reading.take(), self.started);
         Box::pin(async move {
             let message = request.into_inner();
             let result = async {
                 let _slot = ingest.admission.enter().await.map_err(IngestError::Busy)?;
-                drop(reading.lock().unwrap_or_else(PoisonError::into_inner).take());
+                drop(reading);
                 let (export, _room) = ingest.decode(signal, Encoding::Protobuf, &message).await?;
                 let records = export.record_count();
                 ingest.accept(project, signal, Encoding::Protobuf, message.to_vec(), export).await?;

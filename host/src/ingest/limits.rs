@@ -1,6 +1,6 @@
-//! Bounds on a request beyond authentication: body size on the wire and after gzip, records
-//! per request, and the shape of what it decodes to (attributes per element, key, name and
-//! string lengths, nesting).
+//! Bounds on a request beyond authentication: body size on the wire and after gzip, and the
+//! shape of what it decodes to (attributes per element, key, name and string lengths, nesting).
+//! Records per request are counted before decoding, by [`super::prescan`].
 
 use std::io::Read;
 
@@ -47,39 +47,6 @@ pub(crate) fn gunzip_limited(wire: &[u8], max: usize) -> Result<Vec<u8>, ReadErr
         return Err(ReadError::TooLarge);
     }
     Ok(out)
-}
-
-/// How many records a request holds: resources, scopes, spans, span events and links, log
-/// records, metrics and data points, each one (what `Limits::max_records_per_request` caps).
-pub fn record_total(export: &otlp::Export) -> usize {
-    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-    let sum = |counts: &mut dyn Iterator<Item = usize>| counts.fold(0, usize::saturating_add);
-    match export {
-        otlp::Export::Traces(r) => sum(&mut r.resource_spans.iter().map(|rs| {
-            1 + sum(&mut rs
-                .scope_spans
-                .iter()
-                .map(|ss| 1 + sum(&mut ss.spans.iter().map(|span| 1 + span.events.len() + span.links.len()))))
-        })),
-        otlp::Export::Logs(r) => sum(&mut r
-            .resource_logs
-            .iter()
-            .map(|rl| 1 + sum(&mut rl.scope_logs.iter().map(|sl| 1 + sl.log_records.len())))),
-        otlp::Export::Metrics(r) => sum(&mut r.resource_metrics.iter().map(|rm| {
-            1 + sum(&mut rm.scope_metrics.iter().map(|sm| {
-                1 + sum(&mut sm.metrics.iter().map(|m| {
-                    1 + match &m.data {
-                        Some(Data::Gauge(g)) => g.data_points.len(),
-                        Some(Data::Sum(s)) => s.data_points.len(),
-                        Some(Data::Histogram(h)) => h.data_points.len(),
-                        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-                        Some(Data::Summary(s)) => s.data_points.len(),
-                        None => 0,
-                    }
-                }))
-            }))
-        })),
-    }
 }
 
 /// Bounds on what one request may hold beyond its size: attributes per element (resources,

@@ -74,12 +74,8 @@ impl Ingest {
         })?;
         let room = self.admission.decoded(estimate.decoded_bytes).await.map_err(IngestError::Busy)?;
         let export = crate::otlp::decode(signal, encoding, body).map_err(|e| IngestError::BadRequest(e.to_string()))?;
-        // The decoded value is checked again: the pre-scan cannot see everything (a data
-        // point's metric kind, string lengths).
-        let records = limits::record_total(&export);
-        if records > self.limits.max_records_per_request {
-            return Err(IngestError::TooManyRecords { records, max: self.limits.max_records_per_request });
-        }
+        // Records were counted by the pre-scan (never fewer than decoded); what it does not
+        // look at, string lengths, is checked on the decoded value.
         limits::check_shape(&export, &self.limits).map_err(IngestError::BadRequest)?;
         Ok((export, room))
     }

@@ -32,7 +32,8 @@ use crate::otlp::{Encoding, Signal};
 /// What a body will decode to, as far as the walk can tell without decoding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Estimate {
-    /// Records as `limits::record_total` counts them.
+    /// Records: resources, scopes, spans, span events and links, log records, metrics and data
+    /// points, each one (what `Limits::max_records_per_request` caps).
     pub records: usize,
     /// An upper bound of the memory the decoded request takes, its body included.
     pub decoded_bytes: usize,
@@ -177,7 +178,7 @@ impl Msg {
         }
     }
 
-    /// Whether `limits::record_total` counts one of these.
+    /// Whether one of these is a record (see [`Estimate::records`]).
     fn is_record(self) -> bool {
         matches!(
             self,
@@ -510,6 +511,39 @@ mod tests {
     use super::*;
     use prost::Message as _;
 
+    /// The records of a decoded request, counted on the decoded value: what the walk must match.
+    fn record_total(export: &crate::otlp::Export) -> usize {
+        use crate::otlp;
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        let sum = |counts: &mut dyn Iterator<Item = usize>| counts.fold(0, usize::saturating_add);
+        match export {
+            otlp::Export::Traces(r) => sum(&mut r.resource_spans.iter().map(|rs| {
+                1 + sum(&mut rs
+                    .scope_spans
+                    .iter()
+                    .map(|ss| 1 + sum(&mut ss.spans.iter().map(|span| 1 + span.events.len() + span.links.len()))))
+            })),
+            otlp::Export::Logs(r) => sum(&mut r
+                .resource_logs
+                .iter()
+                .map(|rl| 1 + sum(&mut rl.scope_logs.iter().map(|sl| 1 + sl.log_records.len())))),
+            otlp::Export::Metrics(r) => sum(&mut r.resource_metrics.iter().map(|rm| {
+                1 + sum(&mut rm.scope_metrics.iter().map(|sm| {
+                    1 + sum(&mut sm.metrics.iter().map(|m| {
+                        1 + match &m.data {
+                            Some(Data::Gauge(g)) => g.data_points.len(),
+                            Some(Data::Sum(s)) => s.data_points.len(),
+                            Some(Data::Histogram(h)) => h.data_points.len(),
+                            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                            Some(Data::Summary(s)) => s.data_points.len(),
+                            None => 0,
+                        }
+                    }))
+                }))
+            })),
+        }
+    }
+
     fn limits() -> Limits {
         Limits { max_records_per_request: 1_000, max_attributes: 8, ..Limits::default() }
     }
@@ -535,7 +569,7 @@ mod tests {
         let request = logs(3, 2);
         let protobuf = request.encode_to_vec();
         let json = serde_json::to_vec(&request).expect("json");
-        let expected = crate::ingest::limits::record_total(&crate::otlp::Export::Logs(request));
+        let expected = record_total(&crate::otlp::Export::Logs(request));
         for (encoding, body) in [(Encoding::Protobuf, &protobuf), (Encoding::Json, &json)] {
             let estimate = prescan(Signal::Logs, encoding, body, &limits()).expect("within the caps");
             assert_eq!(estimate.records, expected, "{encoding:?}");
