@@ -60,14 +60,18 @@ impl Pipeline {
         body: Vec<u8>,
         export: Export,
     ) -> Result<Outcome, StorageError> {
-        // Digesting and packing the body for storage run beside the plugins, off the async
-        // threads.
-        let packing = tokio::task::spawn_blocking(move || {
+        // Digesting and packing the body for storage, then the plugins: one trip off the async
+        // threads for both.
+        let job = self.normalizing(&project_id);
+        let (stored, normalized) = tokio::task::spawn_blocking(move || {
             let (packed, codec) = pack_body(&body);
-            (packed, codec, crate::ids::sha256_hex(&body))
-        });
-        let normalized = self.normalize(&project_id, export).await;
-        let stored = packing.await.map_err(|e| StorageError::Corrupt(format!("packing a body: {e}")))?;
+            let stored = (packed, codec, crate::ids::sha256_hex(&body));
+            drop(body);
+            (stored, job.run_caught(export))
+        })
+        .await
+        .map_err(|e| StorageError::Corrupt(format!("normalizing a batch: {e}")))?;
+        self.count_calls(&normalized);
         let (write, outcome) = write_of(None, project_id, signal, encoding, stored, normalized);
         self.storage.commit(write).await?;
         Ok(outcome)
@@ -102,13 +106,24 @@ impl Pipeline {
 
     /// Every resource of a request through the plugins loaded now, off the async threads.
     async fn normalize(&self, project_id: &str, export: Export) -> Normalized {
-        let plugins = self.registry.snapshot();
-        let (limits, project_id) = (self.limits.clone(), project_id.to_owned());
-        let normalized = tokio::task::spawn_blocking(move || {
-            normalize(&plugins, &limits, &project_id, export.into_resource_batches())
-        })
-        .await
-        .unwrap_or_else(|e| Normalized { errors: vec![format!("plugin call panicked: {e}")], ..Default::default() });
+        let job = self.normalizing(project_id);
+        let normalized = tokio::task::spawn_blocking(move || job.run_caught(export)).await.unwrap_or_else(|e| {
+            Normalized { errors: vec![format!("normalizing panicked: {e}")], ..Default::default() }
+        });
+        self.count_calls(&normalized);
+        normalized
+    }
+
+    /// What a blocking thread needs to normalize a request of `project_id`.
+    fn normalizing(&self, project_id: &str) -> Normalizing {
+        Normalizing {
+            plugins: self.registry.snapshot(),
+            limits: self.limits.clone(),
+            project_id: project_id.to_owned(),
+        }
+    }
+
+    fn count_calls(&self, normalized: &Normalized) {
         for (plugin, version, seconds, ok) in &normalized.calls {
             let labels = PluginLabels::new(plugin, version);
             self.metrics.plugin_call_seconds.get_or_create(&labels).observe(*seconds);
@@ -116,7 +131,6 @@ impl Pipeline {
                 self.metrics.plugin_failures.get_or_create(&labels).inc();
             }
         }
-        normalized
     }
 
     /// Re-normalize `batches` through the plugins loaded now. Idempotent: each batch's earlier
@@ -167,6 +181,27 @@ impl Pipeline {
             tracing::info!(?report, "re-normalized batches that no plugin had claimed");
         }
         Ok(report)
+    }
+}
+
+/// The plugins loaded when a request came, its limits and project: normalizing it on a
+/// blocking thread.
+struct Normalizing {
+    plugins: Arc<Vec<Arc<crate::plugins::Loaded>>>,
+    limits: Limits,
+    project_id: String,
+}
+
+impl Normalizing {
+    /// A panic (a host bug) becomes the batch's error: the body is still stored for replay.
+    fn run_caught(self, export: Export) -> Normalized {
+        let run = std::panic::AssertUnwindSafe(|| {
+            normalize(&self.plugins, &self.limits, &self.project_id, export.into_resource_batches())
+        });
+        std::panic::catch_unwind(run).unwrap_or_else(|_| Normalized {
+            errors: vec!["normalizing panicked (a host bug; the batch is kept for replay)".into()],
+            ..Default::default()
+        })
     }
 }
 

@@ -30,6 +30,9 @@ pub use sqlite::SqliteStorage;
 pub enum StorageError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// From the SQLite writer's own connection.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE")]

@@ -1,13 +1,12 @@
 //! The embedded default engine: SQLite through sqlx, WAL, `synchronous=FULL`, migrations in
 //! `host/migrations/sqlite/`.
 //!
-//! Writes go through one writer task that owns its own connection and commits in groups:
-//! requests that arrive together share one `BEGIN IMMEDIATE` transaction and one fsync, each
-//! caller answered after the commit that holds its batch (so a 200 still means stored and
-//! normalized). Multi-row statements keep the round trips per group few; each trace a group
-//! touched is recomputed once. Reads use a pool beside it (WAL lets them run during a write).
+//! Writes go through [`writer`]: one thread with its own connection that commits in groups.
+//! Reads use an sqlx pool beside it (WAL lets them run during a write).
 
-use std::collections::{BTreeMap, BTreeSet};
+mod writer;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -15,9 +14,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
-use tokio::sync::{mpsc, oneshot};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
+use self::writer::Writer;
 use super::analytics::{
     Dialect, OUTCOME_FIELDS, USAGE_COUNTS, decoded, outcome_row, outcomes_query, push_trace_filters, usage_query,
     usage_row,
@@ -29,23 +28,11 @@ use super::{
     TraceFilter, TraceRow, UnclaimedRow, UsageGroup, UsageRow, UserRow,
 };
 use crate::metrics::StorageMetrics;
-use crate::trace::model::{Body, Fragment};
-use crate::trace::view::{ns, rfc3339};
-use crate::trace::{Assembly, KeyGroups, Stored, TraceRecord, assemble};
+use crate::trace::Assembly;
+use crate::trace::view::rfc3339;
 
 fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-}
-
-/// Most batches one group commit takes; more wait for the next group.
-const MAX_GROUP: usize = 256;
-/// Rows per multi-row statement (SQLite allows 32 766 bound parameters).
-const ROWS_PER_STATEMENT: usize = 1_000;
-
-/// One batch waiting for the writer, and where its answer goes.
-struct Job {
-    write: BatchWrite,
-    done: oneshot::Sender<Result<i64>>,
 }
 
 /// The SQLite database.
@@ -53,18 +40,21 @@ pub struct SqliteStorage {
     /// Readers (queries, authentication, project keys).
     pool: SqlitePool,
     /// The group-commit writer.
-    writer: mpsc::Sender<Job>,
+    writer: Writer,
 }
 
 impl SqliteStorage {
-    /// Open (and create, and migrate) the database at `url` (`sqlite://PATH` or `sqlite::memory:`).
+    /// Open (and create, and migrate) the database at `url` (`sqlite://PATH`).
     pub async fn connect(url: &str, assembly: Arc<Assembly>, metrics: StorageMetrics) -> Result<Self> {
         let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
             return Err(StorageError::Url(url.to_owned()));
         };
-        if !path.starts_with(':') {
-            private_files(Path::new(path)).map_err(|e| StorageError::Db(sqlx::Error::Io(e)))?;
+        // The writer opens the same file beside the pool: an in-memory database would be two.
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || path.starts_with(':') {
+            return Err(StorageError::Url(url.to_owned()));
         }
+        private_files(Path::new(path)).map_err(|e| StorageError::Db(sqlx::Error::Io(e)))?;
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -75,9 +65,7 @@ impl SqliteStorage {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let connection = SqliteConnection::connect_with(&options).await?;
-        let (writer, jobs) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(write_loop(connection, jobs, assembly, metrics));
+        let writer = Writer::start(path, assembly, metrics)?;
         Ok(SqliteStorage { pool, writer })
     }
 }
@@ -143,9 +131,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn commit(&self, write: BatchWrite) -> Result<i64> {
-        let (done, answer) = oneshot::channel();
-        self.writer.send(Job { write, done }).await.map_err(|_| StorageError::WriterGone)?;
-        answer.await.map_err(|_| StorageError::WriterGone)?
+        self.writer.commit(write).await
     }
 
     async fn batch_page(
@@ -610,422 +596,4 @@ fn alert_of_row(r: &sqlx::sqlite::SqliteRow) -> Result<Alert> {
 
 fn parse_json(text: String) -> Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| StorageError::Corrupt(e.to_string()))
-}
-
-async fn recompute_trace(
-    tx: &mut Transaction<'_, Sqlite>,
-    project_id: &str,
-    trace_id: &str,
-    assembly: &Assembly,
-) -> Result<()> {
-    // CROSS JOIN fixes the loop order: the trace's keys first, then their fragments by primary
-    // key. Left to itself the planner may scan every fragment of the project.
-    let rows = sqlx::query(
-        "SELECT f.agent, f.payload FROM trace_keys k CROSS JOIN fragments f
-           ON k.project_id = f.project_id AND k.key = f.trace_key
-         WHERE k.project_id = ? AND k.trace_id = ?",
-    )
-    .bind(project_id)
-    .bind(trace_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut stored = Vec::with_capacity(rows.len());
-    for row in rows {
-        let payload: String = row.get("payload");
-        let fragment: Fragment = serde_json::from_str(&payload).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        stored.push(Stored { agent: row.get("agent"), fragment });
-    }
-    sqlx::query("DELETE FROM trace_models WHERE project_id = ? AND trace_id = ?")
-        .bind(project_id)
-        .bind(trace_id)
-        .execute(&mut **tx)
-        .await?;
-    let Some(t) = assemble(project_id, trace_id, stored, assembly) else {
-        sqlx::query("DELETE FROM traces WHERE project_id = ? AND id = ?")
-            .bind(project_id)
-            .bind(trace_id)
-            .execute(&mut **tx)
-            .await?;
-        return Ok(());
-    };
-    write_trace(tx, project_id, &t).await
-}
-
-async fn write_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, t: &TraceRecord) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
-            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations,
-            repository, branch, team, cost_source, tool_calls, tool_failures)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (project_id, id) DO UPDATE SET
-            repository = excluded.repository, branch = excluded.branch, team = excluded.team,
-            cost_source = excluded.cost_source, tool_calls = excluded.tool_calls, tool_failures = excluded.tool_failures,
-            agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
-            device_id = excluded.device_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns,
-            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
-            cache_read_tokens = excluded.cache_read_tokens, cache_creation_tokens = excluded.cache_creation_tokens,
-            reasoning_tokens = excluded.reasoning_tokens, cost_usd = excluded.cost_usd,
-            summary = excluded.summary, observations = excluded.observations",
-    )
-    .bind(project_id)
-    .bind(&t.id)
-    .bind(&t.agent)
-    .bind(&t.session_id)
-    .bind(&t.user_id)
-    .bind(&t.device_id)
-    .bind(t.start_ns)
-    .bind(t.end_ns)
-    .bind(t.input_tokens)
-    .bind(t.output_tokens)
-    .bind(t.cache_read_tokens)
-    .bind(t.cache_creation_tokens)
-    .bind(t.reasoning_tokens)
-    .bind(t.cost_usd)
-    .bind(&t.summary)
-    .bind(&t.observations)
-    .bind(&t.repository)
-    .bind(&t.branch)
-    .bind(&t.team)
-    .bind(t.cost_source)
-    .bind(t.tool_calls)
-    .bind(t.tool_failures)
-    .execute(&mut **tx)
-    .await?;
-    if t.models.is_empty() {
-        return Ok(());
-    }
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO trace_models (project_id, trace_id, model, input_tokens, output_tokens, cache_read_tokens,
-            cache_creation_tokens, reasoning_tokens, cost_usd, agent, session_id, user_id, device_id, repository,
-            branch, team, start_ns, tool_calls, tool_failures) ",
-    );
-    q.push_values(&t.models, |mut row, m| {
-        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        row.push_bind(project_id)
-            .push_bind(&t.id)
-            .push_bind(m.model.as_deref().unwrap_or(""))
-            .push_bind(int(m.usage.input))
-            .push_bind(int(m.usage.output))
-            .push_bind(int(m.usage.cache_read))
-            .push_bind(int(m.usage.cache_creation))
-            .push_bind(int(m.usage.reasoning))
-            .push_bind(m.cost_usd)
-            .push_bind(&t.agent)
-            .push_bind(&t.session_id)
-            .push_bind(&t.user_id)
-            .push_bind(&t.device_id)
-            .push_bind(&t.repository)
-            .push_bind(&t.branch)
-            .push_bind(&t.team)
-            .push_bind(t.start_ns)
-            .push_bind(t.tool_calls)
-            .push_bind(t.tool_failures);
-    });
-    q.build().execute(&mut **tx).await?;
-    Ok(())
-}
-
-// ---- the writer ----------------------------------------------------------------------------
-
-/// Take what is waiting, write it in one transaction, answer everyone after the commit.
-async fn write_loop(
-    mut connection: SqliteConnection,
-    mut jobs: mpsc::Receiver<Job>,
-    assembly: Arc<Assembly>,
-    metrics: StorageMetrics,
-) {
-    while let Some(first) = jobs.recv().await {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        metrics.writer_queue.set(i64::try_from(jobs.len()).unwrap_or(i64::MAX));
-        metrics.commit_batches.observe(group.len() as f64);
-        let started = std::time::Instant::now();
-        let writes: Vec<&BatchWrite> = group.iter().map(|j| &j.write).collect();
-        let written = write_group(&mut connection, &writes, &assembly).await;
-        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-        match written {
-            Ok(ids) => {
-                for (job, id) in group.into_iter().zip(ids) {
-                    let _ = job.done.send(Ok(id));
-                }
-            }
-            // One bad write must not fail the others: write them one by one.
-            Err(e) if group.len() > 1 => {
-                tracing::warn!(error = %e, batches = group.len(), "group commit failed; writing its batches one by one");
-                for job in group {
-                    let result = write_group(&mut connection, &[&job.write], &assembly).await;
-                    let _ = job.done.send(result.map(|ids| ids[0]));
-                }
-            }
-            // A group of one: its own error.
-            Err(e) => {
-                if let Some(job) = group.pop() {
-                    let _ = job.done.send(Err(e));
-                }
-            }
-        }
-    }
-}
-
-/// Every write of a group in one transaction; returns their batch ids in order.
-async fn write_group(
-    connection: &mut SqliteConnection,
-    writes: &[&BatchWrite],
-    assembly: &Assembly,
-) -> Result<Vec<i64>> {
-    // IMMEDIATE: take the write lock up front, so a read that later writes never meets
-    // SQLITE_BUSY half-way (`antenna project create` may write beside the host).
-    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
-    let mut ids = Vec::with_capacity(writes.len());
-    let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
-    for write in writes {
-        let (id, fresh) = store_batch(&mut tx, write).await?;
-        let project = write.project_id.as_str();
-        if !fresh {
-            // What an earlier run of this batch produced is replaced, not added to.
-            let earlier: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT k.trace_id FROM fragments f JOIN trace_keys k
-                   ON k.project_id = f.project_id AND k.key = f.trace_key
-                 WHERE f.project_id = ? AND f.batch_id = ?",
-            )
-            .bind(project)
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-            touched.extend(earlier.into_iter().map(|t| (project.to_owned(), t)));
-            for table in ["fragments", "usage_metrics"] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE project_id = ? AND batch_id = ?"))
-                    .bind(project)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        insert_usage_metrics(&mut tx, project, id, &write.fragments).await?;
-        let traced: Vec<&(String, Fragment)> =
-            write.fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
-        // Keys named together belong to one trace, whose id is the smallest key of all.
-        let mut groups = KeyGroups::default();
-        for (_, f) in &traced {
-            groups.join(std::iter::once(&f.trace_key).chain(&f.also_known_as));
-        }
-        for keys in groups.into_groups() {
-            touched.insert((project.to_owned(), assign_trace(&mut tx, project, &keys).await?));
-        }
-        insert_fragments(&mut tx, project, id, &traced).await?;
-        // Counted when a body first arrives: a retry or a replay of it counts nothing again.
-        if fresh {
-            for resource in &write.unclaimed {
-                count_unclaimed(&mut tx, project, &resource.service_name, &resource.scope_names).await?;
-            }
-        }
-        ids.push(id);
-    }
-    for (project, trace_id) in &touched {
-        recompute_trace(&mut tx, project, trace_id, assembly).await?;
-    }
-    tx.commit().await?;
-    Ok(ids)
-}
-
-/// Insert a new batch (or find the one an OTLP retry already stored) or update a stored one,
-/// with its outcome. Returns its id and whether it is new (nothing to replace).
-async fn store_batch(tx: &mut Transaction<'_, Sqlite>, write: &BatchWrite) -> Result<(i64, bool)> {
-    let agents = (!write.agents.is_empty()).then(|| write.agents.join(","));
-    let now = now_ns();
-    if let Some(id) = write.id {
-        sqlx::query("UPDATE batches SET status = ?, agents = ?, error = ?, processed_at = ? WHERE id = ?")
-            .bind(write.status.as_str())
-            .bind(agents)
-            .bind(&write.error)
-            .bind(now)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        return Ok((id, false));
-    }
-    let row = sqlx::query(
-        "INSERT INTO batches (project_id, signal, encoding, body, body_codec, body_sha256, received_at, status, agents, error, processed_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (project_id, signal, body_sha256) DO UPDATE SET
-           status = excluded.status, agents = excluded.agents, error = excluded.error, processed_at = excluded.processed_at
-         RETURNING id, received_at",
-    )
-    .bind(&write.project_id)
-    .bind(&write.signal)
-    .bind(&write.encoding)
-    .bind(&write.body)
-    .bind(write.body_codec)
-    .bind(&write.body_sha256)
-    .bind(now)
-    .bind(write.status.as_str())
-    .bind(agents)
-    .bind(&write.error)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
-    // A retry keeps the first `received_at`: a different one means the row was there.
-    let received_at: i64 = row.get("received_at");
-    Ok((row.get("id"), received_at == now))
-}
-
-/// Usage metrics go to their own table per session, never into traces.
-async fn insert_usage_metrics(
-    tx: &mut Transaction<'_, Sqlite>,
-    project_id: &str,
-    batch_id: i64,
-    fragments: &[(String, Fragment)],
-) -> Result<()> {
-    let metrics: Vec<_> = fragments
-        .iter()
-        .filter_map(|(agent, f)| match &f.body {
-            Body::UsageMetric(m) => Some((agent, f, m)),
-            _ => None,
-        })
-        .collect();
-    for chunk in metrics.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO usage_metrics (project_id, session_id, name, report_id, agent, user_id, time_ns, value, unit, attributes, batch_id, repository, team) ",
-        );
-        q.push_values(chunk, |mut row, (agent, f, m)| {
-            row.push_bind(project_id)
-                .push_bind(f.attribution.session_id.as_deref().unwrap_or(""))
-                .push_bind(&m.name)
-                .push_bind(&f.report_id)
-                .push_bind(*agent)
-                .push_bind(&f.attribution.user_id)
-                .push_bind(ns(Some(m.time_unix_nano)))
-                .push_bind(m.value)
-                .push_bind(&m.unit)
-                .push_bind(&m.attributes_json)
-                .push_bind(batch_id)
-                .push_bind(&f.attribution.repository)
-                .push_bind(&f.attribution.team);
-        });
-        q.push(
-            " ON CONFLICT (project_id, session_id, name, report_id) DO UPDATE SET
-               value = excluded.value, attributes = excluded.attributes, batch_id = excluded.batch_id,
-               repository = excluded.repository, team = excluded.team",
-        );
-        q.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-async fn insert_fragments(
-    tx: &mut Transaction<'_, Sqlite>,
-    project_id: &str,
-    batch_id: i64,
-    fragments: &[&(String, Fragment)],
-) -> Result<()> {
-    let mut rows = Vec::with_capacity(fragments.len());
-    for (agent, f) in fragments {
-        let payload = serde_json::to_string(f).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        rows.push((agent, f, payload));
-    }
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO fragments (project_id, trace_key, kind, fragment_id, report_id, batch_id, agent, payload) ",
-        );
-        q.push_values(chunk, |mut row, (agent, f, payload)| {
-            row.push_bind(project_id)
-                .push_bind(&f.trace_key)
-                .push_bind(f.body.kind())
-                .push_bind(&f.id)
-                .push_bind(&f.report_id)
-                .push_bind(batch_id)
-                .push_bind(*agent)
-                .push_bind(payload);
-        });
-        q.push(
-            " ON CONFLICT (project_id, trace_key, kind, fragment_id, report_id) DO UPDATE SET
-               payload = excluded.payload, batch_id = excluded.batch_id, agent = excluded.agent",
-        );
-        q.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// Map `keys` to one trace, merging the traces they already belong to. Returns its id.
-async fn assign_trace(tx: &mut Transaction<'_, Sqlite>, project_id: &str, keys: &[String]) -> Result<String> {
-    let mut existing: BTreeSet<String> = BTreeSet::new();
-    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        // No DISTINCT: with it SQLite walks the (project, trace) index, every key of the
-        // project, to avoid a sort; without it each key is one primary-key lookup.
-        let mut lookup = QueryBuilder::<Sqlite>::new("SELECT trace_id FROM trace_keys WHERE project_id = ");
-        lookup.push_bind(project_id).push(" AND key IN (");
-        let mut list = lookup.separated(", ");
-        for key in chunk {
-            list.push_bind(key);
-        }
-        lookup.push(")");
-        existing.extend(lookup.build_query_scalar::<String>().fetch_all(&mut **tx).await?);
-    }
-    let mut all_keys: BTreeSet<String> = keys.iter().cloned().collect();
-    for trace_id in &existing {
-        let more: Vec<String> = sqlx::query_scalar("SELECT key FROM trace_keys WHERE project_id = ? AND trace_id = ?")
-            .bind(project_id)
-            .bind(trace_id)
-            .fetch_all(&mut **tx)
-            .await?;
-        all_keys.extend(more);
-    }
-    let Some(trace_id) = all_keys.first().cloned() else {
-        return Err(StorageError::Corrupt("a fragment without a trace key".into()));
-    };
-    for old in existing.iter().filter(|id| **id != trace_id) {
-        for table in ["traces", "trace_models"] {
-            let column = if table == "traces" { "id" } else { "trace_id" };
-            sqlx::query(&format!("DELETE FROM {table} WHERE project_id = ? AND {column} = ?"))
-                .bind(project_id)
-                .bind(old)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    // Only keys not already mapped to this trace need a write.
-    let keys: Vec<&String> = if existing.len() == 1 && existing.contains(&trace_id) {
-        keys.iter().collect()
-    } else {
-        all_keys.iter().collect()
-    };
-    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO trace_keys (project_id, key, trace_id) ");
-        q.push_values(chunk, |mut row, key| {
-            row.push_bind(project_id).push_bind(*key).push_bind(&trace_id);
-        });
-        q.push(" ON CONFLICT (project_id, key) DO UPDATE SET trace_id = excluded.trace_id");
-        q.build().execute(&mut **tx).await?;
-    }
-    Ok(trace_id)
-}
-
-/// Count one resource that no plugin claimed.
-async fn count_unclaimed(
-    tx: &mut Transaction<'_, Sqlite>,
-    project_id: &str,
-    service_name: &str,
-    scope_names: &[String],
-) -> Result<()> {
-    let scopes: Vec<&str> =
-        if scope_names.is_empty() { vec![""] } else { scope_names.iter().map(String::as_str).collect() };
-    for scope in scopes {
-        sqlx::query(
-            "INSERT INTO unclaimed (project_id, service_name, scope_name, resources, last_seen) VALUES (?, ?, ?, 1, ?)
-             ON CONFLICT (project_id, service_name, scope_name) DO UPDATE SET
-               resources = resources + 1, last_seen = excluded.last_seen",
-        )
-        .bind(project_id)
-        .bind(service_name)
-        .bind(scope)
-        .bind(now_ns())
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
 }

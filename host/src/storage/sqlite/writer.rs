@@ -1,0 +1,420 @@
+//! The SQLite writer: one OS thread that owns the only write connection (rusqlite) and commits
+//! in groups. Requests that arrive together share one `BEGIN IMMEDIATE` transaction and one
+//! fsync; each caller is answered after the commit that holds its batch (so a 200 still means
+//! stored and normalized). A whole group runs in one blocking call with cached prepared
+//! statements: a request costs one hand-off to this thread and one back, not one per statement
+//! (which is what an async driver's worker thread costs: under load the scheduler switching
+//! into it was a fifth of the host's CPU). Each trace a group touched is assembled once.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::super::{BatchWrite, Result, StorageError};
+use crate::metrics::StorageMetrics;
+use crate::trace::model::{Body, Fragment};
+use crate::trace::view::ns;
+use crate::trace::{Assembly, KeyGroups, Stored, TraceRecord, assemble};
+
+/// Most batches one group commit takes; more wait for the next group.
+const MAX_GROUP: usize = 256;
+/// Prepared statements kept per connection (every statement below, with room to spare).
+const STATEMENT_CACHE: usize = 64;
+
+/// One batch waiting for the writer, and where its answer goes.
+struct Job {
+    write: BatchWrite,
+    done: oneshot::Sender<Result<i64>>,
+}
+
+/// The handle the storage keeps: where jobs go.
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Open the write connection to the (migrated) database file at `path` and start the
+    /// writer thread.
+    pub(super) fn start(path: &str, assembly: Arc<Assembly>, metrics: StorageMetrics) -> Result<Writer> {
+        let connection = open(path)?;
+        let (jobs, queue) = mpsc::channel(4 * MAX_GROUP);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(connection, queue, &assembly, &metrics))
+            .map_err(|e| StorageError::Corrupt(format!("starting the SQLite writer thread: {e}")))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Store one batch (grouped with whatever else is waiting); durable when this returns.
+    pub(super) async fn commit(&self, write: BatchWrite) -> Result<i64> {
+        let (done, answer) = oneshot::channel();
+        self.jobs.send(Job { write, done }).await.map_err(|_| StorageError::WriterGone)?;
+        answer.await.map_err(|_| StorageError::WriterGone)?
+    }
+}
+
+fn open(path: &str) -> Result<Connection> {
+    let connection =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    // The pool set WAL on the file; durability and waiting are per connection.
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    connection.busy_timeout(Duration::from_secs(30))?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(connection)
+}
+
+/// Take what is waiting, write it in one transaction, answer everyone after the commit.
+fn write_loop(
+    mut connection: Connection,
+    mut jobs: mpsc::Receiver<Job>,
+    assembly: &Assembly,
+    metrics: &StorageMetrics,
+) {
+    while let Some(first) = jobs.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics.writer_queue.set(i64::try_from(jobs.len()).unwrap_or(i64::MAX));
+        metrics.commit_batches.observe(group.len() as f64);
+        let started = Instant::now();
+        let writes: Vec<&BatchWrite> = group.iter().map(|j| &j.write).collect();
+        let written = write_group(&mut connection, &writes, assembly);
+        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        match written {
+            Ok(ids) => {
+                for (job, id) in group.into_iter().zip(ids) {
+                    let _ = job.done.send(Ok(id));
+                }
+            }
+            // One bad write must not fail the others: write them one by one.
+            Err(e) if group.len() > 1 => {
+                tracing::warn!(error = %e, batches = group.len(), "group commit failed; writing its batches one by one");
+                for job in group {
+                    let result = write_group(&mut connection, &[&job.write], assembly);
+                    let _ = job.done.send(result.map(|ids| ids[0]));
+                }
+            }
+            // A group of one: its own error.
+            Err(e) => {
+                if let Some(job) = group.pop() {
+                    let _ = job.done.send(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Every write of a group in one transaction; returns their batch ids in order.
+fn write_group(connection: &mut Connection, writes: &[&BatchWrite], assembly: &Assembly) -> Result<Vec<i64>> {
+    // IMMEDIATE: take the write lock up front, so a read that later writes never meets
+    // SQLITE_BUSY half-way (`antenna project create` may write beside the host).
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut ids = Vec::with_capacity(writes.len());
+    let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
+    for write in writes {
+        let (id, fresh) = store_batch(&tx, write)?;
+        let project = write.project_id.as_str();
+        if !fresh {
+            // What an earlier run of this batch produced is replaced, not added to.
+            let mut earlier = tx.prepare_cached(
+                "SELECT DISTINCT k.trace_id FROM fragments f JOIN trace_keys k
+                   ON k.project_id = f.project_id AND k.key = f.trace_key
+                 WHERE f.project_id = ?1 AND f.batch_id = ?2",
+            )?;
+            let traces = earlier.query_map(params![project, id], |r| r.get::<_, String>(0))?;
+            for trace in traces {
+                touched.insert((project.to_owned(), trace?));
+            }
+            tx.prepare_cached("DELETE FROM fragments WHERE project_id = ?1 AND batch_id = ?2")?
+                .execute(params![project, id])?;
+            tx.prepare_cached("DELETE FROM usage_metrics WHERE project_id = ?1 AND batch_id = ?2")?
+                .execute(params![project, id])?;
+        }
+        insert_usage_metrics(&tx, project, id, &write.fragments)?;
+        let traced: Vec<&(String, Fragment)> =
+            write.fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
+        // Keys named together belong to one trace, whose id is the smallest key of all.
+        let mut groups = KeyGroups::default();
+        for (_, f) in &traced {
+            groups.join(std::iter::once(&f.trace_key).chain(&f.also_known_as));
+        }
+        for keys in groups.into_groups() {
+            touched.insert((project.to_owned(), assign_trace(&tx, project, &keys)?));
+        }
+        insert_fragments(&tx, project, id, &traced)?;
+        // Counted when a body first arrives: a retry or a replay of it counts nothing again.
+        if fresh {
+            for resource in &write.unclaimed {
+                count_unclaimed(&tx, project, &resource.service_name, &resource.scope_names)?;
+            }
+        }
+        ids.push(id);
+    }
+    for (project, trace_id) in &touched {
+        recompute_trace(&tx, project, trace_id, assembly)?;
+    }
+    tx.commit()?;
+    Ok(ids)
+}
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+/// Insert a new batch (or find the one an OTLP retry already stored) or update a stored one,
+/// with its outcome. Returns its id and whether it is new (nothing to replace).
+fn store_batch(tx: &Transaction<'_>, write: &BatchWrite) -> Result<(i64, bool)> {
+    let agents = (!write.agents.is_empty()).then(|| write.agents.join(","));
+    let now = now_ns();
+    if let Some(id) = write.id {
+        tx.prepare_cached("UPDATE batches SET status = ?1, agents = ?2, error = ?3, processed_at = ?4 WHERE id = ?5")?
+            .execute(params![write.status.as_str(), agents, write.error, now, id])?;
+        return Ok((id, false));
+    }
+    let (id, received_at): (i64, i64) = tx
+        .prepare_cached(
+            "INSERT INTO batches (project_id, signal, encoding, body, body_codec, body_sha256, received_at, status, agents, error, processed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?7)
+             ON CONFLICT (project_id, signal, body_sha256) DO UPDATE SET
+               status = excluded.status, agents = excluded.agents, error = excluded.error, processed_at = excluded.processed_at
+             RETURNING id, received_at",
+        )?
+        .query_row(
+            params![
+                write.project_id,
+                write.signal,
+                write.encoding,
+                write.body,
+                write.body_codec,
+                write.body_sha256,
+                now,
+                write.status.as_str(),
+                agents,
+                write.error,
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+    // A retry keeps the first `received_at`: a different one means the row was there.
+    Ok((id, received_at == now))
+}
+
+/// Usage metrics go to their own table per session, never into traces.
+fn insert_usage_metrics(
+    tx: &Transaction<'_>,
+    project_id: &str,
+    batch_id: i64,
+    fragments: &[(String, Fragment)],
+) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO usage_metrics (project_id, session_id, name, report_id, agent, user_id, time_ns, value, unit, attributes, batch_id, repository, team)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (project_id, session_id, name, report_id) DO UPDATE SET
+           value = excluded.value, attributes = excluded.attributes, batch_id = excluded.batch_id,
+           repository = excluded.repository, team = excluded.team",
+    )?;
+    for (agent, f) in fragments {
+        let Body::UsageMetric(m) = &f.body else { continue };
+        insert.execute(params![
+            project_id,
+            f.attribution.session_id.as_deref().unwrap_or(""),
+            m.name,
+            f.report_id,
+            agent,
+            f.attribution.user_id,
+            ns(Some(m.time_unix_nano)),
+            m.value,
+            m.unit,
+            m.attributes_json,
+            batch_id,
+            f.attribution.repository,
+            f.attribution.team,
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_fragments(
+    tx: &Transaction<'_>,
+    project_id: &str,
+    batch_id: i64,
+    fragments: &[&(String, Fragment)],
+) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO fragments (project_id, trace_key, kind, fragment_id, report_id, batch_id, agent, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (project_id, trace_key, kind, fragment_id, report_id) DO UPDATE SET
+           payload = excluded.payload, batch_id = excluded.batch_id, agent = excluded.agent",
+    )?;
+    for (agent, f) in fragments {
+        let payload = serde_json::to_string(f).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        insert.execute(params![project_id, f.trace_key, f.body.kind(), f.id, f.report_id, batch_id, agent, payload])?;
+    }
+    Ok(())
+}
+
+/// Map `keys` to one trace, merging the traces they already belong to. Returns its id.
+fn assign_trace(tx: &Transaction<'_>, project_id: &str, keys: &[String]) -> Result<String> {
+    let mut existing: BTreeSet<String> = BTreeSet::new();
+    {
+        let mut lookup = tx.prepare_cached("SELECT trace_id FROM trace_keys WHERE project_id = ?1 AND key = ?2")?;
+        for key in keys {
+            if let Some(trace) = lookup.query_row(params![project_id, key], |r| r.get(0)).optional()? {
+                existing.insert(trace);
+            }
+        }
+    }
+    let mut all_keys: BTreeSet<String> = keys.iter().cloned().collect();
+    {
+        let mut keys_of = tx.prepare_cached("SELECT key FROM trace_keys WHERE project_id = ?1 AND trace_id = ?2")?;
+        for trace_id in &existing {
+            for key in keys_of.query_map(params![project_id, trace_id], |r| r.get::<_, String>(0))? {
+                all_keys.insert(key?);
+            }
+        }
+    }
+    let Some(trace_id) = all_keys.first().cloned() else {
+        return Err(StorageError::Corrupt("a fragment without a trace key".into()));
+    };
+    for old in existing.iter().filter(|id| **id != trace_id) {
+        tx.prepare_cached("DELETE FROM traces WHERE project_id = ?1 AND id = ?2")?.execute(params![project_id, old])?;
+        tx.prepare_cached("DELETE FROM trace_models WHERE project_id = ?1 AND trace_id = ?2")?
+            .execute(params![project_id, old])?;
+    }
+    // Only keys not already mapped to this trace need a write.
+    let keys: Vec<&String> = if existing.len() == 1 && existing.contains(&trace_id) {
+        keys.iter().collect()
+    } else {
+        all_keys.iter().collect()
+    };
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO trace_keys (project_id, key, trace_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT (project_id, key) DO UPDATE SET trace_id = excluded.trace_id",
+    )?;
+    for key in keys {
+        insert.execute(params![project_id, key, trace_id])?;
+    }
+    Ok(trace_id)
+}
+
+/// Count one resource that no plugin claimed.
+fn count_unclaimed(tx: &Transaction<'_>, project_id: &str, service_name: &str, scope_names: &[String]) -> Result<()> {
+    let scopes: Vec<&str> =
+        if scope_names.is_empty() { vec![""] } else { scope_names.iter().map(String::as_str).collect() };
+    let mut count = tx.prepare_cached(
+        "INSERT INTO unclaimed (project_id, service_name, scope_name, resources, last_seen) VALUES (?1, ?2, ?3, 1, ?4)
+         ON CONFLICT (project_id, service_name, scope_name) DO UPDATE SET
+           resources = resources + 1, last_seen = excluded.last_seen",
+    )?;
+    for scope in scopes {
+        count.execute(params![project_id, service_name, scope, now_ns()])?;
+    }
+    Ok(())
+}
+
+fn recompute_trace(tx: &Transaction<'_>, project_id: &str, trace_id: &str, assembly: &Assembly) -> Result<()> {
+    // CROSS JOIN fixes the loop order: the trace's keys first, then their fragments by primary
+    // key. Left to itself the planner may scan every fragment of the project.
+    let mut stored = Vec::new();
+    {
+        let mut fragments = tx.prepare_cached(
+            "SELECT f.agent, f.payload FROM trace_keys k CROSS JOIN fragments f
+               ON k.project_id = f.project_id AND k.key = f.trace_key
+             WHERE k.project_id = ?1 AND k.trace_id = ?2",
+        )?;
+        let mut rows = fragments.query(params![project_id, trace_id])?;
+        while let Some(row) = rows.next()? {
+            let payload = row.get_ref(1)?.as_str().map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            let fragment: Fragment = serde_json::from_str(payload).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            stored.push(Stored { agent: row.get(0)?, fragment });
+        }
+    }
+    tx.prepare_cached("DELETE FROM trace_models WHERE project_id = ?1 AND trace_id = ?2")?
+        .execute(params![project_id, trace_id])?;
+    let Some(t) = assemble(project_id, trace_id, stored, assembly) else {
+        tx.prepare_cached("DELETE FROM traces WHERE project_id = ?1 AND id = ?2")?
+            .execute(params![project_id, trace_id])?;
+        return Ok(());
+    };
+    write_trace(tx, project_id, &t)
+}
+
+fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
+            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations,
+            repository, branch, team, cost_source, tool_calls, tool_failures)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+         ON CONFLICT (project_id, id) DO UPDATE SET
+            repository = excluded.repository, branch = excluded.branch, team = excluded.team,
+            cost_source = excluded.cost_source, tool_calls = excluded.tool_calls, tool_failures = excluded.tool_failures,
+            agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
+            device_id = excluded.device_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns,
+            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+            cache_read_tokens = excluded.cache_read_tokens, cache_creation_tokens = excluded.cache_creation_tokens,
+            reasoning_tokens = excluded.reasoning_tokens, cost_usd = excluded.cost_usd,
+            summary = excluded.summary, observations = excluded.observations",
+    )?
+    .execute(params![
+        project_id,
+        t.id,
+        t.agent,
+        t.session_id,
+        t.user_id,
+        t.device_id,
+        t.start_ns,
+        t.end_ns,
+        t.input_tokens,
+        t.output_tokens,
+        t.cache_read_tokens,
+        t.cache_creation_tokens,
+        t.reasoning_tokens,
+        t.cost_usd,
+        t.summary,
+        t.observations,
+        t.repository,
+        t.branch,
+        t.team,
+        t.cost_source,
+        t.tool_calls,
+        t.tool_failures,
+    ])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO trace_models (project_id, trace_id, model, input_tokens, output_tokens, cache_read_tokens,
+            cache_creation_tokens, reasoning_tokens, cost_usd, agent, session_id, user_id, device_id, repository,
+            branch, team, start_ns, tool_calls, tool_failures)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    )?;
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    for m in &t.models {
+        insert.execute(params![
+            project_id,
+            t.id,
+            m.model.as_deref().unwrap_or(""),
+            int(m.usage.input),
+            int(m.usage.output),
+            int(m.usage.cache_read),
+            int(m.usage.cache_creation),
+            int(m.usage.reasoning),
+            m.cost_usd,
+            t.agent,
+            t.session_id,
+            t.user_id,
+            t.device_id,
+            t.repository,
+            t.branch,
+            t.team,
+            t.start_ns,
+            t.tool_calls,
+            t.tool_failures,
+        ])?;
+    }
+    Ok(())
+}
