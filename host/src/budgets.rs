@@ -13,6 +13,7 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::metrics::Metrics;
 use crate::storage::{Alert, Budget, Result, Storage};
 
 /// How long a claimed alert is left to its replica before another may post it.
@@ -51,6 +52,10 @@ pub struct BudgetStatus {
     pub spent_usd: f64,
     /// `ok`, `warning` (a threshold below the limit crossed) or `exceeded`.
     pub state: &'static str,
+    /// Alerts recorded this or an earlier period that no webhook has taken yet.
+    pub undelivered_alerts: usize,
+    /// Why the latest failed attempt failed (`None` while nothing is failing).
+    pub last_delivery_error: Option<String>,
     pub alerts: Vec<Alert>,
 }
 
@@ -75,8 +80,11 @@ pub async fn statuses(storage: &dyn Storage, now: DateTime<Utc>) -> Result<Vec<B
             None => 0.0,
         };
         let alerts = storage.alerts_of(&budget.id).await?;
+        let undelivered: Vec<&Alert> = alerts.iter().filter(|a| a.delivered_at.is_none()).collect();
         out.push(BudgetStatus {
             state: state(&budget, spent),
+            undelivered_alerts: undelivered.len(),
+            last_delivery_error: undelivered.iter().rev().find_map(|a| a.last_error.clone()),
             period_start: period.map(|(label, _)| label),
             spent_usd: (spent * 1e9).round() / 1e9,
             alerts,
@@ -121,11 +129,37 @@ pub async fn check(storage: &dyn Storage, now: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
+/// How alerts are posted: the hosts they may go to, the roots their TLS certificates may chain
+/// to beyond the webpki ones, and where failures are counted.
+#[derive(Clone, Default)]
+pub struct Webhooks {
+    /// `ANTENNA_WEBHOOK_HOSTS` (empty: any host).
+    pub hosts: Vec<String>,
+    /// `ANTENNA_WEBHOOK_CA_FILE`: a private CA's certificates, trusted besides the public roots.
+    pub roots: Vec<reqwest::Certificate>,
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+impl Webhooks {
+    /// The client alerts are posted with: rustls, public roots plus `roots`, no redirects (a 307
+    /// would re-post the alert wherever the receiver points).
+    pub fn client(&self) -> reqwest::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(WEBHOOK_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none());
+        for root in &self.roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        builder.build()
+    }
+}
+
 /// Post every due alert this replica can claim.
 pub async fn deliver(
     storage: &dyn Storage,
     client: &reqwest::Client,
-    hosts: &[String],
+    webhooks: &Webhooks,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let budgets = storage.budgets().await?;
@@ -137,12 +171,15 @@ pub async fn deliver(
         let Some(url) = budgets.iter().find(|b| b.id == alert.budget_id).map(|b| b.webhook_url.clone()) else {
             continue;
         };
-        let outcome = post(client, &url, &alert.payload, hosts).await;
+        let outcome = post(client, &url, &alert.payload, &webhooks.hosts).await;
         let backoff = 1i64.checked_shl(u32::try_from(alert.attempts).unwrap_or(31).min(31)).unwrap_or(MAX_BACKOFF_SECS);
         let retry = ns(now) + backoff.min(MAX_BACKOFF_SECS) * 1_000_000_000;
         match &outcome {
             Ok(()) => tracing::info!(budget = %alert.budget_id, threshold = alert.threshold, "budget alert delivered"),
             Err(error) => {
+                if let Some(metrics) = &webhooks.metrics {
+                    metrics.budget_alert_failures.inc();
+                }
                 tracing::warn!(budget = %alert.budget_id, %error, attempts = alert.attempts + 1, "budget alert not delivered; retried later")
             }
         }
@@ -185,6 +222,10 @@ async fn post(client: &reqwest::Client, url: &str, payload: &str, hosts: &[Strin
         .map_err(|e| {
             if e.is_timeout() {
                 format!("{origin} did not answer within {} s", WEBHOOK_TIMEOUT.as_secs())
+            } else if is_tls_failure(&e) {
+                format!(
+                    "could not deliver to {origin}: its TLS certificate is not trusted (see ANTENNA_WEBHOOK_CA_FILE)"
+                )
             } else {
                 format!("could not deliver to {origin}")
             }
@@ -196,12 +237,32 @@ async fn post(client: &reqwest::Client, url: &str, payload: &str, hosts: &[Strin
     if status.is_success() { Ok(()) } else { Err(format!("{origin} answered {status}")) }
 }
 
+/// Whether a failed post failed on the receiver's certificate (said apart from other connect
+/// failures: an operator can fix it with a CA file).
+fn is_tls_failure(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if text.contains("certificate") || text.contains("UnknownIssuer") {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Alerts of every budget not yet delivered.
+async fn undelivered(storage: &dyn Storage) -> Result<i64> {
+    let mut count = 0;
+    for budget in storage.budgets().await? {
+        count += storage.alerts_of(&budget.id).await?.iter().filter(|a| a.delivered_at.is_none()).count();
+    }
+    Ok(i64::try_from(count).unwrap_or(i64::MAX))
+}
+
 /// Check budgets and deliver alerts every `every`, for as long as the host runs.
-pub async fn run(storage: Arc<dyn Storage>, every: Duration, hosts: Vec<String>) {
-    // No redirects: a 307 would re-post the alert wherever the receiver points.
-    let client =
-        reqwest::Client::builder().timeout(WEBHOOK_TIMEOUT).redirect(reqwest::redirect::Policy::none()).build();
-    let client = match client {
+pub async fn run(storage: Arc<dyn Storage>, every: Duration, webhooks: Webhooks) {
+    let client = match webhooks.client() {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(error = %e, "no HTTP client for budget webhooks; budgets are not checked");
@@ -216,8 +277,16 @@ pub async fn run(storage: Arc<dyn Storage>, every: Duration, hosts: Vec<String>)
         if let Err(e) = check(&*storage, now).await {
             tracing::error!(error = %e, "budget check failed");
         }
-        if let Err(e) = deliver(&*storage, &client, &hosts, now).await {
+        if let Err(e) = deliver(&*storage, &client, &webhooks, now).await {
             tracing::error!(error = %e, "budget alert delivery failed");
+        }
+        if let Some(metrics) = &webhooks.metrics {
+            match undelivered(&*storage).await {
+                Ok(count) => {
+                    metrics.budget_alerts_undelivered.set(count);
+                }
+                Err(e) => tracing::error!(error = %e, "could not count undelivered budget alerts"),
+            }
         }
     }
 }

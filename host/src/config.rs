@@ -210,6 +210,9 @@ pub struct Config {
     pub budget_interval: std::time::Duration,
     /// The hosts budget webhooks may post to (`ANTENNA_WEBHOOK_HOSTS`; empty: any).
     pub webhook_hosts: Vec<String>,
+    /// Certificates budget webhooks' TLS may chain to besides the public (webpki) roots
+    /// (`ANTENNA_WEBHOOK_CA_FILE`).
+    pub webhook_roots: Vec<reqwest::Certificate>,
     /// The host's own binary, run to compile components from the plugins directory in a
     /// bounded child process (`None`: they compile in this process, unbounded: tests, tools).
     pub plugin_compiler: Option<PathBuf>,
@@ -234,6 +237,7 @@ impl Config {
             prices: None,
             budget_interval: std::time::Duration::from_secs(60),
             webhook_hosts: Vec::new(),
+            webhook_roots: Vec::new(),
             plugin_compiler: None,
         }
     }
@@ -274,7 +278,36 @@ impl Config {
                 warnings.push(format!("the bootstrap secret key has {chars} characters: fine on loopback, but use at least {MIN_EXPOSED_SECRET_CHARS} before listening beyond it"));
             }
         }
+        warnings.extend(postgres_tls_warning(&self.database_url));
         Ok(warnings)
+    }
+}
+
+/// A warning for a PostgreSQL URL that reaches another machine without a verified TLS
+/// connection: prompts and raw bodies would cross the network in clear (`disable`, `allow`,
+/// `prefer` when the server offers no TLS) or to a server nobody checked (`require`).
+fn postgres_tls_warning(url: &str) -> Option<String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return None;
+    }
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let param = |name: &str| parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    let host = param("host").unwrap_or_else(|| parsed.host_str().unwrap_or_default().to_owned());
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let local = host.is_empty()
+        || host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let mode = param("sslmode").or_else(|| param("ssl-mode")).unwrap_or_else(|| "prefer".into()).to_ascii_lowercase();
+    match mode.as_str() {
+        _ if local => None,
+        "verify-full" | "verify-ca" => None,
+        "require" => Some(format!(
+            "PostgreSQL at {host}: sslmode=require encrypts but does not verify the server; use sslmode=verify-full (sslrootcert=FILE for a private CA)"
+        )),
+        mode => Some(format!(
+            "PostgreSQL at {host}: sslmode={mode} may send prompts and raw bodies in clear; use sslmode=verify-full (sslrootcert=FILE for a private CA)"
+        )),
     }
 }
 
@@ -297,6 +330,7 @@ impl fmt::Debug for Config {
             prices,
             budget_interval,
             webhook_hosts,
+            webhook_roots,
             plugin_compiler,
         } = self;
         f.debug_struct("Config")
@@ -315,6 +349,7 @@ impl fmt::Debug for Config {
             .field("prices", prices)
             .field("budget_interval", budget_interval)
             .field("webhook_hosts", webhook_hosts)
+            .field("webhook_roots", &webhook_roots.len())
             .field("plugin_compiler", plugin_compiler)
             .finish()
     }
@@ -337,6 +372,23 @@ pub fn redact_url_password(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_postgresql_url_beyond_this_machine_without_verified_tls_is_warned_about() {
+        assert_eq!(postgres_tls_warning("sqlite://antenna.db"), None);
+        assert_eq!(postgres_tls_warning("postgres://u@127.0.0.1/db"), None);
+        assert_eq!(postgres_tls_warning("postgres://u@localhost:5433/db?sslmode=disable"), None);
+        assert_eq!(postgres_tls_warning("postgres:///db?host=/var/run/postgresql"), None);
+        assert_eq!(postgres_tls_warning("postgres://u@db.internal/db?sslmode=verify-full&sslrootcert=/ca.pem"), None);
+        let default = postgres_tls_warning("postgres://u:pw@db.internal/db").expect("warned");
+        assert!(
+            default.contains("db.internal") && default.contains("sslmode=prefer") && !default.contains("pw"),
+            "{default}"
+        );
+        let require = postgres_tls_warning("postgresql://u@10.0.0.5/db?sslmode=require").expect("warned");
+        assert!(require.contains("does not verify"), "{require}");
+    }
+
     use super::*;
 
     #[test]

@@ -95,6 +95,8 @@ pub struct Metrics {
     pub connections_open: Family<PortLabels, Gauge>,
     pub connections_closed: Family<ClosedLabels, Counter>,
     pub decoded_bytes_in_flight: Gauge,
+    pub budget_alerts_undelivered: Gauge,
+    pub budget_alert_failures: Counter,
     pub storage: StorageMetrics,
 }
 
@@ -160,6 +162,14 @@ impl Default for Metrics {
             "Bytes of decoded export requests admitted and not yet answered (their estimate).",
             decoded_bytes_in_flight.clone(),
         );
+        let budget_alerts_undelivered = Gauge::default();
+        registry.register(
+            "budget_alerts_undelivered",
+            "Budget alerts recorded that no webhook has taken yet (retried with backoff).",
+            budget_alerts_undelivered.clone(),
+        );
+        let budget_alert_failures =
+            counter(&mut registry, "budget_alert_failures", "Failed attempts to post a budget alert.");
         let storage = StorageMetrics::default();
         registry.register("commit_duration_seconds", "Time of one group commit.", storage.commit_seconds.clone());
         registry.register("commit_batches", "Batches written by one group commit.", storage.commit_batches.clone());
@@ -183,6 +193,8 @@ impl Default for Metrics {
             connections_open,
             connections_closed,
             decoded_bytes_in_flight,
+            budget_alerts_undelivered,
+            budget_alert_failures,
             storage,
         }
     }

@@ -150,11 +150,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         }
     });
 
-    tokio::spawn(crate::budgets::run(
-        state.storage.clone(),
-        state.config.budget_interval,
-        state.config.webhook_hosts.clone(),
-    ));
+    let webhooks = crate::budgets::Webhooks {
+        hosts: state.config.webhook_hosts.clone(),
+        roots: state.config.webhook_roots.clone(),
+        metrics: Some(state.metrics.clone()),
+    };
+    tokio::spawn(crate::budgets::run(state.storage.clone(), state.config.budget_interval, webhooks));
 
     let (shutdown, stopping) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -402,6 +403,7 @@ async fn quarantine(storage: &dyn Storage, batch: &Batch, attempts: u32) {
         error: Some(error),
         fragments: Vec::new(),
         unclaimed: Vec::new(),
+        users: Vec::new(),
     };
     if let Err(e) = storage.commit(write).await {
         tracing::error!(batch = batch.id, error = %e, "could not record a quarantined batch");

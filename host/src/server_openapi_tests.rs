@@ -199,6 +199,7 @@ fn the_admin_schemas_are_what_the_admin_api_writes() {
     let budget = crate::storage::Budget {
         id: "b".into(),
         project_id: None,
+        all_projects: true,
         scope: "user".into(),
         subject: "u".into(),
         period: "day".into(),
@@ -218,8 +219,15 @@ fn the_admin_schemas_are_what_the_admin_api_writes() {
         last_error: None,
     };
     assert_describes(&document, "BudgetAlert", &serde_json::to_value(&alert).expect("json"), &[]);
-    let status =
-        crate::budgets::BudgetStatus { budget, period_start: None, spent_usd: 0.0, state: "ok", alerts: vec![alert] };
+    let status = crate::budgets::BudgetStatus {
+        budget,
+        period_start: None,
+        spent_usd: 0.0,
+        state: "ok",
+        undelivered_alerts: 1,
+        last_delivery_error: Some("could not deliver to http://127.0.0.1".into()),
+        alerts: vec![alert],
+    };
     assert_describes(&document, "BudgetStatus", &serde_json::to_value(&status).expect("json"), &[]);
     let plugin = crate::plugins::PluginStatus {
         name: "p".into(),

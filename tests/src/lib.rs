@@ -470,3 +470,41 @@ impl TestHost {
         }
     }
 }
+
+/// A private CA and a certificate it signed for `localhost` and 127.0.0.1 (rcgen), as a
+/// company's internal webhook receiver or database server would have.
+pub struct TestCa {
+    pub ca_pem: String,
+    pub leaf_pem: String,
+    pub leaf_der: Vec<u8>,
+    pub leaf_key_pem: String,
+    pub leaf_key_der: Vec<u8>,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Antenna test CA");
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let leaf_key = rcgen::KeyPair::generate().expect("key");
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("params")
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .expect("certificate");
+        TestCa {
+            ca_pem: ca.pem(),
+            leaf_pem: leaf.pem(),
+            leaf_der: leaf.der().to_vec(),
+            leaf_key_pem: leaf_key.serialize_pem(),
+            leaf_key_der: leaf_key.serialize_der(),
+        }
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}

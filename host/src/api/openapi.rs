@@ -465,6 +465,8 @@ pub struct Budget {
     pub id: String,
     /// Only this project's traces count (null: every project's).
     pub project_id: Option<String>,
+    /// True when the subject's spend is summed over every project (project_id null).
+    pub all_projects: bool,
     /// `project`, `user`, `team` or `repository`.
     pub scope: String,
     pub subject: String,
@@ -489,6 +491,10 @@ pub struct BudgetStatus {
     pub spent_usd: f64,
     /// `ok`, `warning` or `exceeded`.
     pub state: String,
+    /// Alerts recorded that no webhook has taken yet (retried with backoff).
+    pub undelivered_alerts: u64,
+    /// Why the latest failed delivery failed (null while none is failing).
+    pub last_delivery_error: Option<String>,
     pub alerts: Vec<BudgetAlert>,
 }
 

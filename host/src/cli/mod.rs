@@ -115,6 +115,10 @@ struct ServeArgs {
     /// The hosts budget webhooks may post to (comma-separated names); without it any host.
     #[arg(long, env = "ANTENNA_WEBHOOK_HOSTS")]
     webhook_hosts: Option<String>,
+    /// PEM file of CA certificates budget webhooks' TLS may chain to besides the public roots
+    /// (a company's own CA).
+    #[arg(long, env = "ANTENNA_WEBHOOK_CA_FILE")]
+    webhook_ca_file: Option<PathBuf>,
     /// TOML file of model prices ([[model]] match/input/output/cache_read/cache_write/reasoning,
     /// USD per million tokens) over the built-in table.
     #[arg(long, env = "ANTENNA_PRICES")]
@@ -343,6 +347,16 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<crate::Config> {
         .map(|h| h.trim().to_ascii_lowercase())
         .filter(|h| !h.is_empty())
         .collect();
+    if let Some(path) = &args.webhook_ca_file {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("ANTENNA_WEBHOOK_CA_FILE (--webhook-ca-file): cannot read {}", path.display()))?;
+        config.webhook_roots = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+            format!("ANTENNA_WEBHOOK_CA_FILE (--webhook-ca-file): {} is not PEM certificates", path.display())
+        })?;
+        if config.webhook_roots.is_empty() {
+            anyhow::bail!("ANTENNA_WEBHOOK_CA_FILE (--webhook-ca-file): {} holds no certificate", path.display());
+        }
+    }
     config.plugin_compiler = Some(std::env::current_exe().context("finding the antenna binary (it compiles plugins)")?);
     config.limits.compile_timeout_ms = args.plugin_compile_timeout_ms;
     config.limits.compile_memory_bytes = args.plugin_compile_memory_mb.saturating_mul(1 << 20);

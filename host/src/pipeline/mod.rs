@@ -195,13 +195,16 @@ struct Normalizing {
 impl Normalizing {
     /// A panic (a host bug) becomes the batch's error: the body is still stored for replay.
     fn run_caught(self, export: Export) -> Normalized {
-        let run = std::panic::AssertUnwindSafe(|| {
-            normalize(&self.plugins, &self.limits, &self.project_id, export.into_resource_batches())
-        });
-        std::panic::catch_unwind(run).unwrap_or_else(|_| Normalized {
+        let resources = export.into_resource_batches();
+        let mut users = normalize::carried_users(&resources, &self.limits);
+        let run = std::panic::AssertUnwindSafe(|| normalize(&self.plugins, &self.limits, &self.project_id, resources));
+        let mut normalized = std::panic::catch_unwind(run).unwrap_or_else(|_| Normalized {
             errors: vec!["normalizing panicked (a host bug; the batch is kept for replay)".into()],
             ..Default::default()
-        })
+        });
+        users.extend(normalized.fragments.iter().filter_map(|(_, f)| f.attribution.user_id.clone()));
+        normalized.users = users.into_iter().collect();
+        normalized
     }
 }
 
@@ -257,6 +260,7 @@ fn write_of(
         error,
         fragments: normalized.fragments,
         unclaimed: normalized.unclaimed,
+        users: normalized.users,
     };
     (write, outcome)
 }

@@ -24,6 +24,9 @@ pub struct Normalized {
     pub errors: Vec<String>,
     /// Each plugin call: (plugin, version, seconds, succeeded).
     pub calls: Vec<(String, String, f64, bool)>,
+    /// The users the request carries (see [`carried_users`]), sorted: what erasure finds its
+    /// stored body by, whether or not a plugin claimed it.
+    pub users: Vec<String>,
 }
 
 impl Normalized {
@@ -113,6 +116,43 @@ pub fn normalize(
         }
     }
     out
+}
+
+/// Attributes that name a user, on a resource or a record (the attribution keys of the
+/// contract, and the agents' own logins).
+const USER_KEYS: &[&str] =
+    &["user.id", "enduser.id", "user.account_id", "user.email", "user.account_uuid", "enduser.pseudo.id"];
+
+/// Most distinct users recorded per request.
+const MAX_CARRIED_USERS: usize = 64;
+
+/// Every user a request names, read by the host itself (so a body no plugin claims, or whose
+/// plugin failed, is still found when a user is erased), clipped as validation clips
+/// attribution.
+pub fn carried_users(resources: &[ResourceBatch], limits: &Limits) -> std::collections::BTreeSet<String> {
+    let mut users = std::collections::BTreeSet::new();
+    let mut take = |attributes: &[crate::sandbox::wit::KeyValue]| {
+        for kv in attributes {
+            if users.len() >= MAX_CARRIED_USERS {
+                return;
+            }
+            if let AttrValue::Text(value) = &kv.value
+                && USER_KEYS.contains(&kv.key.as_str())
+                && !value.trim().is_empty()
+            {
+                users.insert(clip(value.clone(), limits.max_text_len));
+            }
+        }
+    };
+    for resource in resources {
+        take(&resource.resource_attributes);
+        for scope in &resource.scopes {
+            scope.spans.iter().for_each(|s| take(&s.attributes));
+            scope.logs.iter().for_each(|l| take(&l.attributes));
+            scope.metrics.iter().for_each(|m| take(&m.attributes));
+        }
+    }
+    users
 }
 
 /// Where a resource's work happened, from its attributes: `vcs.repository.url.full` and

@@ -9,6 +9,9 @@ pub struct Budget {
     pub id: String,
     /// Only this project's traces (`None`: every project's); for scope `project`, the subject.
     pub project_id: Option<String>,
+    /// Whether the subject's spend is summed over every project (`project_id` is `None`): said
+    /// in so many words, since a user budget without a project spans them all.
+    pub all_projects: bool,
     /// `project`, `user`, `team` or `repository`.
     pub scope: String,
     /// The project id, user id, team or repository whose spend counts.

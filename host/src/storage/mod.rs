@@ -248,6 +248,9 @@ pub struct BatchWrite {
     /// (agent, fragment), validated. They replace what an earlier run of the batch produced.
     pub fragments: Vec<(String, Fragment)>,
     pub unclaimed: Vec<UnclaimedResource>,
+    /// The users the body names (the host's own reading and its fragments'): recorded with
+    /// the batch, so erasure finds every body that carried a user.
+    pub users: Vec<String>,
 }
 
 /// Resources no plugin claimed, per service.name and scope.

@@ -53,7 +53,7 @@ use super::analytics::{
     usage_row,
 };
 use super::budgets::{self, Alert, Budget};
-use super::erasure::{self, Erased, Expired, Retention};
+use super::erasure::{self, Erased, Expired, Retention, Retired};
 use super::{
     Batch, BatchSelection, BatchWrite, OutcomeGroup, OutcomeRow, ProjectKey, Result, SessionRow, Storage, StorageError,
     TraceFilter, TraceRow, UnclaimedResource, UnclaimedRow, UsageGroup, UsageRow, UserRow,
@@ -159,10 +159,16 @@ impl PostgresStorage {
         let project = write.project_id.as_str();
         let mut tx = self.pool.begin().await?;
         // The batch row first (two writes of one batch take turns on it), then the locks.
-        let (id, fresh) = store_batch(&mut tx, write).await?;
+        let Some((id, fresh)) = store_batch(&mut tx, write).await? else {
+            // Re-normalized while erasure or retention deleted it: nothing of it comes back.
+            tx.rollback().await?;
+            return Ok(Attempt::Done(write.id.unwrap_or_default()));
+        };
+        let retired = if fresh { Retired::No } else { retired(&mut tx, project, id, &write.users).await? };
+        let fragments: &[(String, Fragment)] = if retired == Retired::No { &write.fragments } else { &[] };
 
         let traced: Vec<&(String, Fragment)> =
-            write.fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
+            fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
         // Keys named together belong to one trace, whose id is the smallest key of all.
         let mut groups = KeyGroups::default();
         for (_, f) in &traced {
@@ -213,7 +219,7 @@ impl PostgresStorage {
                     .await?;
             }
         }
-        insert_usage_metrics(&mut tx, project, id, &write.fragments).await?;
+        insert_usage_metrics(&mut tx, project, id, fragments).await?;
         for keys in &groups {
             touched.insert(assign_trace(&mut tx, project, keys).await?);
         }
@@ -221,6 +227,19 @@ impl PostgresStorage {
         // Counted when a body first arrives: a retry or a replay of it counts nothing again.
         if fresh {
             count_unclaimed(&mut tx, project, &write.unclaimed).await?;
+        }
+        if retired == Retired::Erased {
+            // It named an erased user only once normalized: the raw body goes too.
+            for sql in [
+                "DELETE FROM batches WHERE project_id = $1 AND id = $2",
+                "DELETE FROM batch_users WHERE project_id = $1 AND batch_id = $2",
+            ] {
+                sqlx::query(sql).bind(project).bind(id).execute(&mut *tx).await?;
+            }
+        } else {
+            for user in &write.users {
+                sqlx::query(erasure::RECORD_BATCH_USER).bind(project).bind(id).bind(user).execute(&mut *tx).await?;
+            }
         }
         // Every touched trace is locked: each is a key of this write or the trace of one.
         for trace_id in &touched {
@@ -318,6 +337,7 @@ fn cleaned(mut write: BatchWrite) -> BatchWrite {
             clean_owned(&mut m.attributes_json);
         }
     }
+    write.users.iter_mut().for_each(clean_owned);
     for resource in &mut write.unclaimed {
         clean_owned(&mut resource.service_name);
         resource.scope_names.iter_mut().for_each(clean_owned);
@@ -562,9 +582,11 @@ impl Storage for PostgresStorage {
         rows.iter()
             .map(|r| {
                 let thresholds: String = r.try_get("thresholds")?;
+                let project_id: Option<String> = r.try_get("project_id")?;
                 Ok(Budget {
                     id: r.try_get("id")?,
-                    project_id: r.try_get("project_id")?,
+                    all_projects: project_id.is_none(),
+                    project_id,
                     scope: r.try_get("scope")?,
                     subject: r.try_get("subject")?,
                     period: r.try_get("period")?,
@@ -677,6 +699,7 @@ impl Storage for PostgresStorage {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                sqlx::query(erasure::FORGET_EXPIRED_BATCH_USERS).bind(&id).execute(&mut *tx).await?;
             }
             if let Some(days) = project.try_get::<Option<i64>, _>("trace_retention_days")? {
                 let cutoff = erasure::days_before(now_ns, days);
@@ -713,6 +736,12 @@ impl Storage for PostgresStorage {
                 None => {}
             }
         }
+        sqlx::query(erasure::RECORD_ERASURE)
+            .bind(clean(project_id).into_owned())
+            .bind(clean(user_id).into_owned())
+            .bind(now_ns())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(erased)
     }
@@ -851,19 +880,24 @@ fn parse_json(text: String) -> Result<serde_json::Value> {
 
 /// Insert a new batch (or find the one an OTLP retry already stored) or update a stored one,
 /// with its outcome. Returns its id and whether it is new (nothing to replace).
-async fn store_batch(tx: &mut Transaction<'_, Postgres>, write: &BatchWrite) -> Result<(i64, bool)> {
+/// Insert a new batch (or find the one an OTLP retry already stored) or update a stored one,
+/// with its outcome. Returns its id and whether it is new; `None` when a stored batch is no
+/// longer there (erased or expired meanwhile).
+async fn store_batch(tx: &mut Transaction<'_, Postgres>, write: &BatchWrite) -> Result<Option<(i64, bool)>> {
     let agents = (!write.agents.is_empty()).then(|| write.agents.join(","));
     let now = now_ns();
     if let Some(id) = write.id {
-        sqlx::query("UPDATE batches SET status = $1, agents = $2, error = $3, processed_at = $4 WHERE id = $5")
-            .bind(write.status.as_str())
-            .bind(agents)
-            .bind(&write.error)
-            .bind(now)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        return Ok((id, false));
+        let updated =
+            sqlx::query("UPDATE batches SET status = $1, agents = $2, error = $3, processed_at = $4 WHERE id = $5")
+                .bind(write.status.as_str())
+                .bind(agents)
+                .bind(&write.error)
+                .bind(now)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+        return Ok((updated == 1).then_some((id, false)));
     }
     // A second replica storing the same body waits here for the first one's commit, then
     // updates the row (and replaces what the first one stored of it).
@@ -889,7 +923,35 @@ async fn store_batch(tx: &mut Transaction<'_, Postgres>, write: &BatchWrite) -> 
     .await?;
     // A retry keeps the first `received_at`: a different one means the row was there.
     let received_at: i64 = row.get("received_at");
-    Ok((row.get("id"), received_at == now))
+    Ok(Some((row.get("id"), received_at == now)))
+}
+
+/// Whether what a stored batch normalizes into must stay out of the traces: it was received
+/// before one of its users was erased, or before its project's trace retention.
+async fn retired(
+    tx: &mut Transaction<'_, Postgres>,
+    project_id: &str,
+    batch_id: i64,
+    users: &[String],
+) -> Result<Retired> {
+    for user in users {
+        let hit = sqlx::query(erasure::RECEIVED_BEFORE_ERASURE)
+            .bind(project_id)
+            .bind(batch_id)
+            .bind(user)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if hit.is_some() {
+            return Ok(Retired::Erased);
+        }
+    }
+    let expired = sqlx::query(erasure::RECEIVED_BEFORE_TRACE_RETENTION)
+        .bind(project_id)
+        .bind(batch_id)
+        .bind(now_ns())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(if expired.is_some() { Retired::Expired } else { Retired::No })
 }
 
 /// Usage metrics go to their own table per session, never into traces.
@@ -1065,8 +1127,9 @@ async fn recompute_trace(
     assembly: &Assembly,
 ) -> Result<()> {
     let rows = sqlx::query(
-        "SELECT f.agent, f.payload FROM fragments f JOIN trace_keys k
+        "SELECT f.agent, f.payload, b.received_at FROM fragments f JOIN trace_keys k
            ON k.project_id = f.project_id AND k.key = f.trace_key
+           LEFT JOIN batches b ON b.id = f.batch_id
          WHERE k.project_id = $1 AND k.trace_id = $2",
     )
     .bind(project_id)
@@ -1074,7 +1137,10 @@ async fn recompute_trace(
     .fetch_all(&mut **tx)
     .await?;
     let mut stored = Vec::with_capacity(rows.len());
+    // When the host last received a batch of the trace: what trace retention counts from.
+    let mut received: Option<i64> = None;
     for row in rows {
+        received = received.max(row.get::<Option<i64>, _>("received_at"));
         let payload: String = row.get("payload");
         let fragment: Fragment = serde_json::from_str(&payload).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         stored.push(Stored { agent: row.get("agent"), fragment });
@@ -1092,16 +1158,24 @@ async fn recompute_trace(
             .await?;
         return Ok(());
     };
-    write_trace(tx, project_id, &t).await
+    write_trace(tx, project_id, &t, received).await
 }
 
-async fn write_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, t: &TraceRecord) -> Result<()> {
+/// Write a trace; `received` is when its latest batch still stored came (`None`: none is
+/// stored any more: the time already recorded stays, a new row takes now).
+async fn write_trace(
+    tx: &mut Transaction<'_, Postgres>,
+    project_id: &str,
+    t: &TraceRecord,
+    received: Option<i64>,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
             input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations,
-            repository, branch, team, cost_source, tool_calls, tool_failures)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+            repository, branch, team, cost_source, tool_calls, tool_failures, received_ns)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, COALESCE($23, $24))
          ON CONFLICT (project_id, id) DO UPDATE SET
+            received_ns = COALESCE($23, traces.received_ns, $24),
             repository = excluded.repository, branch = excluded.branch, team = excluded.team,
             cost_source = excluded.cost_source, tool_calls = excluded.tool_calls, tool_failures = excluded.tool_failures,
             agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
@@ -1133,6 +1207,8 @@ async fn write_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, t: &T
     .bind(t.cost_source)
     .bind(t.tool_calls)
     .bind(t.tool_failures)
+    .bind(received)
+    .bind(now_ns())
     .execute(&mut **tx)
     .await?;
     if t.models.is_empty() {

@@ -73,10 +73,13 @@ async fn retention_deletes_what_is_older_than_a_projects_days_on_both_engines() 
         let replayed = host.replay_batches(json!({})).await;
         assert_eq!(replayed["batches"], 0, "no raw batch left to replay: {replayed}");
 
+        // Traces by when the host received them (just now, though the agent dated them days ago).
         let (status, _) = host.admin(reqwest::Method::PUT, &path, Some(json!({"trace_days": 1}))).await;
         assert_eq!(status, 200);
-        let (_, expired) = host.admin(reqwest::Method::POST, "/api/admin/retention/run", None).await;
-        assert_eq!(expired["traces"], 1, "{engine:?}: {expired}");
+        let (_, kept) = host.admin(reqwest::Method::POST, "/api/admin/retention/run", None).await;
+        assert_eq!(kept["traces"], 0, "{engine:?}: {kept}");
+        let expired = storage.enforce_retention(in_two_days).await.expect("retention pass");
+        assert_eq!(expired.traces, 1, "{engine:?}: {expired:?}");
         assert!(host.traces().await.is_empty());
 
         // Bad settings are refused, an unknown project is a 404.
@@ -118,5 +121,145 @@ async fn erasing_a_user_deletes_their_traces_metrics_and_raw_batches_only_on_bot
         assert_eq!(replayed["batches"].as_u64(), Some(bob.requests.len() as u64), "{replayed}");
         let users: Vec<Value> = host.traces().await.iter().map(|t| t["user_id"].clone()).collect();
         assert_eq!(users, vec![json!("bob@example.com")], "a replay brings nothing of alice back");
+    }
+}
+
+/// The database the host of `host` uses, as a URL.
+fn database_url(host: &antenna_e2e::EngineHost) -> String {
+    match &host.database {
+        Some(database) => database.url.clone(),
+        None => format!("sqlite://{}", host.dir.path().join("antenna.db").display()),
+    }
+}
+
+async fn stored_batches(url: &str) -> Vec<antenna::storage::Batch> {
+    let storage = antenna::storage::connect(url, Default::default(), Default::default()).await.expect("database");
+    storage.batches(&antenna::storage::BatchSelection::Replay(Default::default())).await.expect("batches")
+}
+
+/// M1: erasure finds every raw body that named the user, whether a later body took over its
+/// fragments or no plugin claimed it; nothing brings the user back; on SQLite the text is gone
+/// from the database files.
+#[tokio::test]
+async fn erasure_finds_every_body_that_named_the_user_and_nothing_brings_them_back_on_both_engines() {
+    for engine in Engine::ALL {
+        let host = TestHost::on_engine(engine, |c| c.admin_token = Some(ADMIN_TOKEN.into())).await;
+        let alice =
+            Capture::load("claude-code/protobuf-content-on").with_resource_attribute("user.id", "alice@example.com");
+        // The same records again in other bodies: their fragments then name the later batches.
+        let again = alice.with_resource_attribute("host.name", "second-laptop");
+        let bob = Capture::load("gemini-cli/json-content-on").with_resource_attribute("user.id", "bob@example.com");
+        host.replay(&alice).await;
+        host.replay(&again).await;
+        host.replay(&bob).await;
+        // A body no plugin claims, naming alice on a record.
+        let secret = "alice-unclaimed-secret-4f1d2a";
+        let unclaimed = json!({"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "mystery"}}]},
+            "scopeLogs": [{"scope": {"name": "mystery"}, "logRecords": [{"timeUnixNano": "1", "body": {"stringValue": secret},
+                "attributes": [{"key": "user.email", "value": {"stringValue": "alice@example.com"}}]}]}]}]});
+        let response = host.post("/v1/logs", "application/json", unclaimed.to_string().into_bytes()).await;
+        assert_eq!(response.status(), 200);
+
+        let traces = host.traces().await;
+        let alices = traces.iter().find(|t| t["user_id"] == "alice@example.com").expect("alice's trace");
+        let detail = host.get_json(&format!("/api/public/traces/{}", alices["id"].as_str().expect("id"))).await;
+        let prompt = detail["prompt"].as_str().expect("a captured prompt").to_owned();
+        assert!(!prompt.is_empty());
+        let url = database_url(&host);
+        let before = stored_batches(&url).await.len();
+        let bobs = bob.requests.len();
+
+        let project = project_of(&host).await;
+        let (status, erased) = host
+            .admin(reqwest::Method::DELETE, &format!("/api/admin/projects/{project}/users/alice@example.com"), None)
+            .await;
+        assert_eq!(status, 200, "{erased}");
+        assert_eq!(
+            erased["batches"].as_u64(),
+            Some((before - bobs) as u64),
+            "{engine:?}: every body that named alice: {erased}"
+        );
+        assert_eq!(stored_batches(&url).await.len(), bobs, "{engine:?}: bob's bodies only");
+
+        // A replay, and a retry of what no plugin claimed, bring nothing of alice back.
+        host.replay_batches(json!({})).await;
+        let users: Vec<Value> = host.traces().await.iter().map(|t| t["user_id"].clone()).collect();
+        assert_eq!(users, vec![json!("bob@example.com")], "{engine:?}");
+
+        if engine == Engine::Sqlite {
+            let dir = host.dir.path();
+            for file in ["antenna.db", "antenna.db-wal"] {
+                let bytes = std::fs::read(dir.join(file)).unwrap_or_default();
+                let has = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+                assert!(!has(&prompt), "{file} still holds alice's prompt {prompt:?}");
+                assert!(!has(secret), "{file} still holds the unclaimed body's text");
+            }
+        }
+    }
+}
+
+/// L2: trace retention counts from when the host received a trace's data, not from the agent's
+/// timestamps, and a replay does not rebuild what it removed.
+#[tokio::test]
+async fn trace_retention_goes_by_the_hosts_clock_and_a_replay_respects_it_on_both_engines() {
+    for engine in Engine::ALL {
+        let host = TestHost::on_engine(engine, |c| c.admin_token = Some(ADMIN_TOKEN.into())).await;
+        // Dated a year ahead by the agent's clock, received now.
+        let future =
+            Capture::load("claude-code/json-content-off").map_json(|v| shift_times(v, 365 * 86_400 * 1_000_000_000));
+        host.replay(&future).await;
+        let project = project_of(&host).await;
+        let path = format!("/api/admin/projects/{project}/retention");
+        let (status, _) = host.admin(reqwest::Method::PUT, &path, Some(json!({"trace_days": 1}))).await;
+        assert_eq!(status, 200);
+        let (_, kept) = host.admin(reqwest::Method::POST, "/api/admin/retention/run", None).await;
+        assert_eq!(kept["traces"], 0, "{engine:?}: received just now: {kept}");
+
+        // Received three days ago (set back in the database): expired, whatever the agent said.
+        let back = 3 * 86_400 * 1_000_000_000i64;
+        let url = database_url(&host);
+        let statements = [
+            format!("UPDATE batches SET received_at = received_at - {back}"),
+            format!("UPDATE traces SET received_ns = received_ns - {back}"),
+        ];
+        if engine == Engine::Sqlite {
+            let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
+            for sql in &statements {
+                sqlx::query(sql).execute(&pool).await.expect("set back");
+            }
+        } else {
+            let pool = sqlx::PgPool::connect(&url).await.expect("postgres");
+            for sql in &statements {
+                sqlx::query(sql).execute(&pool).await.expect("set back");
+            }
+        }
+        let (_, expired) = host.admin(reqwest::Method::POST, "/api/admin/retention/run", None).await;
+        assert_eq!(expired["traces"], 1, "{engine:?}: {expired}");
+        assert!(host.traces().await.is_empty());
+        // The raw batches are kept (no batch retention), but a replay does not rebuild the trace.
+        let replayed = host.replay_batches(json!({})).await;
+        assert_eq!(replayed["batches"].as_u64(), Some(future.requests.len() as u64), "{replayed}");
+        assert!(host.traces().await.is_empty(), "{engine:?}: replay rebuilt an expired trace");
+    }
+}
+
+/// Every `timeUnixNano`-like field of an OTLP JSON body moved by `by` nanoseconds.
+fn shift_times(value: &mut Value, by: i64) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key.ends_with("UnixNano") {
+                    if let Some(n) = v.as_str().and_then(|s| s.parse::<i64>().ok()).filter(|n| *n > 0) {
+                        *v = json!((n + by).to_string());
+                    } else if let Some(n) = v.as_i64().filter(|n| *n > 0) {
+                        *v = json!(n + by);
+                    }
+                } else {
+                    shift_times(v, by);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| shift_times(v, by)),
+        _ => {}
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use antenna_e2e::{ADMIN_TOKEN, Capture, Engine, TestHost};
+use antenna_e2e::{ADMIN_TOKEN, Capture, Engine, TestCa, TestHost};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -17,43 +17,35 @@ struct Receiver {
 
 impl Receiver {
     async fn start(failures: usize) -> Self {
+        Self::serve(failures, None).await
+    }
+
+    /// The same over https, with a certificate for `localhost` that `ca` signed.
+    async fn start_tls(ca: &TestCa) -> Self {
+        Self::serve(0, Some(acceptor(ca))).await
+    }
+
+    async fn serve(failures: usize, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        let port = listener.local_addr().expect("address").port();
+        let url = match tls {
+            Some(_) => format!("https://localhost:{port}/hook"),
+            None => format!("http://127.0.0.1:{port}/hook"),
+        };
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let seen = bodies.clone();
         tokio::spawn(async move {
             let mut served = 0usize;
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                // Headers, then as many body bytes as Content-Length says.
-                let body = loop {
-                    let Ok(n) = stream.read(&mut chunk).await else { break None };
-                    if n == 0 {
-                        break None;
+            while let Ok((stream, _)) = listener.accept().await {
+                let status = |served: usize| if served <= failures { "500 Internal Server Error" } else { "200 OK" };
+                match &tls {
+                    Some(acceptor) => {
+                        // A client that refuses the certificate ends the handshake: nothing posted.
+                        let Ok(stream) = acceptor.accept(stream).await else { continue };
+                        answer(stream, &seen, &mut served, status).await;
                     }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some(end) = text.find("\r\n\r\n") else { continue };
-                    let length = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
-                        })
-                        .and_then(|v| v.parse::<usize>().ok())
-                        .unwrap_or(0);
-                    if buf.len() >= end + 4 + length {
-                        break Some(buf[end + 4..end + 4 + length].to_vec());
-                    }
-                };
-                let Some(body) = body else { continue };
-                served += 1;
-                let status = if served <= failures { "500 Internal Server Error" } else { "200 OK" };
-                if let Ok(value) = serde_json::from_slice::<Value>(&body) {
-                    seen.lock().expect("lock").push(json!({"status": status, "body": value}));
+                    None => answer(stream, &seen, &mut served, status).await,
                 }
-                let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-                let _ = stream.write_all(reply.as_bytes()).await;
             }
         });
         Receiver { url, bodies }
@@ -74,6 +66,60 @@ impl Receiver {
         ids.sort();
         ids
     }
+}
+
+/// Read one post (headers, then as many body bytes as Content-Length says), keep its body and
+/// answer `status(served)`.
+async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    seen: &Mutex<Vec<Value>>,
+    served: &mut usize,
+    status: impl Fn(usize) -> &'static str,
+) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let body = loop {
+        let Ok(n) = stream.read(&mut chunk).await else { break None };
+        if n == 0 {
+            break None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let Some(end) = text.find("\r\n\r\n") else { continue };
+        let length = text[..end]
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        if buf.len() >= end + 4 + length {
+            break Some(buf[end + 4..end + 4 + length].to_vec());
+        }
+    };
+    let Some(body) = body else { return };
+    *served += 1;
+    let status = status(*served);
+    if let Ok(value) = serde_json::from_slice::<Value>(&body) {
+        seen.lock().expect("lock").push(json!({"status": status, "body": value}));
+    }
+    let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let _ = stream.write_all(reply.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The receiver's side of TLS: the certificate `ca` signed for localhost.
+fn acceptor(ca: &TestCa) -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![ca.leaf_der.clone().into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(ca.leaf_key_der.clone().into()),
+        )
+        .expect("server config");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 /// A JSON capture moved in time so that it happened a minute ago (budgets count this period).
@@ -139,11 +185,12 @@ async fn each_threshold_alerts_once_per_period_across_retries_replicas_and_resta
         let limit = spent_one / 0.9;
         let (status, budget) = first.admin(reqwest::Method::POST,
             "/api/admin/budgets",
-            Some(json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": limit, "webhook_url": receiver.url})),
+            Some(json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": limit, "webhook_url": receiver.url, "all_projects": true})),
         )
         .await;
         assert_eq!(status, 201, "{budget}");
         assert_eq!(budget["thresholds"], json!([0.8, 1.0]));
+        assert_eq!((budget["all_projects"].clone(), budget["project_id"].clone()), (json!(true), Value::Null));
         let id = budget["id"].as_str().expect("id").to_owned();
 
         // 80 %: the first post fails (500), the retry delivers it.
@@ -212,6 +259,15 @@ async fn each_threshold_alerts_once_per_period_across_retries_replicas_and_resta
                 json!({"scope": "team", "subject": "x", "period": "day", "limit_usd": 1, "webhook_url": receiver.url, "thresholds": []}),
                 "thresholds",
             ),
+            // Which projects count is said, never assumed.
+            (
+                json!({"scope": "team", "subject": "x", "period": "day", "limit_usd": 1, "webhook_url": receiver.url}),
+                "all_projects: true",
+            ),
+            (
+                json!({"scope": "team", "subject": "x", "period": "day", "limit_usd": 1, "webhook_url": receiver.url, "project_id": "p", "all_projects": true}),
+                "not both",
+            ),
         ] {
             let (status, body) = first.admin(reqwest::Method::POST, "/api/admin/budgets", Some(bad)).await;
             assert_eq!(status, 400, "{body}");
@@ -260,7 +316,7 @@ async fn webhooks_follow_no_redirect_show_only_their_origin_and_can_be_limited_t
         [format!("{redirect}/services/T000/B000/SECRETPATH"), format!("http://127.0.0.1:{closed}/hook/SECRETPATH")];
     let mut ids = Vec::new();
     for url in &secret_urls {
-        let budget = json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": 0.000001, "webhook_url": url});
+        let budget = json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": 0.000001, "webhook_url": url, "all_projects": true});
         let (status, created) = host.admin(reqwest::Method::POST, "/api/admin/budgets", Some(budget)).await;
         assert_eq!(status, 201, "{created}");
         ids.push(created["id"].as_str().expect("id").to_owned());
@@ -294,10 +350,83 @@ async fn webhooks_follow_no_redirect_show_only_their_origin_and_can_be_limited_t
         c.webhook_hosts = vec!["hooks.example.com".into()];
     })
     .await;
-    let budget = json!({"scope": "user", "subject": "u", "period": "day", "limit_usd": 1, "webhook_url": target.url});
+    let budget = json!({"scope": "user", "subject": "u", "period": "day", "limit_usd": 1, "webhook_url": target.url, "all_projects": true});
     let (status, refused) = strict.admin(reqwest::Method::POST, "/api/admin/budgets", Some(budget)).await;
     assert_eq!(status, 400, "{refused}");
     assert!(refused["error"].as_str().is_some_and(|e| e.contains("ANTENNA_WEBHOOK_HOSTS")), "{refused}");
-    let allowed = json!({"scope": "user", "subject": "u", "period": "day", "limit_usd": 1, "webhook_url": "https://hooks.example.com/x"});
+    let allowed = json!({"scope": "user", "subject": "u", "period": "day", "limit_usd": 1, "webhook_url": "https://hooks.example.com/x", "all_projects": true});
     assert_eq!(strict.admin(reqwest::Method::POST, "/api/admin/budgets", Some(allowed)).await.0, 201);
+}
+
+/// M2: an https webhook is delivered (rustls, the public roots plus ANTENNA_WEBHOOK_CA_FILE's),
+/// and one whose certificate is not trusted is never posted, which the budget's status and
+/// /metrics say.
+#[tokio::test]
+async fn https_webhooks_are_delivered_and_an_untrusted_one_shows_as_undelivered() {
+    let tls = TestCa::new();
+    let receiver = Receiver::start_tls(&tls).await;
+    let budget = json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": 0.000001,
+        "webhook_url": receiver.url, "all_projects": true});
+
+    // Trusting the receiver's CA: delivered, over TLS.
+    let ca = reqwest::Certificate::from_pem(tls.ca_pem.as_bytes()).expect("CA certificate");
+    let trusting = TestHost::start_with(|c| {
+        c.admin_token = Some(ADMIN_TOKEN.into());
+        c.budget_interval = Duration::from_millis(100);
+        c.webhook_roots = vec![ca];
+    })
+    .await;
+    trusting.replay(&recent("claude-code/json-content-off")).await;
+    let (status, created) = trusting.admin(reqwest::Method::POST, "/api/admin/budgets", Some(budget.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    wait_for("both alerts over https", || receiver.delivered().len() == 2).await;
+    assert_eq!(receiver.posts()[0]["body"]["subject"], "dev@example.com");
+
+    // Without the CA: the handshake fails, nothing is posted, and it shows.
+    let untrusting = TestHost::start_with(|c| {
+        c.admin_token = Some(ADMIN_TOKEN.into());
+        c.budget_interval = Duration::from_millis(100);
+    })
+    .await;
+    untrusting.replay(&recent("claude-code/json-content-off")).await;
+    let (status, created) = untrusting.admin(reqwest::Method::POST, "/api/admin/budgets", Some(budget)).await;
+    assert_eq!(status, 201, "{created}");
+    let mut listed = Value::Null;
+    for _ in 0..200 {
+        let (_, all) = untrusting.admin(reqwest::Method::GET, "/api/admin/budgets", None).await;
+        listed = all["data"][0].clone();
+        if listed["last_delivery_error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed["state"], "exceeded", "{listed}");
+    assert_eq!(listed["undelivered_alerts"], 2, "{listed}");
+    let error = listed["last_delivery_error"].as_str().unwrap_or_default();
+    assert!(error.contains("TLS certificate is not trusted") && error.contains("https://localhost"), "{listed}");
+    assert!(!error.contains("/hook"), "the URL's path is not shown: {error}");
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = untrusting
+            .client
+            .get(untrusting.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics.lines().any(|l| l == "antenna_budget_alerts_undelivered 2") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(metrics.lines().any(|l| l == "antenna_budget_alerts_undelivered 2"), "{metrics}");
+    let failures = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("antenna_budget_alert_failures_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(failures >= 2, "{metrics}");
+    assert_eq!(receiver.delivered().len(), 2, "the untrusting host posted nothing");
 }

@@ -109,6 +109,7 @@ async fn absurd_token_counts_are_refused_and_sums_saturate_on_both_engines() {
                 error: None,
                 fragments: vec![huge_call(trace, u64::MAX >> 1)],
                 unclaimed: Vec::new(),
+                users: Vec::new(),
             };
             host.server.state.storage.commit(write).await.expect("stored");
         }

@@ -22,6 +22,7 @@ mod openapi;
 mod paging;
 mod plugins;
 mod poison;
+mod postgres_tls;
 mod replicas;
 mod scrub;
 mod security;

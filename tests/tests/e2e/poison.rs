@@ -163,6 +163,7 @@ async fn store_pending(host: &TestHost, body: Vec<u8>) -> i64 {
         error: None,
         fragments: Vec::new(),
         unclaimed: Vec::new(),
+        users: Vec::new(),
     };
     storage.commit(write).await.expect("stored")
 }

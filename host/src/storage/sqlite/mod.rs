@@ -62,6 +62,8 @@ impl SqliteStorage {
             .busy_timeout(Duration::from_secs(30))
             // Usage queries group and count distinct values over many rows: sort in memory.
             .pragma("temp_store", "memory")
+            // Deleted content is zeroed in the file, not left in free pages (erasure).
+            .pragma("secure_delete", "ON")
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -325,9 +327,11 @@ impl Storage for SqliteStorage {
         rows.iter()
             .map(|r| {
                 let thresholds: String = r.try_get("thresholds")?;
+                let project_id: Option<String> = r.try_get("project_id")?;
                 Ok(Budget {
                     id: r.try_get("id")?,
-                    project_id: r.try_get("project_id")?,
+                    all_projects: project_id.is_none(),
+                    project_id,
                     scope: r.try_get("scope")?,
                     subject: r.try_get("subject")?,
                     period: r.try_get("period")?,
@@ -435,6 +439,10 @@ impl Storage for SqliteStorage {
                 let cutoff = erasure::days_before(now_ns, days);
                 let sql = erasure::EXPIRE_BATCHES.replace('$', "?");
                 expired.batches += sqlx::query(&sql).bind(&id).bind(cutoff).execute(&mut *tx).await?.rows_affected();
+                sqlx::query(&crate::storage::sqlite::sql(erasure::FORGET_EXPIRED_BATCH_USERS))
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             if let Some(days) = project.try_get::<Option<i64>, _>("trace_retention_days")? {
                 let cutoff = erasure::days_before(now_ns, days);
@@ -466,7 +474,18 @@ impl Storage for SqliteStorage {
                 None => {}
             }
         }
+        sqlx::query(&sql(erasure::RECORD_ERASURE))
+            .bind(project_id)
+            .bind(user_id)
+            .bind(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
+        // The prompt text out of the file: the full-text index's segments merged (a contentless
+        // FTS5 index keeps deleted terms until then), and the write-ahead log, which still holds
+        // the pages as they were, checkpointed and emptied.
+        sqlx::query("INSERT INTO traces_fts(traces_fts) VALUES ('optimize')").execute(&self.pool).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
         Ok(erased)
     }
 

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
+use super::super::erasure::{self, Retired};
 use super::super::{BatchWrite, Result, StorageError};
+use super::sql;
 use crate::metrics::StorageMetrics;
 use crate::trace::model::{Body, Fragment};
 use crate::trace::view::ns;
@@ -62,6 +64,9 @@ fn open(path: &str) -> Result<Connection> {
     // The pool set WAL on the file; durability and waiting are per connection.
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted and rewritten content is zeroed in the file (an erased user's prompts must not
+    // linger in free pages).
+    connection.pragma_update(None, "secure_delete", "ON")?;
     connection.busy_timeout(Duration::from_secs(30))?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(connection)
@@ -120,8 +125,14 @@ fn write_group(connection: &mut Connection, writes: &[&BatchWrite], assembly: &A
     let mut ids = Vec::with_capacity(writes.len());
     let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
     for write in writes {
-        let (id, fresh) = store_batch(&tx, write)?;
         let project = write.project_id.as_str();
+        let Some((id, fresh)) = store_batch(&tx, write)? else {
+            // Re-normalized while erasure or retention deleted it: nothing of it comes back.
+            ids.push(write.id.unwrap_or_default());
+            continue;
+        };
+        let retired = if fresh { Retired::No } else { retired(&tx, project, id, &write.users)? };
+        let fragments: &[(String, Fragment)] = if retired == Retired::No { &write.fragments } else { &[] };
         if !fresh {
             // What an earlier run of this batch produced is replaced, not added to.
             let mut earlier = tx.prepare_cached(
@@ -138,9 +149,9 @@ fn write_group(connection: &mut Connection, writes: &[&BatchWrite], assembly: &A
             tx.prepare_cached("DELETE FROM usage_metrics WHERE project_id = ?1 AND batch_id = ?2")?
                 .execute(params![project, id])?;
         }
-        insert_usage_metrics(&tx, project, id, &write.fragments)?;
+        insert_usage_metrics(&tx, project, id, fragments)?;
         let traced: Vec<&(String, Fragment)> =
-            write.fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
+            fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
         // Keys named together belong to one trace, whose id is the smallest key of all.
         let mut groups = KeyGroups::default();
         for (_, f) in &traced {
@@ -154,6 +165,18 @@ fn write_group(connection: &mut Connection, writes: &[&BatchWrite], assembly: &A
         if fresh {
             for resource in &write.unclaimed {
                 count_unclaimed(&tx, project, &resource.service_name, &resource.scope_names)?;
+            }
+        }
+        if retired == Retired::Erased {
+            // It named an erased user only once normalized: the raw body goes too.
+            tx.prepare_cached("DELETE FROM batches WHERE project_id = ?1 AND id = ?2")?
+                .execute(params![project, id])?;
+            tx.prepare_cached("DELETE FROM batch_users WHERE project_id = ?1 AND batch_id = ?2")?
+                .execute(params![project, id])?;
+        } else {
+            let mut record = tx.prepare_cached(&sql(erasure::RECORD_BATCH_USER))?;
+            for user in &write.users {
+                record.execute(params![project, id, user])?;
             }
         }
         ids.push(id);
@@ -170,14 +193,16 @@ fn now_ns() -> i64 {
 }
 
 /// Insert a new batch (or find the one an OTLP retry already stored) or update a stored one,
-/// with its outcome. Returns its id and whether it is new (nothing to replace).
-fn store_batch(tx: &Transaction<'_>, write: &BatchWrite) -> Result<(i64, bool)> {
+/// with its outcome. Returns its id and whether it is new (nothing to replace); `None` when a
+/// stored batch is no longer there.
+fn store_batch(tx: &Transaction<'_>, write: &BatchWrite) -> Result<Option<(i64, bool)>> {
     let agents = (!write.agents.is_empty()).then(|| write.agents.join(","));
     let now = now_ns();
     if let Some(id) = write.id {
-        tx.prepare_cached("UPDATE batches SET status = ?1, agents = ?2, error = ?3, processed_at = ?4 WHERE id = ?5")?
+        let updated = tx
+            .prepare_cached("UPDATE batches SET status = ?1, agents = ?2, error = ?3, processed_at = ?4 WHERE id = ?5")?
             .execute(params![write.status.as_str(), agents, write.error, now, id])?;
-        return Ok((id, false));
+        return Ok((updated == 1).then_some((id, false)));
     }
     let (id, received_at): (i64, i64) = tx
         .prepare_cached(
@@ -203,7 +228,26 @@ fn store_batch(tx: &Transaction<'_>, write: &BatchWrite) -> Result<(i64, bool)> 
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
     // A retry keeps the first `received_at`: a different one means the row was there.
-    Ok((id, received_at == now))
+    Ok(Some((id, received_at == now)))
+}
+
+/// Whether what a stored batch normalizes into must stay out of the traces: it was received
+/// before one of its users was erased, or before its project's trace retention.
+fn retired(tx: &Transaction<'_>, project_id: &str, batch_id: i64, users: &[String]) -> Result<Retired> {
+    let mut erased = tx.prepare_cached(&sql(erasure::RECEIVED_BEFORE_ERASURE))?;
+    for user in users {
+        if erased.exists(params![project_id, batch_id, user])? {
+            return Ok(Retired::Erased);
+        }
+    }
+    if tx.prepare_cached(&sql(erasure::RECEIVED_BEFORE_TRACE_RETENTION))?.exists(params![
+        project_id,
+        batch_id,
+        now_ns()
+    ])? {
+        return Ok(Retired::Expired);
+    }
+    Ok(Retired::No)
 }
 
 /// Usage metrics go to their own table per session, never into traces.
@@ -323,14 +367,18 @@ fn recompute_trace(tx: &Transaction<'_>, project_id: &str, trace_id: &str, assem
     // CROSS JOIN fixes the loop order: the trace's keys first, then their fragments by primary
     // key. Left to itself the planner may scan every fragment of the project.
     let mut stored = Vec::new();
+    // When the host last received a batch of the trace: what trace retention counts from.
+    let mut received: Option<i64> = None;
     {
         let mut fragments = tx.prepare_cached(
-            "SELECT f.agent, f.payload FROM trace_keys k CROSS JOIN fragments f
+            "SELECT f.agent, f.payload, b.received_at FROM trace_keys k CROSS JOIN fragments f
                ON k.project_id = f.project_id AND k.key = f.trace_key
+               LEFT JOIN batches b ON b.id = f.batch_id
              WHERE k.project_id = ?1 AND k.trace_id = ?2",
         )?;
         let mut rows = fragments.query(params![project_id, trace_id])?;
         while let Some(row) = rows.next()? {
+            received = received.max(row.get::<_, Option<i64>>(2)?);
             let payload = row.get_ref(1)?.as_str().map_err(|e| StorageError::Corrupt(e.to_string()))?;
             let fragment: Fragment = serde_json::from_str(payload).map_err(|e| StorageError::Corrupt(e.to_string()))?;
             stored.push(Stored { agent: row.get(0)?, fragment });
@@ -343,16 +391,19 @@ fn recompute_trace(tx: &Transaction<'_>, project_id: &str, trace_id: &str, assem
             .execute(params![project_id, trace_id])?;
         return Ok(());
     };
-    write_trace(tx, project_id, &t)
+    write_trace(tx, project_id, &t, received)
 }
 
-fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord) -> Result<()> {
+/// Write a trace; `received` is when its latest batch still stored came (`None`: none is
+/// stored any more: the time already recorded stays, a new row takes now).
+fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord, received: Option<i64>) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
             input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations,
-            repository, branch, team, cost_source, tool_calls, tool_failures)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+            repository, branch, team, cost_source, tool_calls, tool_failures, received_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, COALESCE(?23, ?24))
          ON CONFLICT (project_id, id) DO UPDATE SET
+            received_ns = COALESCE(?23, traces.received_ns, ?24),
             repository = excluded.repository, branch = excluded.branch, team = excluded.team,
             cost_source = excluded.cost_source, tool_calls = excluded.tool_calls, tool_failures = excluded.tool_failures,
             agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
@@ -385,6 +436,8 @@ fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord) -> Resul
         t.cost_source,
         t.tool_calls,
         t.tool_failures,
+        received,
+        now_ns(),
     ])?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO trace_models (project_id, trace_id, model, input_tokens, output_tokens, cache_read_tokens,
