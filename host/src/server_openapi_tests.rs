@@ -101,7 +101,7 @@ fn the_trace_schemas_are_what_the_view_writes() {
     let summary = crate::trace::view::summary("proj", "id", &trace);
     assert_describes(&document, "Trace", &summary, &[]);
     assert_describes(&document, "ToolCall", &summary["tool_calls"][0], &[]);
-    let observations = crate::trace::view::observations(&trace);
+    let observations = json!(trace.observations.iter().map(crate::trace::view::observation).collect::<Vec<_>>());
     assert_describes(&document, "Observation", &observations[0], &[]);
     assert_describes(&document, "TokenUsage", &observations[0]["usage"], &[]);
     // What the query API adds to a trace.
@@ -110,6 +110,7 @@ fn the_trace_schemas_are_what_the_view_writes() {
     assert_describes(&document, "TraceListItem", &item, &[]);
     let mut detail = summary;
     detail["observations"] = observations;
+    detail["observations_next_cursor"] = json!("cursor");
     assert_describes(&document, "TraceDetail", &detail, &[]);
 }
 

@@ -17,7 +17,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Authenticator;
-use crate::storage::{BatchSelection, OutcomeGroup, Storage, TraceFilter, UsageGroup};
+use crate::storage::{
+    BatchSelection, DETAIL_OBSERVATIONS, ObservationCursor, OutcomeGroup, Storage, TraceFilter, UsageGroup,
+};
 use crate::trace::view::rfc3339;
 pub use error::{ApiError, ApiPath, ApiQuery};
 use openapi::{ErrorBody, Page, PublicRefusals};
@@ -42,6 +44,7 @@ where
     OpenApiRouter::new()
         .routes(routes!(list_traces))
         .routes(routes!(get_trace))
+        .routes(routes!(trace_observations))
         .routes(routes!(list_sessions))
         .routes(routes!(get_session))
         .routes(routes!(list_users))
@@ -169,10 +172,78 @@ async fn get_trace(
         return Err(ApiError::not_found(format!("no trace {id:?}")));
     };
     let mut trace = row.summary;
+    let trace_id = trace["id"].as_str().unwrap_or(&id).to_owned();
+    let (observations, next) =
+        observation_page(&*api.storage, &project, &trace_id, &ObservationCursor::start(), DETAIL_OBSERVATIONS).await?;
     if let Some(map) = trace.as_object_mut() {
-        map.insert("observations".into(), row.observations.unwrap_or(Value::Array(Vec::new())));
+        map.insert("observations".into(), Value::Array(observations));
+        map.insert("observations_next_cursor".into(), next.into());
     }
     Ok(Json(trace).into_response())
+}
+
+/// Up to `limit` observations after `after`, and the cursor of the next page (`None`: none).
+async fn observation_page(
+    storage: &dyn Storage,
+    project: &str,
+    trace_id: &str,
+    after: &ObservationCursor,
+    limit: i64,
+) -> Result<(Vec<Value>, Option<String>), ApiError> {
+    let mut entries = storage.observations(project, trace_id, after, limit + 1).await?;
+    let more = entries.len() as i64 > limit;
+    entries.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = more.then(|| entries.last().map(|e| e.at.encode())).flatten();
+    Ok((entries.into_iter().map(|e| e.body).collect(), next))
+}
+
+/// The query of `GET /api/public/traces/{id}/observations`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ObservationParams {
+    /// Observations per page (1 to 500, default 500).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// The `observations_next_cursor` of the trace, or the `next_cursor` of the page before.
+    cursor: Option<String>,
+}
+
+/// `GET /api/public/traces/{id}/observations`: a trace's timeline, page by page, in order (a
+/// long prompt's detail shows the first 500).
+#[utoipa::path(
+    get,
+    path = "/api/public/traces/{id}/observations",
+    tag = "traces",
+    params(("id" = String, Path, description = "The trace's id"), ObservationParams),
+    responses(
+        (status = 200, description = "A page of the trace's observations", body = Page<openapi::Observation>),
+        (status = 400, description = "A malformed limit or cursor, or an id that is not UTF-8", body = ErrorBody),
+        (status = 404, description = "No such trace in this project", body = ErrorBody),
+        PublicRefusals,
+    ),
+    security(("basic" = []), ("session" = []))
+)]
+async fn trace_observations(
+    State(api): State<Api>,
+    Project(project): Project,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ObservationParams>,
+) -> Result<Response, ApiError> {
+    let limit = params.limit.unwrap_or(DETAIL_OBSERVATIONS);
+    if !(1..=DETAIL_OBSERVATIONS).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be a number from 1 to {DETAIL_OBSERVATIONS}")));
+    }
+    let after = match &params.cursor {
+        None => ObservationCursor::start(),
+        Some(cursor) => ObservationCursor::decode(cursor)
+            .ok_or_else(|| ApiError::bad_request("invalid cursor: use a next_cursor the API gave"))?,
+    };
+    let Some(row) = api.storage.get_trace(&project, &id).await? else {
+        return Err(ApiError::not_found(format!("no trace {id:?}")));
+    };
+    let trace_id = row.summary["id"].as_str().unwrap_or(&id).to_owned();
+    let (data, next) = observation_page(&*api.storage, &project, &trace_id, &after, limit).await?;
+    Ok(Json(serde_json::json!({ "data": data, "next_cursor": next })).into_response())
 }
 
 /// `GET /api/public/sessions`: the project's sessions, newest first.

@@ -184,8 +184,16 @@ pub struct Trace {
     pub cost_source: Option<String>,
     pub prompt: Option<String>,
     pub response: Option<String>,
+    /// The first 100 tool calls, by start (all of them are observations of type `tool_call`).
     pub tool_calls: Vec<ToolCall>,
+    /// How many tool calls the trace has.
+    pub tool_call_count: u64,
+    /// The first 100 errors.
     pub errors: Vec<String>,
+    /// How many errors the trace has.
+    pub error_count: u64,
+    /// How many observations its timeline has.
+    pub observation_count: u64,
 }
 
 /// A trace in a list: long texts clipped to 4 KiB with `…[truncated]`.
@@ -204,7 +212,10 @@ pub struct TraceListItem {
 pub struct TraceDetail {
     #[serde(flatten)]
     pub trace: Trace,
+    /// The first 500 observations in timeline order.
     pub observations: Vec<Observation>,
+    /// Where `GET /api/public/traces/{id}/observations` goes on; null when all are shown.
+    pub observations_next_cursor: Option<String>,
 }
 
 /// A tool call of a trace (`trace::merge::ToolCallView`).
@@ -241,7 +252,8 @@ pub struct Observation {
     pub cost_usd: Option<f64>,
     pub cost_source: Option<String>,
     pub error: Option<String>,
-    /// The record's attributes as the agent sent them.
+    /// An event's attributes as the agent sent them; a tool call's `args`, `result`,
+    /// `duration_ms`, `success`, `decision` and `decision_source`.
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<serde_json::Value>,
     /// `log` and/or `span`: through which channels it was reported.

@@ -60,6 +60,7 @@ pub const ERASE_USER: &[(&str, Option<&str>)] = &[
         None,
     ),
     ("DELETE FROM trace_models WHERE project_id = $1 AND trace_id IN (USER_TRACES)", None),
+    ("DELETE FROM observations WHERE project_id = $1 AND trace_id IN (USER_TRACES)", None),
     ("DELETE FROM trace_keys WHERE project_id = $1 AND trace_id IN (USER_TRACES)", None),
     ("DELETE FROM traces WHERE project_id = $1 AND user_id = $2", Some("traces")),
     ("DELETE FROM usage_metrics WHERE project_id = $1 AND user_id = $2", Some("usage_metrics")),
@@ -109,6 +110,7 @@ pub const EXPIRE_TRACES: &[(&str, Option<&str>)] = &[
         None,
     ),
     ("DELETE FROM trace_models WHERE project_id = $1 AND trace_id IN (OLD_TRACES)", None),
+    ("DELETE FROM observations WHERE project_id = $1 AND trace_id IN (OLD_TRACES)", None),
     ("DELETE FROM trace_keys WHERE project_id = $1 AND trace_id IN (OLD_TRACES)", None),
     ("DELETE FROM traces WHERE project_id = $1 AND received_ns < $2", Some("traces")),
     (

@@ -178,10 +178,72 @@ pub struct ProjectKey {
     pub secret_hash: String,
 }
 
-/// A trace row: the summary JSON (contract field names) and, on demand, its observations.
+/// A trace row: the summary JSON (contract field names; its `id` is the trace's own, also
+/// when it was asked for by a key merged into it).
 pub struct TraceRow {
     pub summary: serde_json::Value,
-    pub observations: Option<serde_json::Value>,
+}
+
+/// Most observations `GET /api/public/traces/{id}` shows; the rest are paged.
+pub const DETAIL_OBSERVATIONS: i64 = 500;
+
+/// A place in a trace's timeline: the observation a page ends with (its order: time, kind, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservationCursor {
+    pub sort_ns: i64,
+    pub kind: String,
+    pub id: String,
+}
+
+impl ObservationCursor {
+    /// Before the first observation.
+    pub fn start() -> Self {
+        ObservationCursor { sort_ns: i64::MIN, kind: String::new(), id: String::new() }
+    }
+
+    /// As the API hands it out: opaque, URL-safe.
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        let text = format!("{}\n{}\n{}", self.sort_ns, self.kind, self.id);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    /// `None` for anything `encode` did not make.
+    pub fn decode(cursor: &str) -> Option<Self> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let mut parts = text.splitn(3, '\n');
+        let sort_ns = parts.next()?.parse().ok()?;
+        let kind = parts.next()?.to_owned();
+        let id = parts.next()?.to_owned();
+        Some(ObservationCursor { sort_ns, kind, id })
+    }
+}
+
+/// One observation of a page, and where it is in the timeline.
+pub struct ObservationEntry {
+    pub at: ObservationCursor,
+    pub body: serde_json::Value,
+}
+
+/// Observations of trace `$2` of project `$1` after ($3, $4, $5) in timeline order, at most `$6`.
+pub(crate) const OBSERVATION_PAGE: &str = "SELECT sort_ns, kind, id, body FROM observations
+    WHERE project_id = $1 AND trace_id = $2 AND (sort_ns, kind, id) > ($3, $4, $5)
+    ORDER BY sort_ns, kind, id LIMIT $6";
+
+/// One row of [`OBSERVATION_PAGE`] (sort_ns, kind, id, body) as an entry.
+fn observation_entry<R: sqlx::Row>(r: &R) -> Result<ObservationEntry>
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let body: String = r.try_get(3)?;
+    Ok(ObservationEntry {
+        at: ObservationCursor { sort_ns: r.try_get(0)?, kind: r.try_get(1)?, id: r.try_get(2)? },
+        body: serde_json::from_str(&body).map_err(|e| StorageError::Corrupt(e.to_string()))?,
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -310,8 +372,17 @@ pub trait Storage: Send + Sync {
     /// A page of the project's unclaimed resources, most recently seen first.
     async fn unclaimed(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UnclaimedRow>>;
     async fn list_traces(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<TraceRow>>;
-    /// A trace with its observations; an id merged away still resolves through its key.
+    /// A trace; an id merged away still resolves through its key.
     async fn get_trace(&self, project_id: &str, id: &str) -> Result<Option<TraceRow>>;
+    /// Up to `limit` observations of trace `trace_id` (its own id, not a key) after `after`,
+    /// in timeline order.
+    async fn observations(
+        &self,
+        project_id: &str,
+        trace_id: &str,
+        after: &ObservationCursor,
+        limit: i64,
+    ) -> Result<Vec<ObservationEntry>>;
     /// Sessions of the traces `filter` selects (`limit`, `offset`), latest first.
     async fn list_sessions(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<SessionRow>>;
     /// Usage per group over the traces `filter` selects (see [`analytics::usage_query`]).

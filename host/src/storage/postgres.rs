@@ -38,7 +38,7 @@
 //! identity and column values of a write have NUL replaced by U+FFFD before anything is stored.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,13 +55,16 @@ use super::analytics::{
 use super::budgets::{self, Alert, Budget};
 use super::erasure::{self, Erased, Expired, Retention, Retired};
 use super::{
-    Batch, BatchSelection, BatchWrite, OutcomeGroup, OutcomeRow, ProjectKey, Result, SessionRow, Storage, StorageError,
-    TraceFilter, TraceRow, UnclaimedResource, UnclaimedRow, UsageGroup, UsageRow, UserRow,
+    Batch, BatchSelection, BatchWrite, ObservationCursor, ObservationEntry, OutcomeGroup, OutcomeRow, ProjectKey,
+    Result, SessionRow, Storage, StorageError, TraceFilter, TraceRow, UnclaimedResource, UnclaimedRow, UsageGroup,
+    UsageRow, UserRow,
 };
 use crate::metrics::StorageMetrics;
 use crate::trace::model::{Body, Fragment};
 use crate::trace::view::{ns, rfc3339};
-use crate::trace::{Assembly, KeyGroups, Stored, TraceRecord, assemble};
+use crate::trace::{
+    Assembly, KeyGroups, ObservationRow, Stored, TimelineChanges, TraceRecord, assemble, timeline_changes,
+};
 
 fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
@@ -477,13 +480,13 @@ impl Storage for PostgresStorage {
             .push(" OFFSET ")
             .push_bind(filter.offset);
         let rows = q.build().fetch_all(&self.pool).await?;
-        rows.into_iter().map(|r| Ok(TraceRow { summary: parse_json(r.get("summary"))?, observations: None })).collect()
+        rows.into_iter().map(|r| Ok(TraceRow { summary: parse_json(r.get("summary"))? })).collect()
     }
 
     async fn get_trace(&self, project_id: &str, id: &str) -> Result<Option<TraceRow>> {
         // A trace id that was merged away still resolves through its key.
         let row = sqlx::query(
-            "SELECT t.summary, t.observations FROM traces t
+            "SELECT t.summary FROM traces t
              WHERE t.project_id = $1 AND t.id = COALESCE(
                (SELECT trace_id FROM trace_keys WHERE project_id = $1 AND key = $2), $2)",
         )
@@ -491,13 +494,26 @@ impl Storage for PostgresStorage {
         .bind(clean(id))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(TraceRow {
-                summary: parse_json(r.get("summary"))?,
-                observations: Some(parse_json(r.get("observations"))?),
-            })
-        })
-        .transpose()
+        row.map(|r| Ok(TraceRow { summary: parse_json(r.get("summary"))? })).transpose()
+    }
+
+    async fn observations(
+        &self,
+        project_id: &str,
+        trace_id: &str,
+        after: &ObservationCursor,
+        limit: i64,
+    ) -> Result<Vec<ObservationEntry>> {
+        let rows = sqlx::query(super::OBSERVATION_PAGE)
+            .bind(project_id)
+            .bind(clean(trace_id))
+            .bind(after.sort_ns)
+            .bind(clean(&after.kind))
+            .bind(clean(&after.id))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(super::observation_entry).collect()
     }
 
     async fn list_sessions(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<SessionRow>> {
@@ -1064,6 +1080,7 @@ async fn assign_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, keys
         for sql in [
             "DELETE FROM traces WHERE project_id = $1 AND id = ANY($2)",
             "DELETE FROM trace_models WHERE project_id = $1 AND trace_id = ANY($2)",
+            "DELETE FROM observations WHERE project_id = $1 AND trace_id = ANY($2)",
         ] {
             sqlx::query(sql).bind(project_id).bind(&merged_away).execute(&mut **tx).await?;
         }
@@ -1151,11 +1168,12 @@ async fn recompute_trace(
         .execute(&mut **tx)
         .await?;
     let Some(t) = assemble(project_id, trace_id, stored, assembly) else {
-        sqlx::query("DELETE FROM traces WHERE project_id = $1 AND id = $2")
-            .bind(project_id)
-            .bind(trace_id)
-            .execute(&mut **tx)
-            .await?;
+        for sql in [
+            "DELETE FROM traces WHERE project_id = $1 AND id = $2",
+            "DELETE FROM observations WHERE project_id = $1 AND trace_id = $2",
+        ] {
+            sqlx::query(sql).bind(project_id).bind(trace_id).execute(&mut **tx).await?;
+        }
         return Ok(());
     };
     write_trace(tx, project_id, &t, received).await
@@ -1171,11 +1189,11 @@ async fn write_trace(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
-            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations,
+            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary,
             repository, branch, team, cost_source, tool_calls, tool_failures, received_ns)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, COALESCE($23, $24))
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, COALESCE($22, $23))
          ON CONFLICT (project_id, id) DO UPDATE SET
-            received_ns = COALESCE($23, traces.received_ns, $24),
+            received_ns = COALESCE($22, traces.received_ns, $23),
             repository = excluded.repository, branch = excluded.branch, team = excluded.team,
             cost_source = excluded.cost_source, tool_calls = excluded.tool_calls, tool_failures = excluded.tool_failures,
             agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
@@ -1183,7 +1201,7 @@ async fn write_trace(
             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
             cache_read_tokens = excluded.cache_read_tokens, cache_creation_tokens = excluded.cache_creation_tokens,
             reasoning_tokens = excluded.reasoning_tokens, cost_usd = excluded.cost_usd,
-            summary = excluded.summary, observations = excluded.observations",
+            summary = excluded.summary",
     )
     .bind(project_id)
     .bind(&t.id)
@@ -1200,7 +1218,6 @@ async fn write_trace(
     .bind(t.reasoning_tokens)
     .bind(t.cost_usd)
     .bind(&t.summary)
-    .bind(&t.observations)
     .bind(t.repository.as_deref().map(clean))
     .bind(t.branch.as_deref().map(clean))
     .bind(t.team.as_deref().map(clean))
@@ -1211,6 +1228,7 @@ async fn write_trace(
     .bind(now_ns())
     .execute(&mut **tx)
     .await?;
+    write_timeline(tx, project_id, &t.id, &t.observations).await?;
     if t.models.is_empty() {
         return Ok(());
     }
@@ -1243,6 +1261,59 @@ async fn write_trace(
     });
     q.push(" ON CONFLICT (project_id, trace_id, model) DO NOTHING");
     q.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Write what changed of a trace's timeline: new and changed entries (multi-row upserts), and
+/// the removal of entries that are gone (a replay replaced what a batch said).
+async fn write_timeline(
+    tx: &mut Transaction<'_, Postgres>,
+    project_id: &str,
+    trace_id: &str,
+    rows: &[ObservationRow],
+) -> Result<()> {
+    let existing = sqlx::query("SELECT kind, id, digest FROM observations WHERE project_id = $1 AND trace_id = $2")
+        .bind(project_id)
+        .bind(trace_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut stored = HashMap::with_capacity(existing.len());
+    for row in existing {
+        stored.insert((row.try_get("kind")?, row.try_get("id")?), row.try_get("digest")?);
+    }
+    let TimelineChanges { upserts, deletes } = timeline_changes(rows, stored);
+    for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO observations (project_id, trace_id, kind, id, sort_ns, digest, body) ",
+        );
+        q.push_values(chunk, |mut row, (o, digest)| {
+            row.push_bind(project_id)
+                .push_bind(trace_id)
+                .push_bind(o.kind)
+                .push_bind(clean(&o.id).into_owned())
+                .push_bind(o.sort_ns)
+                .push_bind(*digest)
+                .push_bind(clean(&o.body).into_owned());
+        });
+        q.push(
+            " ON CONFLICT (project_id, trace_id, kind, id) DO UPDATE SET
+               sort_ns = excluded.sort_ns, digest = excluded.digest, body = excluded.body",
+        );
+        q.build().execute(&mut **tx).await?;
+    }
+    if !deletes.is_empty() {
+        let (kinds, ids): (Vec<String>, Vec<String>) = deletes.into_iter().unzip();
+        sqlx::query(
+            "DELETE FROM observations WHERE project_id = $1 AND trace_id = $2
+               AND (kind, id) IN (SELECT * FROM UNNEST($3::text[], $4::text[]))",
+        )
+        .bind(project_id)
+        .bind(trace_id)
+        .bind(&kinds)
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }
 

@@ -42,8 +42,56 @@ pub struct TraceRecord {
     pub models: Vec<ModelShare>,
     /// The contract's trace object, without observations (JSON text).
     pub summary: String,
-    /// The timeline (JSON text).
-    pub observations: String,
+    /// The timeline, one row an entry, in order.
+    pub observations: Vec<ObservationRow>,
+}
+
+/// One entry of a trace's timeline as storage keeps it: a row of its own, so a batch that
+/// adds one tool call writes one row, not the whole timeline again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservationRow {
+    /// `llm_call`, `tool_call` or `event`.
+    pub kind: &'static str,
+    pub id: String,
+    /// Its place in the timeline (see [`view::sort_ns`]).
+    pub sort_ns: i64,
+    /// Its public JSON (text).
+    pub body: String,
+}
+
+impl ObservationRow {
+    /// A digest of the entry, to tell one that changed from one already stored (the same in
+    /// every process of one build; another build at worst rewrites an unchanged entry once).
+    pub fn digest(&self) -> i64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.body.hash(&mut hasher);
+        i64::from_ne_bytes(hasher.finish().to_ne_bytes())
+    }
+}
+
+/// A stored timeline: (kind, id) -> digest.
+pub type StoredTimeline = std::collections::HashMap<(String, String), i64>;
+
+/// What a write changes of a stored timeline.
+pub struct TimelineChanges<'a> {
+    /// New or changed entries (one per kind and id), with their digest.
+    pub upserts: Vec<(&'a ObservationRow, i64)>,
+    /// (kind, id) of entries stored but gone.
+    pub deletes: Vec<(String, String)>,
+}
+
+/// Which stored entries of a trace's timeline `rows` change.
+pub fn timeline_changes(rows: &[ObservationRow], mut stored: StoredTimeline) -> TimelineChanges<'_> {
+    let mut upserts: std::collections::BTreeMap<(&str, &str), (&ObservationRow, i64)> = Default::default();
+    for row in rows {
+        let digest = row.digest();
+        let unchanged = stored.remove(&(row.kind.to_owned(), row.id.clone())) == Some(digest);
+        if !unchanged {
+            upserts.insert((row.kind, row.id.as_str()), (row, digest));
+        }
+    }
+    TimelineChanges { upserts: upserts.into_values().collect(), deletes: stored.into_keys().collect() }
 }
 
 /// Merge the fragments stored under one trace's keys; `None` when there are none (the trace
@@ -82,7 +130,16 @@ pub fn assemble(project_id: &str, trace_id: &str, stored: Vec<Stored>, with: &As
         tool_failures: trace.tool_calls.iter().filter(|t| t.success == Some(false)).count() as i64,
         models,
         summary: view::summary(project_id, trace_id, &trace).to_string(),
-        observations: view::observations(&trace).to_string(),
+        observations: trace
+            .observations
+            .iter()
+            .map(|o| ObservationRow {
+                kind: o.kind,
+                id: o.id.clone(),
+                sort_ns: view::sort_ns(o),
+                body: view::observation(o).to_string(),
+            })
+            .collect(),
     })
 }
 

@@ -264,7 +264,15 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
             cost_usd: None,
             cost_source: None,
             error: (tool.success == Some(false)).then(|| tool.result.clone().unwrap_or_default()),
-            attributes: None,
+            // The whole call, for a trace whose `tool_calls` list is capped (see `view`).
+            attributes: Some(serde_json::json!({
+                "args": tool.args,
+                "result": tool.result,
+                "duration_ms": tool.duration_ms,
+                "success": tool.success,
+                "decision": split_decision(tool.decision.as_deref()).0,
+                "decision_source": split_decision(tool.decision.as_deref()).1,
+            })),
             reported_via: Vec::new(),
         });
         let (decision, source) = split_decision(tool.decision.as_deref());

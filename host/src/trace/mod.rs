@@ -10,6 +10,6 @@ pub mod prices;
 pub mod scrub;
 pub mod view;
 
-pub use assemble::{Assembly, TraceRecord, assemble, in_memory};
+pub use assemble::{Assembly, ObservationRow, TimelineChanges, TraceRecord, assemble, in_memory, timeline_changes};
 pub use merge::{KeyGroups, Stored, Trace, merge};
 pub use model::{Body, Fragment};

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::merge::Trace;
+use super::merge::{Observation, Trace};
 
 /// Unix nanoseconds as RFC 3339 (UTC), as every API answer shows times.
 pub fn rfc3339(ns: Option<i64>) -> Option<String> {
@@ -14,8 +14,16 @@ pub fn ns(value: Option<u64>) -> Option<i64> {
     value.and_then(|v| i64::try_from(v).ok())
 }
 
+/// Most tool calls and errors a trace object lists; the rest are in its observations (paged:
+/// `GET /api/public/traces/{id}/observations`), and `tool_call_count`, `error_count` and
+/// `observation_count` say how many there are. A prompt that ran for hours keeps a small
+/// trace object.
+pub const LISTED: usize = 100;
+
 /// The trace object of the contract (without observations).
 pub fn summary(project_id: &str, id: &str, t: &Trace) -> Value {
+    let tool_calls: Vec<_> = t.tool_calls.iter().take(LISTED).collect();
+    let errors: Vec<_> = t.errors.iter().take(LISTED).collect();
     json!({
         "id": id,
         "project_id": project_id,
@@ -38,28 +46,30 @@ pub fn summary(project_id: &str, id: &str, t: &Trace) -> Value {
         "cost_source": t.cost_source,
         "prompt": t.prompt,
         "response": t.response,
-        "tool_calls": t.tool_calls,
-        "errors": t.errors,
+        "tool_calls": tool_calls,
+        "tool_call_count": t.tool_calls.len(),
+        "errors": errors,
+        "error_count": t.errors.len(),
+        "observation_count": t.observations.len(),
     })
 }
 
-/// A trace's timeline, times as RFC 3339.
-pub fn observations(t: &Trace) -> Value {
-    Value::Array(
-        t.observations
-            .iter()
-            .map(|o| {
-                let mut value = serde_json::to_value(o).unwrap_or_default();
-                if let Some(map) = value.as_object_mut() {
-                    map.remove("start_unix_nano");
-                    map.remove("end_unix_nano");
-                    map.insert("start_time".into(), rfc3339(ns(o.start_unix_nano)).into());
-                    map.insert("end_time".into(), rfc3339(ns(o.end_unix_nano)).into());
-                }
-                value
-            })
-            .collect(),
-    )
+/// One entry of a trace's timeline as the API shows it, times as RFC 3339.
+pub fn observation(o: &Observation) -> Value {
+    let mut value = serde_json::to_value(o).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("start_unix_nano");
+        map.remove("end_unix_nano");
+        map.insert("start_time".into(), rfc3339(ns(o.start_unix_nano)).into());
+        map.insert("end_time".into(), rfc3339(ns(o.end_unix_nano)).into());
+    }
+    value
+}
+
+/// Where an observation sorts in its trace's timeline: its start (none: last), then its kind
+/// and id — the order `merge` gives them, and the order storage pages them in.
+pub fn sort_ns(o: &Observation) -> i64 {
+    o.start_unix_nano.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
@@ -101,7 +111,10 @@ mod tests {
             "prompt",
             "response",
             "tool_calls",
+            "tool_call_count",
             "errors",
+            "error_count",
+            "observation_count",
         ] {
             assert!(value.get(field).is_some(), "missing {field}");
         }

@@ -522,7 +522,11 @@ async function trace(root, { id }) {
   if ((t.errors || []).length) {
     root.append(el("section", { class: "panel bad-panel" }, el("h2", {}, "Errors"), el("ul", { class: "errors" }, t.errors.map((e) => el("li", {}, folded(e, 600))))));
   }
-  root.append(el("section", { class: "panel" }, el("h2", {}, "Timeline"), waterfall(t, obs)));
+  // A long prompt's detail carries the first 500 entries; the rest page from the API.
+  const moreTimeline = t.observations_next_cursor
+    ? el("p", { class: "muted" }, `Showing the first ${obs.length} of ${t.observation_count} entries (the rest: GET /api/public/traces/${t.id}/observations).`)
+    : null;
+  root.append(el("section", { class: "panel" }, el("h2", {}, "Timeline"), moreTimeline, waterfall(t, obs)));
   root.append(
     el("div", { class: "grid2" },
       el("section", { class: "panel" }, el("h2", {}, "Prompt"), hintOr(t.prompt)),
@@ -530,7 +534,9 @@ async function trace(root, { id }) {
     ),
   );
   const calls = t.tool_calls || [];
-  root.append(el("section", { class: "panel" }, el("h2", {}, `Tool calls (${calls.length})`), calls.length ? el("div", { class: "tools" }, calls.map(toolCall)) : el("p", { class: "muted" }, "No tool call.")));
+  const callCount = t.tool_call_count ?? calls.length;
+  const title = callCount > calls.length ? `Tool calls (first ${calls.length} of ${callCount})` : `Tool calls (${calls.length})`;
+  root.append(el("section", { class: "panel" }, el("h2", {}, title), calls.length ? el("div", { class: "tools" }, calls.map(toolCall)) : el("p", { class: "muted" }, "No tool call.")));
 }
 
 function fact(label, value) {

@@ -18,6 +18,7 @@ mod hardening;
 mod hostile;
 mod ingest;
 mod limits;
+mod long_traces;
 mod openapi;
 mod paging;
 mod plugins;

@@ -15,6 +15,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/public/openapi.json"),
     ("get", "/api/public/traces"),
     ("get", "/api/public/traces/{id}"),
+    ("get", "/api/public/traces/{id}/observations"),
     ("get", "/api/public/sessions"),
     ("get", "/api/public/sessions/{id}"),
     ("get", "/api/public/users"),

@@ -24,8 +24,8 @@ use super::analytics::{
 use super::budgets::{self, Alert, Budget};
 use super::erasure::{self, Erased, Expired, Retention};
 use super::{
-    Batch, BatchSelection, BatchWrite, OutcomeGroup, OutcomeRow, ProjectKey, Result, SessionRow, Storage, StorageError,
-    TraceFilter, TraceRow, UnclaimedRow, UsageGroup, UsageRow, UserRow,
+    Batch, BatchSelection, BatchWrite, ObservationCursor, ObservationEntry, OutcomeGroup, OutcomeRow, ProjectKey,
+    Result, SessionRow, Storage, StorageError, TraceFilter, TraceRow, UnclaimedRow, UsageGroup, UsageRow, UserRow,
 };
 use crate::metrics::StorageMetrics;
 use crate::trace::Assembly;
@@ -224,13 +224,13 @@ impl Storage for SqliteStorage {
             .push(" OFFSET ")
             .push_bind(filter.offset);
         let rows = q.build().fetch_all(&self.pool).await?;
-        rows.into_iter().map(|r| Ok(TraceRow { summary: parse_json(r.get("summary"))?, observations: None })).collect()
+        rows.into_iter().map(|r| Ok(TraceRow { summary: parse_json(r.get("summary"))? })).collect()
     }
 
     async fn get_trace(&self, project_id: &str, id: &str) -> Result<Option<TraceRow>> {
         // A trace id that was merged away still resolves through its key.
         let row = sqlx::query(
-            "SELECT t.summary, t.observations FROM traces t
+            "SELECT t.summary FROM traces t
              WHERE t.project_id = ?1 AND t.id = COALESCE(
                (SELECT trace_id FROM trace_keys WHERE project_id = ?1 AND key = ?2), ?2)",
         )
@@ -238,13 +238,26 @@ impl Storage for SqliteStorage {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(TraceRow {
-                summary: parse_json(r.get("summary"))?,
-                observations: Some(parse_json(r.get("observations"))?),
-            })
-        })
-        .transpose()
+        row.map(|r| Ok(TraceRow { summary: parse_json(r.get("summary"))? })).transpose()
+    }
+
+    async fn observations(
+        &self,
+        project_id: &str,
+        trace_id: &str,
+        after: &ObservationCursor,
+        limit: i64,
+    ) -> Result<Vec<ObservationEntry>> {
+        let rows = sqlx::query(&sql(super::OBSERVATION_PAGE))
+            .bind(project_id)
+            .bind(trace_id)
+            .bind(after.sort_ns)
+            .bind(&after.kind)
+            .bind(&after.id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(super::observation_entry).collect()
     }
 
     async fn list_sessions(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<SessionRow>> {

@@ -6,7 +6,7 @@
 //! (which is what an async driver's worker thread costs: under load the scheduler switching
 //! into it was a fifth of the host's CPU). Each trace a group touched is assembled once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,9 @@ use super::sql;
 use crate::metrics::StorageMetrics;
 use crate::trace::model::{Body, Fragment};
 use crate::trace::view::ns;
-use crate::trace::{Assembly, KeyGroups, Stored, TraceRecord, assemble};
+use crate::trace::{
+    Assembly, KeyGroups, ObservationRow, Stored, TimelineChanges, TraceRecord, assemble, timeline_changes,
+};
 
 /// Most batches one group commit takes; more wait for the next group.
 const MAX_GROUP: usize = 256;
@@ -328,9 +330,7 @@ fn assign_trace(tx: &Transaction<'_>, project_id: &str, keys: &[String]) -> Resu
         return Err(StorageError::Corrupt("a fragment without a trace key".into()));
     };
     for old in existing.iter().filter(|id| **id != trace_id) {
-        tx.prepare_cached("DELETE FROM traces WHERE project_id = ?1 AND id = ?2")?.execute(params![project_id, old])?;
-        tx.prepare_cached("DELETE FROM trace_models WHERE project_id = ?1 AND trace_id = ?2")?
-            .execute(params![project_id, old])?;
+        delete_trace(tx, project_id, old)?;
     }
     // Only keys not already mapped to this trace need a write.
     let keys: Vec<&String> = if existing.len() == 1 && existing.contains(&trace_id) {
@@ -346,6 +346,47 @@ fn assign_trace(tx: &Transaction<'_>, project_id: &str, keys: &[String]) -> Resu
         insert.execute(params![project_id, key, trace_id])?;
     }
     Ok(trace_id)
+}
+
+/// A trace's row, per-model rows and timeline (merged into another, or left with no fragment).
+fn delete_trace(tx: &Transaction<'_>, project_id: &str, trace_id: &str) -> Result<()> {
+    for sql in [
+        "DELETE FROM traces WHERE project_id = ?1 AND id = ?2",
+        "DELETE FROM trace_models WHERE project_id = ?1 AND trace_id = ?2",
+        "DELETE FROM observations WHERE project_id = ?1 AND trace_id = ?2",
+    ] {
+        tx.prepare_cached(sql)?.execute(params![project_id, trace_id])?;
+    }
+    Ok(())
+}
+
+/// Write what changed of a trace's timeline: new and changed entries, and the removal of
+/// entries that are gone (a replay replaced what a batch said).
+fn write_timeline(tx: &Transaction<'_>, project_id: &str, trace_id: &str, rows: &[ObservationRow]) -> Result<()> {
+    let mut stored = HashMap::new();
+    {
+        let mut existing =
+            tx.prepare_cached("SELECT kind, id, digest FROM observations WHERE project_id = ?1 AND trace_id = ?2")?;
+        let mut found = existing.query(params![project_id, trace_id])?;
+        while let Some(row) = found.next()? {
+            stored.insert((row.get(0)?, row.get(1)?), row.get(2)?);
+        }
+    }
+    let TimelineChanges { upserts, deletes } = timeline_changes(rows, stored);
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO observations (project_id, trace_id, kind, id, sort_ns, digest, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (project_id, trace_id, kind, id) DO UPDATE SET
+           sort_ns = excluded.sort_ns, digest = excluded.digest, body = excluded.body",
+    )?;
+    for (o, digest) in upserts {
+        upsert.execute(params![project_id, trace_id, o.kind, o.id, o.sort_ns, digest, o.body])?;
+    }
+    let mut delete = tx
+        .prepare_cached("DELETE FROM observations WHERE project_id = ?1 AND trace_id = ?2 AND kind = ?3 AND id = ?4")?;
+    for (kind, id) in deletes {
+        delete.execute(params![project_id, trace_id, kind, id])?;
+    }
+    Ok(())
 }
 
 /// Count one resource that no plugin claimed.
@@ -387,8 +428,7 @@ fn recompute_trace(tx: &Transaction<'_>, project_id: &str, trace_id: &str, assem
     tx.prepare_cached("DELETE FROM trace_models WHERE project_id = ?1 AND trace_id = ?2")?
         .execute(params![project_id, trace_id])?;
     let Some(t) = assemble(project_id, trace_id, stored, assembly) else {
-        tx.prepare_cached("DELETE FROM traces WHERE project_id = ?1 AND id = ?2")?
-            .execute(params![project_id, trace_id])?;
+        delete_trace(tx, project_id, trace_id)?;
         return Ok(());
     };
     write_trace(tx, project_id, &t, received)
@@ -399,11 +439,11 @@ fn recompute_trace(tx: &Transaction<'_>, project_id: &str, trace_id: &str, assem
 fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord, received: Option<i64>) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
-            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary, observations,
+            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary,
             repository, branch, team, cost_source, tool_calls, tool_failures, received_ns)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, COALESCE(?23, ?24))
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, COALESCE(?22, ?23))
          ON CONFLICT (project_id, id) DO UPDATE SET
-            received_ns = COALESCE(?23, traces.received_ns, ?24),
+            received_ns = COALESCE(?22, traces.received_ns, ?23),
             repository = excluded.repository, branch = excluded.branch, team = excluded.team,
             cost_source = excluded.cost_source, tool_calls = excluded.tool_calls, tool_failures = excluded.tool_failures,
             agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
@@ -411,7 +451,7 @@ fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord, received
             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
             cache_read_tokens = excluded.cache_read_tokens, cache_creation_tokens = excluded.cache_creation_tokens,
             reasoning_tokens = excluded.reasoning_tokens, cost_usd = excluded.cost_usd,
-            summary = excluded.summary, observations = excluded.observations",
+            summary = excluded.summary",
     )?
     .execute(params![
         project_id,
@@ -429,7 +469,6 @@ fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord, received
         t.reasoning_tokens,
         t.cost_usd,
         t.summary,
-        t.observations,
         t.repository,
         t.branch,
         t.team,
@@ -439,6 +478,7 @@ fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord, received
         received,
         now_ns(),
     ])?;
+    write_timeline(tx, project_id, &t.id, &t.observations)?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO trace_models (project_id, trace_id, model, input_tokens, output_tokens, cache_read_tokens,
             cache_creation_tokens, reasoning_tokens, cost_usd, agent, session_id, user_id, device_id, repository,
