@@ -38,12 +38,10 @@ struct NewBudget {
     /// Where alerts are posted (an http or https URL).
     #[schema(format = "uri", pattern = "^[hH][tT][tT][pP][sS]?:[^\\u0000]*$")]
     webhook_url: String,
-    /// Count only this project's traces (for scopes other than `project`, which need this or
-    /// `all_projects`).
+    /// Count only this project's traces (scopes other than `project`); without it the
+    /// subject's spend is summed over every project, and the budget says `all_projects: true`.
     #[schema(pattern = "^[^\\u0000]*$")]
     project_id: Option<String>,
-    /// `true` sums the subject's spend over every project (instead of `project_id`).
-    all_projects: Option<bool>,
 }
 
 /// One threshold of a budget in the OpenAPI document: a fraction of its limit, above 0 and at
@@ -85,7 +83,7 @@ const MAX_THRESHOLDS: usize = 10;
 pub async fn create(_: AdminCaller, State(admin): State<Admin>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let new: NewBudget = json_object(&body).map_err(|e| {
         ApiError::bad_request(format!(
-            "invalid budget: {e}; expected scope, subject, period, limit_usd, webhook_url, project_id or all_projects, and optional thresholds"
+            "invalid budget: {e}; expected scope, subject, period, limit_usd, webhook_url and optional thresholds, project_id"
         ))
     })?;
     if crate::storage::budget_scope_column(&new.scope).is_none() {
@@ -128,26 +126,9 @@ pub async fn create(_: AdminCaller, State(admin): State<Admin>, body: axum::body
             admin.webhook_hosts.join(", ")
         )));
     }
-    let all_projects = new.all_projects.unwrap_or(false);
-    let project_id = match (new.scope.as_str(), new.project_id, all_projects) {
-        ("project", _, true) => {
-            return Err(ApiError::bad_request("a project budget counts its own project only: drop all_projects"));
-        }
-        ("project", Some(p), _) if p != new.subject => {
-            return Err(ApiError::bad_request(
-                "a project budget's project is its subject: drop project_id or make it the subject",
-            ));
-        }
-        ("project", _, false) => Some(new.subject.clone()),
-        (_, Some(_), true) => return Err(ApiError::bad_request("give project_id or all_projects: true, not both")),
-        (_, Some(p), false) => Some(p),
-        (_, None, true) => None,
-        (scope, None, false) => {
-            return Err(ApiError::bad_request(format!(
-                "a {scope} budget names the project whose traces count (project_id), or all_projects: true to sum the {scope}'s spend over every project"
-            )));
-        }
-    };
+    // Scope `project` counts its subject; the others the given project, or every project
+    // (which the budget then says: `all_projects`).
+    let project_id = if new.scope == "project" { Some(new.subject.clone()) } else { new.project_id };
     let budget = Budget {
         id: format!("budget-{}", crate::ids::random_hex(8)),
         all_projects: project_id.is_none(),

@@ -205,6 +205,7 @@ struct ObservationParams {
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// The `observations_next_cursor` of the trace, or the `next_cursor` of the page before.
+    #[param(pattern = "^-?[0-9]{1,19}\\.[a-z_]{0,16}\\.([0-9a-f]{2}){0,2048}$")]
     cursor: Option<String>,
 }
 

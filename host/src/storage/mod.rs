@@ -201,23 +201,26 @@ impl ObservationCursor {
         ObservationCursor { sort_ns: i64::MIN, kind: String::new(), id: String::new() }
     }
 
-    /// As the API hands it out: opaque, URL-safe.
+    /// As the API hands it out, URL-safe: `<sort_ns>.<kind>.<id as hex>`.
     pub fn encode(&self) -> String {
-        use base64::Engine;
-        let text = format!("{}\n{}\n{}", self.sort_ns, self.kind, self.id);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+        format!("{}.{}.{}", self.sort_ns, self.kind, hex::encode(&self.id))
     }
 
-    /// `None` for anything `encode` did not make.
+    /// Any text of that shape is a place in the order (a cursor the API gave is exactly where
+    /// its page ended); `None` for other text.
     pub fn decode(cursor: &str) -> Option<Self> {
-        use base64::Engine;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
-        let text = String::from_utf8(bytes).ok()?;
-        let mut parts = text.splitn(3, '\n');
-        let sort_ns = parts.next()?.parse().ok()?;
-        let kind = parts.next()?.to_owned();
-        let id = parts.next()?.to_owned();
-        Some(ObservationCursor { sort_ns, kind, id })
+        let mut parts = cursor.splitn(3, '.');
+        let sort_ns: i128 = parts.next()?.parse().ok()?;
+        let kind = parts.next()?;
+        let id = hex::decode(parts.next()?).ok()?;
+        if !kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return None;
+        }
+        Some(ObservationCursor {
+            sort_ns: i64::try_from(sort_ns).unwrap_or(if sort_ns < 0 { i64::MIN } else { i64::MAX }),
+            kind: kind.to_owned(),
+            id: String::from_utf8_lossy(&id).into_owned(),
+        })
     }
 }
 
@@ -448,6 +451,17 @@ pub fn search_terms(q: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_observation_cursor_round_trips_and_any_text_of_its_shape_is_a_place() {
+        let at = ObservationCursor { sort_ns: -5, kind: "tool_call".into(), id: "toolu.é/1".into() };
+        assert_eq!(ObservationCursor::decode(&at.encode()), Some(at));
+        let far = ObservationCursor::decode("99999999999999999999.x.ff").expect("a place");
+        assert_eq!((far.sort_ns, far.id.as_str()), (i64::MAX, "\u{FFFD}"));
+        for bad in ["", "1", "1.a", "x.a.00", "1.A.00", "1.a.0g"] {
+            assert_eq!(ObservationCursor::decode(bad), None, "{bad}");
+        }
+    }
 
     fn stored(body: Vec<u8>, codec: &str) -> Batch {
         Batch {

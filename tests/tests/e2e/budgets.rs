@@ -185,12 +185,31 @@ async fn each_threshold_alerts_once_per_period_across_retries_replicas_and_resta
         let limit = spent_one / 0.9;
         let (status, budget) = first.admin(reqwest::Method::POST,
             "/api/admin/budgets",
-            Some(json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": limit, "webhook_url": receiver.url, "all_projects": true})),
+            Some(json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": limit, "webhook_url": receiver.url})),
         )
         .await;
         assert_eq!(status, 201, "{budget}");
         assert_eq!(budget["thresholds"], json!([0.8, 1.0]));
+        // Without a project_id a user's spend counts over every project, and the budget says so.
         assert_eq!((budget["all_projects"].clone(), budget["project_id"].clone()), (json!(true), Value::Null));
+        let project = first.traces().await[0]["project_id"].clone();
+        let (status, scoped) = first
+            .admin(
+                reqwest::Method::POST,
+                "/api/admin/budgets",
+                Some(json!({"scope": "team", "subject": "t", "period": "day", "limit_usd": 1, "webhook_url": receiver.url, "project_id": project})),
+            )
+            .await;
+        assert_eq!(status, 201, "{scoped}");
+        assert_eq!((scoped["all_projects"].clone(), scoped["project_id"].clone()), (json!(false), project));
+        let (status, _) = first
+            .admin(
+                reqwest::Method::DELETE,
+                &format!("/api/admin/budgets/{}", scoped["id"].as_str().unwrap_or("")),
+                None,
+            )
+            .await;
+        assert_eq!(status, 204);
         let id = budget["id"].as_str().expect("id").to_owned();
 
         // 80 %: the first post fails (500), the retry delivers it.
@@ -259,15 +278,6 @@ async fn each_threshold_alerts_once_per_period_across_retries_replicas_and_resta
                 json!({"scope": "team", "subject": "x", "period": "day", "limit_usd": 1, "webhook_url": receiver.url, "thresholds": []}),
                 "thresholds",
             ),
-            // Which projects count is said, never assumed.
-            (
-                json!({"scope": "team", "subject": "x", "period": "day", "limit_usd": 1, "webhook_url": receiver.url}),
-                "all_projects: true",
-            ),
-            (
-                json!({"scope": "team", "subject": "x", "period": "day", "limit_usd": 1, "webhook_url": receiver.url, "project_id": "p", "all_projects": true}),
-                "not both",
-            ),
         ] {
             let (status, body) = first.admin(reqwest::Method::POST, "/api/admin/budgets", Some(bad)).await;
             assert_eq!(status, 400, "{body}");
@@ -316,7 +326,7 @@ async fn webhooks_follow_no_redirect_show_only_their_origin_and_can_be_limited_t
         [format!("{redirect}/services/T000/B000/SECRETPATH"), format!("http://127.0.0.1:{closed}/hook/SECRETPATH")];
     let mut ids = Vec::new();
     for url in &secret_urls {
-        let budget = json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": 0.000001, "webhook_url": url, "all_projects": true});
+        let budget = json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": 0.000001, "webhook_url": url});
         let (status, created) = host.admin(reqwest::Method::POST, "/api/admin/budgets", Some(budget)).await;
         assert_eq!(status, 201, "{created}");
         ids.push(created["id"].as_str().expect("id").to_owned());
@@ -350,11 +360,11 @@ async fn webhooks_follow_no_redirect_show_only_their_origin_and_can_be_limited_t
         c.webhook_hosts = vec!["hooks.example.com".into()];
     })
     .await;
-    let budget = json!({"scope": "user", "subject": "u", "period": "day", "limit_usd": 1, "webhook_url": target.url, "all_projects": true});
+    let budget = json!({"scope": "user", "subject": "u", "period": "day", "limit_usd": 1, "webhook_url": target.url});
     let (status, refused) = strict.admin(reqwest::Method::POST, "/api/admin/budgets", Some(budget)).await;
     assert_eq!(status, 400, "{refused}");
     assert!(refused["error"].as_str().is_some_and(|e| e.contains("ANTENNA_WEBHOOK_HOSTS")), "{refused}");
-    let allowed = json!({"scope": "user", "subject": "u", "period": "day", "limit_usd": 1, "webhook_url": "https://hooks.example.com/x", "all_projects": true});
+    let allowed = json!({"scope": "user", "subject": "u", "period": "day", "limit_usd": 1, "webhook_url": "https://hooks.example.com/x"});
     assert_eq!(strict.admin(reqwest::Method::POST, "/api/admin/budgets", Some(allowed)).await.0, 201);
 }
 
@@ -366,7 +376,7 @@ async fn https_webhooks_are_delivered_and_an_untrusted_one_shows_as_undelivered(
     let tls = TestCa::new();
     let receiver = Receiver::start_tls(&tls).await;
     let budget = json!({"scope": "user", "subject": "dev@example.com", "period": "month", "limit_usd": 0.000001,
-        "webhook_url": receiver.url, "all_projects": true});
+        "webhook_url": receiver.url});
 
     // Trusting the receiver's CA: delivered, over TLS.
     let ca = reqwest::Certificate::from_pem(tls.ca_pem.as_bytes()).expect("CA certificate");

@@ -162,7 +162,6 @@ async fn a_budget_for_a_project_that_does_not_exist_is_a_404_on_either_engine() 
             json!({
                 "scope": scope, "subject": subject, "period": "day", "limit_usd": 5.0,
                 "webhook_url": "http://127.0.0.1:9/hook", "project_id": project,
-                "all_projects": scope != "project" && project.is_null(),
             })
             .to_string()
         };
