@@ -137,7 +137,7 @@ pub struct Webhooks {
     pub hosts: Vec<String>,
     /// `ANTENNA_WEBHOOK_CA_FILE`: a private CA's certificates, trusted besides the public roots.
     pub roots: Vec<reqwest::Certificate>,
-    pub metrics: Option<Arc<Metrics>>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Webhooks {
@@ -177,9 +177,7 @@ pub async fn deliver(
         match &outcome {
             Ok(()) => tracing::info!(budget = %alert.budget_id, threshold = alert.threshold, "budget alert delivered"),
             Err(error) => {
-                if let Some(metrics) = &webhooks.metrics {
-                    metrics.budget_alert_failures.inc();
-                }
+                webhooks.metrics.budget_alert_failures.inc();
                 tracing::warn!(budget = %alert.budget_id, %error, attempts = alert.attempts + 1, "budget alert not delivered; retried later")
             }
         }
@@ -280,13 +278,11 @@ pub async fn run(storage: Arc<dyn Storage>, every: Duration, webhooks: Webhooks)
         if let Err(e) = deliver(&*storage, &client, &webhooks, now).await {
             tracing::error!(error = %e, "budget alert delivery failed");
         }
-        if let Some(metrics) = &webhooks.metrics {
-            match undelivered(&*storage).await {
-                Ok(count) => {
-                    metrics.budget_alerts_undelivered.set(count);
-                }
-                Err(e) => tracing::error!(error = %e, "could not count undelivered budget alerts"),
+        match undelivered(&*storage).await {
+            Ok(count) => {
+                webhooks.metrics.budget_alerts_undelivered.set(count);
             }
+            Err(e) => tracing::error!(error = %e, "could not count undelivered budget alerts"),
         }
     }
 }

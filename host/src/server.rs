@@ -153,7 +153,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let webhooks = crate::budgets::Webhooks {
         hosts: state.config.webhook_hosts.clone(),
         roots: state.config.webhook_roots.clone(),
-        metrics: Some(state.metrics.clone()),
+        metrics: state.metrics.clone(),
     };
     tokio::spawn(crate::budgets::run(state.storage.clone(), state.config.budget_interval, webhooks));
 

@@ -91,7 +91,14 @@ pub enum Retired {
     Expired,
 }
 
-/// Record that batch `$2` of project `$1` names user `$3`.
+/// Deleting batch `$2` of project `$1`, found to name an erased user once normalized again.
+pub const DELETE_ERASED_BATCH: [&str; 2] = [
+    "DELETE FROM batches WHERE project_id = $1 AND id = $2",
+    "DELETE FROM batch_users WHERE project_id = $1 AND batch_id = $2",
+];
+
+/// Record that batch `$2` of project `$1` names user `$3` (SQLite; PostgreSQL records them all
+/// in one statement).
 pub const RECORD_BATCH_USER: &str =
     "INSERT INTO batch_users (project_id, batch_id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 

@@ -233,16 +233,20 @@ impl PostgresStorage {
         }
         if retired == Retired::Erased {
             // It named an erased user only once normalized: the raw body goes too.
-            for sql in [
-                "DELETE FROM batches WHERE project_id = $1 AND id = $2",
-                "DELETE FROM batch_users WHERE project_id = $1 AND batch_id = $2",
-            ] {
+            for sql in erasure::DELETE_ERASED_BATCH {
                 sqlx::query(sql).bind(project).bind(id).execute(&mut *tx).await?;
             }
-        } else {
-            for user in &write.users {
-                sqlx::query(erasure::RECORD_BATCH_USER).bind(project).bind(id).bind(user).execute(&mut *tx).await?;
-            }
+        } else if !write.users.is_empty() {
+            // All of them in one round trip.
+            sqlx::query(
+                "INSERT INTO batch_users (project_id, batch_id, user_id) SELECT $1, $2, u FROM UNNEST($3::text[]) u
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(project)
+            .bind(id)
+            .bind(&write.users)
+            .execute(&mut *tx)
+            .await?;
         }
         // Every touched trace is locked: each is a key of this write or the trace of one.
         for trace_id in &touched {

@@ -171,10 +171,9 @@ fn write_group(connection: &mut Connection, writes: &[&BatchWrite], assembly: &A
         }
         if retired == Retired::Erased {
             // It named an erased user only once normalized: the raw body goes too.
-            tx.prepare_cached("DELETE FROM batches WHERE project_id = ?1 AND id = ?2")?
-                .execute(params![project, id])?;
-            tx.prepare_cached("DELETE FROM batch_users WHERE project_id = ?1 AND batch_id = ?2")?
-                .execute(params![project, id])?;
+            for statement in erasure::DELETE_ERASED_BATCH {
+                tx.prepare_cached(&sql(statement))?.execute(params![project, id])?;
+            }
         } else {
             let mut record = tx.prepare_cached(&sql(erasure::RECORD_BATCH_USER))?;
             for user in &write.users {
