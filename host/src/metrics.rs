@@ -65,11 +65,22 @@ pub struct StorageMetrics {
     pub commit_seconds: Histogram,
     pub commit_batches: Histogram,
     pub writer_queue: Gauge,
+    /// Traces a write updated from their stored state and what it added.
+    pub traces_updated: Counter,
+    /// Traces a write merged whole from all their fragments (new, joined, replayed, or what
+    /// the state cannot tell).
+    pub traces_merged: Counter,
 }
 
 impl Default for StorageMetrics {
     fn default() -> Self {
-        StorageMetrics { commit_seconds: seconds(), commit_batches: group_sizes(), writer_queue: Gauge::default() }
+        StorageMetrics {
+            commit_seconds: seconds(),
+            commit_batches: group_sizes(),
+            writer_queue: Gauge::default(),
+            traces_updated: Counter::default(),
+            traces_merged: Counter::default(),
+        }
     }
 }
 
@@ -174,6 +185,16 @@ impl Default for Metrics {
         registry.register("commit_duration_seconds", "Time of one group commit.", storage.commit_seconds.clone());
         registry.register("commit_batches", "Batches written by one group commit.", storage.commit_batches.clone());
         registry.register("writer_queue", "Batches waiting for the storage writer.", storage.writer_queue.clone());
+        registry.register(
+            "traces_updated",
+            "Traces a write updated from their stored state and what it added.",
+            storage.traces_updated.clone(),
+        );
+        registry.register(
+            "traces_merged",
+            "Traces a write merged whole from all their fragments (new, joined, replayed, or undecidable from the state).",
+            storage.traces_merged.clone(),
+        );
         Metrics {
             registry,
             accepted,

@@ -98,7 +98,7 @@ fn the_trace_schemas_are_what_the_view_writes() {
         observations: vec![observation],
         ..Default::default()
     };
-    let summary = crate::trace::view::summary("proj", "id", &trace);
+    let summary = crate::trace::view::summary("proj", "id", &trace, crate::trace::view::Counts::of(&trace));
     assert_describes(&document, "Trace", &summary, &[]);
     assert_describes(&document, "ToolCall", &summary["tool_calls"][0], &[]);
     let observations = json!(trace.observations.iter().map(crate::trace::view::observation).collect::<Vec<_>>());

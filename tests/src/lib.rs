@@ -439,6 +439,16 @@ pub struct EngineHost {
     pub database: Option<PgDatabase>,
 }
 
+impl EngineHost {
+    /// The database this host uses, as a URL.
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(database) => database.url.clone(),
+            None => format!("sqlite://{}", self.host.dir.path().join("antenna.db").display()),
+        }
+    }
+}
+
 impl std::ops::Deref for EngineHost {
     type Target = TestHost;
     fn deref(&self) -> &TestHost {

@@ -230,6 +230,33 @@ pub struct ObservationEntry {
     pub body: serde_json::Value,
 }
 
+/// A fragment as the `fragments` table stores it: (trace key, kind, id, report id, agent,
+/// payload), sorted: an OTLP retry whose fragments are those its batch stored changes no trace.
+pub(crate) type FragmentRow = (String, String, String, String, String, String);
+
+/// The fragments batch `$2` of project `$1` stored, as [`FragmentRow`]s.
+pub(crate) const FRAGMENTS_OF_BATCH: &str = "SELECT trace_key, kind, fragment_id, report_id, agent, payload
+    FROM fragments WHERE project_id = $1 AND batch_id = $2";
+
+pub(crate) fn fragment_rows(fragments: &[&(String, Fragment)]) -> Result<Vec<FragmentRow>> {
+    let mut rows = fragments
+        .iter()
+        .map(|(agent, f)| {
+            let payload = serde_json::to_string(f).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            Ok((
+                f.trace_key.clone(),
+                f.body.kind().to_owned(),
+                f.id.clone(),
+                f.report_id.clone(),
+                agent.clone(),
+                payload,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    rows.sort();
+    Ok(rows)
+}
+
 /// Observations of trace `$2` of project `$1` after ($3, $4, $5) in timeline order, at most `$6`.
 pub(crate) const OBSERVATION_PAGE: &str = "SELECT sort_ns, kind, id, body FROM observations
     WHERE project_id = $1 AND trace_id = $2 AND (sort_ns, kind, id) > ($3, $4, $5)

@@ -55,15 +55,16 @@ use super::analytics::{
 use super::budgets::{self, Alert, Budget};
 use super::erasure::{self, Erased, Expired, Retention, Retired};
 use super::{
-    Batch, BatchSelection, BatchWrite, ObservationCursor, ObservationEntry, OutcomeGroup, OutcomeRow, ProjectKey,
-    Result, SessionRow, Storage, StorageError, TraceFilter, TraceRow, UnclaimedResource, UnclaimedRow, UsageGroup,
-    UsageRow, UserRow,
+    Batch, BatchSelection, BatchWrite, FRAGMENTS_OF_BATCH, FragmentRow, ObservationCursor, ObservationEntry,
+    OutcomeGroup, OutcomeRow, ProjectKey, Result, SessionRow, Storage, StorageError, TraceFilter, TraceRow,
+    UnclaimedResource, UnclaimedRow, UsageGroup, UsageRow, UserRow, fragment_rows,
 };
 use crate::metrics::StorageMetrics;
 use crate::trace::model::{Body, Fragment};
 use crate::trace::view::{ns, rfc3339};
 use crate::trace::{
-    Assembly, KeyGroups, ObservationRow, Stored, TimelineChanges, TraceRecord, assemble, timeline_changes,
+    Addition, Assembly, Entity, KeyGroups, Stored, Timeline, TimelineChanges, TraceRecord, TraceState, assemble,
+    timeline_changes,
 };
 
 fn now_ns() -> i64 {
@@ -162,7 +163,7 @@ impl PostgresStorage {
         let project = write.project_id.as_str();
         let mut tx = self.pool.begin().await?;
         // The batch row first (two writes of one batch take turns on it), then the locks.
-        let Some((id, fresh)) = store_batch(&mut tx, write).await? else {
+        let Some((id, fresh, received_at)) = store_batch(&mut tx, write).await? else {
             // Re-normalized while erasure or retention deleted it: nothing of it comes back.
             tx.rollback().await?;
             return Ok(Attempt::Done(write.id.unwrap_or_default()));
@@ -172,6 +173,23 @@ impl PostgresStorage {
 
         let traced: Vec<&(String, Fragment)> =
             fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
+        // An OTLP retry of a stored body that normalizes as it did: its traces stay as they are
+        // (a replay or recovery still rebuilds them: the host's merge may have changed).
+        if write.id.is_none() && !fresh && retired == Retired::No {
+            let mut stored: Vec<FragmentRow> =
+                sqlx::query_as(FRAGMENTS_OF_BATCH).bind(project).bind(id).fetch_all(&mut *tx).await?;
+            stored.sort();
+            if fragment_rows(&traced)? == stored {
+                sqlx::query("DELETE FROM usage_metrics WHERE project_id = $1 AND batch_id = $2")
+                    .bind(project)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_usage_metrics(&mut tx, project, id, fragments).await?;
+                tx.commit().await?;
+                return Ok(Attempt::Done(id));
+            }
+        }
         // Keys named together belong to one trace, whose id is the smallest key of all.
         let mut groups = KeyGroups::default();
         for (_, f) in &traced {
@@ -223,8 +241,18 @@ impl PostgresStorage {
             }
         }
         insert_usage_metrics(&mut tx, project, id, fragments).await?;
+        // Traces that grew by this batch alone, to update from their state; by key.
+        let mut grown: BTreeMap<String, String> = BTreeMap::new();
         for keys in &groups {
-            touched.insert(assign_trace(&mut tx, project, keys).await?);
+            let (trace_id, extended) = assign_trace(&mut tx, project, keys).await?;
+            if extended && fresh {
+                grown.extend(keys.iter().map(|k| (k.clone(), trace_id.clone())));
+            }
+            touched.insert(trace_id);
+        }
+        if !grown.is_empty() && replaces_a_report(&mut tx, project, &traced).await? {
+            // What a replaced report said cannot be taken back from a trace's state.
+            grown.clear();
         }
         insert_fragments(&mut tx, project, id, &traced).await?;
         // Counted when a body first arrives: a retry or a replay of it counts nothing again.
@@ -249,10 +277,24 @@ impl PostgresStorage {
             .await?;
         }
         // Every touched trace is locked: each is a key of this write or the trace of one.
+        let mut updated = 0;
         for trace_id in &touched {
-            recompute_trace(&mut tx, project, trace_id, &self.assembly).await?;
+            let added: Vec<Stored> = traced
+                .iter()
+                .filter(|(_, f)| grown.get(&f.trace_key) == Some(trace_id))
+                .map(|(agent, f)| Stored { agent: agent.clone(), fragment: f.clone() })
+                .collect();
+            if !added.is_empty()
+                && update_trace(&mut tx, project, trace_id, &added, id, received_at, &self.assembly).await?
+            {
+                updated += 1;
+            } else {
+                recompute_trace(&mut tx, project, trace_id, &self.assembly).await?;
+            }
         }
         tx.commit().await?;
+        self.metrics.traces_updated.inc_by(updated);
+        self.metrics.traces_merged.inc_by(touched.len() as u64 - updated);
         Ok(Attempt::Done(id))
     }
 }
@@ -899,11 +941,9 @@ fn parse_json(text: String) -> Result<serde_json::Value> {
 }
 
 /// Insert a new batch (or find the one an OTLP retry already stored) or update a stored one,
-/// with its outcome. Returns its id and whether it is new (nothing to replace).
-/// Insert a new batch (or find the one an OTLP retry already stored) or update a stored one,
-/// with its outcome. Returns its id and whether it is new; `None` when a stored batch is no
-/// longer there (erased or expired meanwhile).
-async fn store_batch(tx: &mut Transaction<'_, Postgres>, write: &BatchWrite) -> Result<Option<(i64, bool)>> {
+/// with its outcome. Returns its id, whether it is new and when it was received (for a stored
+/// one: now); `None` when a stored batch is no longer there (erased or expired meanwhile).
+async fn store_batch(tx: &mut Transaction<'_, Postgres>, write: &BatchWrite) -> Result<Option<(i64, bool, i64)>> {
     let agents = (!write.agents.is_empty()).then(|| write.agents.join(","));
     let now = now_ns();
     if let Some(id) = write.id {
@@ -917,7 +957,7 @@ async fn store_batch(tx: &mut Transaction<'_, Postgres>, write: &BatchWrite) -> 
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();
-        return Ok((updated == 1).then_some((id, false)));
+        return Ok((updated == 1).then_some((id, false, now)));
     }
     // A second replica storing the same body waits here for the first one's commit, then
     // updates the row (and replaces what the first one stored of it).
@@ -943,7 +983,7 @@ async fn store_batch(tx: &mut Transaction<'_, Postgres>, write: &BatchWrite) -> 
     .await?;
     // A retry keeps the first `received_at`: a different one means the row was there.
     let received_at: i64 = row.get("received_at");
-    Ok(Some((row.get("id"), received_at == now)))
+    Ok(Some((row.get("id"), received_at == now, received_at)))
 }
 
 /// Whether what a stored batch normalizes into must stay out of the traces: it was received
@@ -1060,9 +1100,10 @@ async fn insert_fragments(
     Ok(())
 }
 
-/// Map `keys` to one trace, merging the traces they already belong to. Returns its id. The
+/// Map `keys` to one trace, merging the traces they already belong to. Returns its id, and
+/// whether it is one trace that was already stored (not new, not joined from several). The
 /// caller holds the locks of `keys` and of the traces they belong to.
-async fn assign_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, keys: &[String]) -> Result<String> {
+async fn assign_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, keys: &[String]) -> Result<(String, bool)> {
     let named: BTreeSet<String> = keys.iter().cloned().collect();
     let existing = trace_ids_of(tx, project_id, &named).await?;
     let mut all_keys = named;
@@ -1089,12 +1130,9 @@ async fn assign_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, keys
             sqlx::query(sql).bind(project_id).bind(&merged_away).execute(&mut **tx).await?;
         }
     }
+    let grown = existing.len() == 1 && existing.contains(&trace_id);
     // Only keys not already mapped to this trace need a write.
-    let keys: Vec<&String> = if existing.len() == 1 && existing.contains(&trace_id) {
-        keys.iter().collect()
-    } else {
-        all_keys.iter().collect()
-    };
+    let keys: Vec<&String> = if grown { keys.iter().collect() } else { all_keys.iter().collect() };
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Postgres>::new("INSERT INTO trace_keys (project_id, key, trace_id) ");
         q.push_values(chunk, |mut row, key| {
@@ -1103,7 +1141,7 @@ async fn assign_trace(tx: &mut Transaction<'_, Postgres>, project_id: &str, keys
         q.push(" ON CONFLICT (project_id, key) DO UPDATE SET trace_id = excluded.trace_id");
         q.build().execute(&mut **tx).await?;
     }
-    Ok(trace_id)
+    Ok((trace_id, grown))
 }
 
 /// Count the resources that no plugin claimed, per service.name and scope.
@@ -1141,6 +1179,85 @@ async fn count_unclaimed(
     Ok(())
 }
 
+/// Whether one of `fragments` is a report already stored (it would replace it).
+async fn replaces_a_report(
+    tx: &mut Transaction<'_, Postgres>,
+    project_id: &str,
+    fragments: &[&(String, Fragment)],
+) -> Result<bool> {
+    let mut columns: [Vec<&str>; 4] = Default::default();
+    for (_, f) in fragments {
+        for (column, value) in columns.iter_mut().zip([f.trace_key.as_str(), f.body.kind(), &f.id, &f.report_id]) {
+            column.push(value);
+        }
+    }
+    let [keys, kinds, ids, reports] = &columns;
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM fragments f JOIN UNNEST($2::text[], $3::text[], $4::text[], $5::text[])
+             AS n(trace_key, kind, fragment_id, report_id)
+           ON f.project_id = $1 AND f.trace_key = n.trace_key AND f.kind = n.kind
+              AND f.fragment_id = n.fragment_id AND f.report_id = n.report_id)",
+    )
+    .bind(project_id)
+    .bind(keys)
+    .bind(kinds)
+    .bind(ids)
+    .bind(reports)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Update a trace from its stored state and what batch `batch_id` added; `false` when it has
+/// no state or the state cannot tell (it is then merged whole).
+async fn update_trace(
+    tx: &mut Transaction<'_, Postgres>,
+    project_id: &str,
+    trace_id: &str,
+    added: &[Stored],
+    batch_id: i64,
+    received_at: i64,
+    assembly: &Assembly,
+) -> Result<bool> {
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM traces WHERE project_id = $1 AND id = $2")
+        .bind(project_id)
+        .bind(trace_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .flatten();
+    let Some(state) = state.as_deref().and_then(TraceState::from_json) else { return Ok(false) };
+    let (entities, prompts) = Addition::touched(added);
+    let (kinds, ids): (Vec<&str>, Vec<&str>) = entities.iter().map(|(kind, id)| (*kind, id.as_str())).unzip();
+    // The reports of the touched calls and events (and the prompt's), in one round trip.
+    let rows = sqlx::query(
+        "SELECT f.agent, f.payload, f.batch_id FROM trace_keys k JOIN fragments f
+           ON k.project_id = f.project_id AND k.key = f.trace_key
+         WHERE k.project_id = $1 AND k.trace_id = $2
+           AND ((f.kind, f.fragment_id) IN (SELECT * FROM UNNEST($3::text[], $4::text[])) OR ($5 AND f.kind = 'prompt'))",
+    )
+    .bind(project_id)
+    .bind(trace_id)
+    .bind(&kinds)
+    .bind(&ids)
+    .bind(prompts)
+    .fetch_all(&mut **tx)
+    .await?;
+    let batches = [batch_id];
+    let mut addition = Addition { added, batches: &batches, entities: Vec::new(), prompts: Vec::new() };
+    for row in rows {
+        let payload: String = row.try_get("payload")?;
+        let fragment: Fragment = serde_json::from_str(&payload).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let stored = Stored { agent: row.try_get("agent")?, fragment };
+        if matches!(stored.fragment.body, Body::Prompt(_)) {
+            addition.prompts.push(stored);
+        } else {
+            addition.entities.push(Entity { batch_id: row.try_get("batch_id")?, stored });
+        }
+    }
+    let Some(record) = state.apply(&addition, project_id, trace_id, assembly) else { return Ok(false) };
+    write_trace(tx, project_id, &record, Received::AtLeast(received_at)).await?;
+    Ok(true)
+}
+
 async fn recompute_trace(
     tx: &mut Transaction<'_, Postgres>,
     project_id: &str,
@@ -1166,38 +1283,53 @@ async fn recompute_trace(
         let fragment: Fragment = serde_json::from_str(&payload).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         stored.push(Stored { agent: row.get("agent"), fragment });
     }
-    sqlx::query("DELETE FROM trace_models WHERE project_id = $1 AND trace_id = $2")
-        .bind(project_id)
-        .bind(trace_id)
-        .execute(&mut **tx)
-        .await?;
     let Some(t) = assemble(project_id, trace_id, stored, assembly) else {
         for sql in [
             "DELETE FROM traces WHERE project_id = $1 AND id = $2",
+            "DELETE FROM trace_models WHERE project_id = $1 AND trace_id = $2",
             "DELETE FROM observations WHERE project_id = $1 AND trace_id = $2",
         ] {
             sqlx::query(sql).bind(project_id).bind(trace_id).execute(&mut **tx).await?;
         }
         return Ok(());
     };
-    write_trace(tx, project_id, &t, received).await
+    write_trace(tx, project_id, &t, Received::Latest(received)).await
 }
 
-/// Write a trace; `received` is when its latest batch still stored came (`None`: none is
-/// stored any more: the time already recorded stays, a new row takes now).
+/// When a trace's batches were received, as a write knows it.
+enum Received {
+    /// The latest of all its stored batches (`None`: none is stored any more: the time
+    /// already recorded stays, a new row takes now).
+    Latest(Option<i64>),
+    /// At least this: the batch the write added.
+    AtLeast(i64),
+}
+
+/// Write a trace: its row, per-model rows, timeline and state.
 async fn write_trace(
     tx: &mut Transaction<'_, Postgres>,
     project_id: &str,
     t: &TraceRecord,
-    received: Option<i64>,
+    received: Received,
 ) -> Result<()> {
+    let (received, at_least) = match received {
+        Received::Latest(at) => (at, false),
+        Received::AtLeast(at) => (Some(at), true),
+    };
+    sqlx::query("DELETE FROM trace_models WHERE project_id = $1 AND trace_id = $2")
+        .bind(project_id)
+        .bind(&t.id)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query(
         "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
             input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary,
-            repository, branch, team, cost_source, tool_calls, tool_failures, received_ns)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, COALESCE($22, $23))
+            repository, branch, team, cost_source, tool_calls, tool_failures, received_ns, state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, COALESCE($22, $23), $24)
          ON CONFLICT (project_id, id) DO UPDATE SET
-            received_ns = COALESCE($22, traces.received_ns, $23),
+            received_ns = CASE WHEN $25 THEN GREATEST(traces.received_ns, $22)
+                               ELSE COALESCE($22, traces.received_ns, $23) END,
+            state = excluded.state,
             repository = excluded.repository, branch = excluded.branch, team = excluded.team,
             cost_source = excluded.cost_source, tool_calls = excluded.tool_calls, tool_failures = excluded.tool_failures,
             agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
@@ -1230,9 +1362,11 @@ async fn write_trace(
     .bind(t.tool_failures)
     .bind(received)
     .bind(now_ns())
+    .bind(clean(&t.state))
+    .bind(at_least)
     .execute(&mut **tx)
     .await?;
-    write_timeline(tx, project_id, &t.id, &t.observations).await?;
+    write_timeline(tx, project_id, &t.id, &t.timeline).await?;
     if t.models.is_empty() {
         return Ok(());
     }
@@ -1274,18 +1408,22 @@ async fn write_timeline(
     tx: &mut Transaction<'_, Postgres>,
     project_id: &str,
     trace_id: &str,
-    rows: &[ObservationRow],
+    timeline: &Timeline,
 ) -> Result<()> {
-    let existing = sqlx::query("SELECT kind, id, digest FROM observations WHERE project_id = $1 AND trace_id = $2")
-        .bind(project_id)
-        .bind(trace_id)
-        .fetch_all(&mut **tx)
-        .await?;
-    let mut stored = HashMap::with_capacity(existing.len());
-    for row in existing {
-        stored.insert((row.try_get("kind")?, row.try_get("id")?), row.try_get("digest")?);
+    let whole = match timeline {
+        Timeline::Whole(_) => Some("SELECT kind, id, digest FROM observations WHERE project_id = $1 AND trace_id = $2"),
+        Timeline::Changed { calls: true, .. } => Some(
+            "SELECT kind, id, digest FROM observations WHERE project_id = $1 AND trace_id = $2 AND kind = 'llm_call'",
+        ),
+        Timeline::Changed { calls: false, .. } => None,
+    };
+    let mut stored = HashMap::new();
+    if let Some(whole) = whole {
+        for row in sqlx::query(whole).bind(project_id).bind(trace_id).fetch_all(&mut **tx).await? {
+            stored.insert((row.try_get("kind")?, row.try_get("id")?), row.try_get("digest")?);
+        }
     }
-    let TimelineChanges { upserts, deletes } = timeline_changes(rows, stored);
+    let TimelineChanges { upserts, deletes } = timeline_changes(timeline.rows(), stored);
     for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Postgres>::new(
             "INSERT INTO observations (project_id, trace_id, kind, id, sort_ns, digest, body) ",

@@ -2,7 +2,8 @@
 //! fallback user applied, its indexed columns and its public JSON. Every storage engine writes
 //! the same [`TraceRecord`], so the public JSON is the same whatever the engine.
 
-use super::merge::{KeyGroups, Stored, Trace, merge};
+use super::incremental::TraceState;
+use super::merge::{KeyGroups, Observation, Stored, Trace, merge};
 use super::model::{Body, Fragment};
 use super::prices::{ModelShare, Prices, price};
 use super::view;
@@ -42,8 +43,85 @@ pub struct TraceRecord {
     pub models: Vec<ModelShare>,
     /// The contract's trace object, without observations (JSON text).
     pub summary: String,
-    /// The timeline, one row an entry, in order.
-    pub observations: Vec<ObservationRow>,
+    /// What to write of the timeline.
+    pub timeline: Timeline,
+    /// What the next write updates the trace from ([`TraceState`], JSON text).
+    pub state: String,
+}
+
+/// What a write stores of a trace's timeline.
+#[derive(Debug, Clone)]
+pub enum Timeline {
+    /// The whole timeline, one row an entry: a stored entry not among them is deleted.
+    Whole(Vec<ObservationRow>),
+    /// The entries a batch changed; with `calls`, every model call is among them (the pairing
+    /// of channels may have moved), so a stored model call that is not is deleted.
+    Changed { rows: Vec<ObservationRow>, calls: bool },
+}
+
+impl Timeline {
+    /// The rows to write, and the kind whose stored entries they replace whole (`None`: all
+    /// kinds for `Whole`, no kind for `Changed` without calls).
+    pub fn rows(&self) -> &[ObservationRow] {
+        match self {
+            Timeline::Whole(rows) | Timeline::Changed { rows, .. } => rows,
+        }
+    }
+}
+
+impl TraceRecord {
+    /// The record of a merged and priced trace.
+    pub(super) fn of(
+        project_id: &str,
+        trace_id: &str,
+        trace: &Trace,
+        models: Vec<ModelShare>,
+        counts: view::Counts,
+        timeline: Timeline,
+        state: &TraceState,
+    ) -> TraceRecord {
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let count = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        let u = &trace.usage;
+        TraceRecord {
+            id: trace_id.to_owned(),
+            agent: trace.agent.clone(),
+            session_id: trace.session_id.clone(),
+            user_id: trace.user_id.clone(),
+            device_id: trace.device_id.clone(),
+            repository: trace.repository.clone(),
+            branch: trace.branch.clone(),
+            team: trace.team.clone(),
+            start_ns: view::ns(trace.start_unix_nano),
+            end_ns: view::ns(trace.end_unix_nano),
+            input_tokens: int(u.input),
+            output_tokens: int(u.output),
+            cache_read_tokens: int(u.cache_read),
+            cache_creation_tokens: int(u.cache_creation),
+            reasoning_tokens: int(u.reasoning),
+            cost_usd: trace.cost_usd,
+            cost_source: trace.cost_source,
+            tool_calls: count(counts.tool_calls),
+            tool_failures: count(counts.tool_failures),
+            models,
+            summary: view::summary(project_id, trace_id, trace, counts).to_string(),
+            timeline,
+            state: state.to_json(),
+        }
+    }
+}
+
+/// Timeline rows of these entries.
+pub(super) fn rows(observations: &[Observation]) -> Vec<ObservationRow> {
+    observations
+        .iter()
+        .map(|o| ObservationRow {
+            kind: o.kind,
+            id: o.id.clone(),
+            sort_ns: view::sort_ns(o),
+            body: view::observation(o).to_string(),
+        })
+        .collect()
 }
 
 /// One entry of a trace's timeline as storage keeps it: a row of its own, so a batch that
@@ -96,51 +174,21 @@ pub fn timeline_changes(rows: &[ObservationRow], mut stored: StoredTimeline) -> 
 
 /// Merge the fragments stored under one trace's keys; `None` when there are none (the trace
 /// is then deleted). A trace that ends with no user gets the fallback user; calls without the
-/// agent's cost are priced from the table.
+/// agent's cost are priced from the table. The record carries the state the next write starts
+/// from.
 pub fn assemble(project_id: &str, trace_id: &str, stored: Vec<Stored>, with: &Assembly) -> Option<TraceRecord> {
     if stored.is_empty() {
         return None;
     }
+    let state = TraceState::of(&stored);
     let mut trace = merge(stored);
     if trace.user_id.is_none() {
         trace.user_id.clone_from(&with.fallback_user);
     }
     let models = price(&mut trace, &with.prices);
-    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let u = &trace.usage;
-    Some(TraceRecord {
-        id: trace_id.to_owned(),
-        agent: trace.agent.clone(),
-        session_id: trace.session_id.clone(),
-        user_id: trace.user_id.clone(),
-        device_id: trace.device_id.clone(),
-        repository: trace.repository.clone(),
-        branch: trace.branch.clone(),
-        team: trace.team.clone(),
-        start_ns: view::ns(trace.start_unix_nano),
-        end_ns: view::ns(trace.end_unix_nano),
-        input_tokens: int(u.input),
-        output_tokens: int(u.output),
-        cache_read_tokens: int(u.cache_read),
-        cache_creation_tokens: int(u.cache_creation),
-        reasoning_tokens: int(u.reasoning),
-        cost_usd: trace.cost_usd,
-        cost_source: trace.cost_source,
-        tool_calls: trace.tool_calls.len() as i64,
-        tool_failures: trace.tool_calls.iter().filter(|t| t.success == Some(false)).count() as i64,
-        models,
-        summary: view::summary(project_id, trace_id, &trace).to_string(),
-        observations: trace
-            .observations
-            .iter()
-            .map(|o| ObservationRow {
-                kind: o.kind,
-                id: o.id.clone(),
-                sort_ns: view::sort_ns(o),
-                body: view::observation(o).to_string(),
-            })
-            .collect(),
-    })
+    let counts = view::Counts::of(&trace);
+    let timeline = Timeline::Whole(rows(&trace.observations));
+    Some(TraceRecord::of(project_id, trace_id, &trace, models, counts, timeline, &state))
 }
 
 /// Fragments of one run (no stored key map): keys named together form one trace whose id is

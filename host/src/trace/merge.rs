@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::model::{Attribution, Body, Channel, Fragment, ModelCall, Prompt, ToolCall, Usage};
+use super::model::{Attribution, Body, Channel, Event, Fragment, ModelCall, Prompt, ToolCall, Usage};
 
 /// The normalized per-prompt trace (the contract's JSON field names).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -98,7 +98,7 @@ pub fn is_placeholder(value: &str) -> bool {
 
 /// Merge text fields: keep the current value unless it is absent or a placeholder that a real
 /// value can replace.
-fn take_text(slot: &mut Option<String>, value: &Option<String>) {
+pub(super) fn take_text(slot: &mut Option<String>, value: &Option<String>) {
     match (slot.as_deref(), value.as_deref()) {
         (None, Some(_)) => *slot = value.clone(),
         (Some(current), Some(new)) if is_placeholder(current) && !is_placeholder(new) => *slot = value.clone(),
@@ -106,7 +106,7 @@ fn take_text(slot: &mut Option<String>, value: &Option<String>) {
     }
 }
 
-fn take<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+pub(super) fn take<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
     if slot.is_none() {
         slot.clone_from(value);
     }
@@ -115,13 +115,7 @@ fn take<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
 /// Build the trace from all fragments stored under its keys.
 pub fn merge(mut fragments: Vec<Stored>) -> Trace {
     // Deterministic order whatever the arrival order.
-    fragments.sort_by(|a, b| {
-        (a.fragment.body.kind(), &a.fragment.id, &a.fragment.report_id).cmp(&(
-            b.fragment.body.kind(),
-            &b.fragment.id,
-            &b.fragment.report_id,
-        ))
-    });
+    fragments.sort_by(|a, b| order(&a.fragment).cmp(&order(&b.fragment)));
 
     let mut trace = Trace::default();
     let mut who = Attribution::default();
@@ -143,54 +137,101 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
         take(&mut who.branch, &f.attribution.branch);
         take(&mut who.team, &f.attribution.team);
         match &f.body {
-            Body::Prompt(p) => {
-                take_text(&mut prompt.text, &p.text);
-                if let Some(response) = &p.response {
-                    let at = p.end_unix_nano.unwrap_or(0);
-                    let replace = prompt.response.as_deref().is_none_or(|current| {
-                        (at > response_time && !is_placeholder(response))
-                            || (is_placeholder(current) && !is_placeholder(response))
-                    });
-                    if replace {
-                        prompt.response = Some(response.clone());
-                        response_time = at;
-                    }
-                }
-                prompt.start_unix_nano = min_opt(prompt.start_unix_nano, p.start_unix_nano);
-                prompt.end_unix_nano = prompt.end_unix_nano.max(p.end_unix_nano);
-            }
-            Body::ModelCall(c) => {
-                let (merged, via) = calls.entry(&f.id).or_insert_with(|| (c.clone(), Vec::new()));
-                if !via.contains(&c.channel) {
-                    via.push(c.channel);
-                }
-                take(&mut merged.model, &c.model);
-                take(&mut merged.usage, &c.usage);
-                take(&mut merged.cost_usd, &c.cost_usd);
-                take(&mut merged.start_unix_nano, &c.start_unix_nano);
-                take(&mut merged.end_unix_nano, &c.end_unix_nano);
-                take(&mut merged.duration_ms, &c.duration_ms);
-                take(&mut merged.error, &c.error);
-            }
-            Body::ToolCall(t) => {
-                let merged = tools.entry(&f.id).or_default();
-                take(&mut merged.name, &t.name);
-                take_text(&mut merged.args, &t.args);
-                take_text(&mut merged.result, &t.result);
-                take(&mut merged.duration_ms, &t.duration_ms);
-                take(&mut merged.success, &t.success);
-                take(&mut merged.decision, &t.decision);
-                merged.start_unix_nano = min_opt(merged.start_unix_nano, t.start_unix_nano);
-            }
+            Body::Prompt(p) => merge_prompt(&mut prompt, &mut response_time, p),
+            Body::ModelCall(c) => merge_call(calls.entry(&f.id).or_insert_with(|| (c.clone(), Vec::new())), c),
+            Body::ToolCall(t) => merge_tool(tools.entry(&f.id).or_default(), t),
             Body::Event(e) => events.push((f.id.as_str(), e)),
             Body::UsageMetric(_) => {}
         }
     }
 
-    // Count each model call once: pair single-channel calls across channels in time order.
+    let mut observations = Vec::new();
+    add_calls(&mut trace, &mut observations, count_calls(calls.iter().map(|(id, call)| (*id, call))));
+    for (id, tool) in &tools {
+        observations.push(tool_observation(id, tool));
+        trace.tool_calls.push(tool_view(id, tool));
+    }
+    trace.tool_calls.sort_by_key(tool_order);
+    for (id, event) in events {
+        if let Some(error) = &event.error {
+            trace.errors.push(error.clone());
+        }
+        observations.push(event_observation(id, event));
+    }
+    sort_timeline(&mut observations);
+
+    let times = observations.iter().flat_map(|o| [o.start_unix_nano, o.end_unix_nano]).flatten();
+    trace.start_unix_nano = prompt.start_unix_nano.or_else(|| times.clone().min());
+    trace.end_unix_nano = prompt.end_unix_nano.max(times.max());
+    trace.prompt = prompt.text;
+    trace.response = prompt.response;
+    trace.session_id = who.session_id;
+    trace.user_id = who.user_id;
+    trace.device_id = who.device_id;
+    trace.repository = who.repository;
+    trace.branch = who.branch;
+    trace.team = who.team;
+    trace.observations = observations;
+    trace
+}
+
+/// Where a fragment sorts when merging: per field the first value in this order wins.
+pub(super) fn order(f: &Fragment) -> (&'static str, &str, &str, &str) {
+    (f.body.kind(), &f.id, &f.report_id, &f.trace_key)
+}
+
+/// Fold one report of the prompt into it: the first real text, the latest real response,
+/// the earliest start and the latest end.
+pub(super) fn merge_prompt(prompt: &mut Prompt, response_time: &mut u64, p: &Prompt) {
+    take_text(&mut prompt.text, &p.text);
+    if let Some(response) = &p.response {
+        let at = p.end_unix_nano.unwrap_or(0);
+        let replace = prompt.response.as_deref().is_none_or(|current| {
+            (at > *response_time && !is_placeholder(response)) || (is_placeholder(current) && !is_placeholder(response))
+        });
+        if replace {
+            prompt.response = Some(response.clone());
+            *response_time = at;
+        }
+    }
+    prompt.start_unix_nano = min_opt(prompt.start_unix_nano, p.start_unix_nano);
+    prompt.end_unix_nano = prompt.end_unix_nano.max(p.end_unix_nano);
+}
+
+/// Fold one report of a model call into the call merged so far (with its channels).
+pub(super) fn merge_call((merged, via): &mut (ModelCall, Vec<Channel>), c: &ModelCall) {
+    if !via.contains(&c.channel) {
+        via.push(c.channel);
+    }
+    take(&mut merged.model, &c.model);
+    take(&mut merged.usage, &c.usage);
+    take(&mut merged.cost_usd, &c.cost_usd);
+    take(&mut merged.start_unix_nano, &c.start_unix_nano);
+    take(&mut merged.end_unix_nano, &c.end_unix_nano);
+    take(&mut merged.duration_ms, &c.duration_ms);
+    take(&mut merged.error, &c.error);
+}
+
+/// Fold one report of a tool call into the call merged so far.
+pub(super) fn merge_tool(merged: &mut ToolCall, t: &ToolCall) {
+    take(&mut merged.name, &t.name);
+    take_text(&mut merged.args, &t.args);
+    take_text(&mut merged.result, &t.result);
+    take(&mut merged.duration_ms, &t.duration_ms);
+    take(&mut merged.success, &t.success);
+    take(&mut merged.decision, &t.decision);
+    merged.start_unix_nano = min_opt(merged.start_unix_nano, t.start_unix_nano);
+}
+
+/// Count each model call once: calls reported through both channels as they are; the
+/// single-channel ones paired across channels in time order (the log report preferred: it
+/// carries cost). `calls` in id order.
+pub(super) fn count_calls<'a>(
+    calls: impl Iterator<Item = (&'a str, &'a (ModelCall, Vec<Channel>))>,
+) -> Vec<(&'a str, ModelCall, Vec<Channel>)> {
     let end_of = |c: &ModelCall| c.end_unix_nano.or(c.start_unix_nano).unwrap_or(0);
     let mut by_channel: BTreeMap<Vec<Channel>, Vec<(&str, &ModelCall)>> = BTreeMap::new();
-    for (id, (call, via)) in &calls {
+    for (id, (call, via)) in calls {
         let key = if via.len() == 1 { via.clone() } else { Vec::new() };
         by_channel.entry(key).or_default().push((id, call));
     }
@@ -218,8 +259,15 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
             (None, None) => {}
         }
     }
+    counted
+}
 
-    let mut observations = Vec::new();
+/// The counted model calls into the trace: tokens, models, errors and timeline entries.
+pub(super) fn add_calls(
+    trace: &mut Trace,
+    observations: &mut Vec<Observation>,
+    counted: Vec<(&str, ModelCall, Vec<Channel>)>,
+) {
     for (id, call, via) in counted {
         if let Some(u) = &call.usage {
             trace.usage.add(u);
@@ -247,68 +295,11 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
             reported_via: via,
         });
     }
+}
 
-    for (id, tool) in &tools {
-        observations.push(Observation {
-            kind: "tool_call",
-            id: (*id).to_owned(),
-            name: tool.name.clone().unwrap_or_else(|| "tool".into()),
-            start_unix_nano: tool.start_unix_nano,
-            // Plugin-reported numbers: an end past u64 (absurd start or duration) is no end.
-            end_unix_nano: tool
-                .start_unix_nano
-                .zip(tool.duration_ms)
-                .and_then(|(s, d)| d.checked_mul(1_000_000).and_then(|d| s.checked_add(d))),
-            model: None,
-            usage: None,
-            cost_usd: None,
-            cost_source: None,
-            error: (tool.success == Some(false)).then(|| tool.result.clone().unwrap_or_default()),
-            // The whole call, for a trace whose `tool_calls` list is capped (see `view`).
-            attributes: Some(serde_json::json!({
-                "args": tool.args,
-                "result": tool.result,
-                "duration_ms": tool.duration_ms,
-                "success": tool.success,
-                "decision": split_decision(tool.decision.as_deref()).0,
-                "decision_source": split_decision(tool.decision.as_deref()).1,
-            })),
-            reported_via: Vec::new(),
-        });
-        let (decision, source) = split_decision(tool.decision.as_deref());
-        trace.tool_calls.push(ToolCallView {
-            id: (*id).to_owned(),
-            name: tool.name.clone(),
-            args: tool.args.clone(),
-            result: tool.result.clone(),
-            duration_ms: tool.duration_ms,
-            success: tool.success,
-            decision: decision.map(str::to_owned),
-            decision_source: source.map(str::to_owned),
-            start_unix_nano: tool.start_unix_nano,
-        });
-    }
-    trace.tool_calls.sort_by_key(|t| (t.start_unix_nano.unwrap_or(u64::MAX), t.id.clone()));
-
-    for (id, event) in events {
-        if let Some(error) = &event.error {
-            trace.errors.push(error.clone());
-        }
-        observations.push(Observation {
-            kind: "event",
-            id: id.to_owned(),
-            name: event.name.clone(),
-            start_unix_nano: Some(event.time_unix_nano),
-            end_unix_nano: None,
-            model: None,
-            usage: None,
-            cost_usd: None,
-            cost_source: None,
-            error: event.error.clone(),
-            attributes: serde_json::from_str(&event.attributes_json).ok(),
-            reported_via: Vec::new(),
-        });
-    }
+/// A timeline in order: by start (none: last), kind and id (stable: events of one id keep
+/// their merge order).
+pub(super) fn sort_timeline(observations: &mut [Observation]) {
     observations.sort_by(|a, b| {
         (a.start_unix_nano.unwrap_or(u64::MAX), a.kind, &a.id).cmp(&(
             b.start_unix_nano.unwrap_or(u64::MAX),
@@ -316,20 +307,80 @@ pub fn merge(mut fragments: Vec<Stored>) -> Trace {
             &b.id,
         ))
     });
+}
 
-    let times = observations.iter().flat_map(|o| [o.start_unix_nano, o.end_unix_nano]).flatten();
-    trace.start_unix_nano = prompt.start_unix_nano.or_else(|| times.clone().min());
-    trace.end_unix_nano = prompt.end_unix_nano.max(times.max());
-    trace.prompt = prompt.text;
-    trace.response = prompt.response;
-    trace.session_id = who.session_id;
-    trace.user_id = who.user_id;
-    trace.device_id = who.device_id;
-    trace.repository = who.repository;
-    trace.branch = who.branch;
-    trace.team = who.team;
-    trace.observations = observations;
-    trace
+/// A merged tool call's timeline entry.
+pub(super) fn tool_observation(id: &str, tool: &ToolCall) -> Observation {
+    let (decision, source) = split_decision(tool.decision.as_deref());
+    Observation {
+        kind: "tool_call",
+        id: id.to_owned(),
+        name: tool.name.clone().unwrap_or_else(|| "tool".into()),
+        start_unix_nano: tool.start_unix_nano,
+        end_unix_nano: tool_end(tool),
+        model: None,
+        usage: None,
+        cost_usd: None,
+        cost_source: None,
+        error: (tool.success == Some(false)).then(|| tool.result.clone().unwrap_or_default()),
+        // The whole call, for a trace whose `tool_calls` list is capped (see `view`).
+        attributes: Some(serde_json::json!({
+            "args": tool.args,
+            "result": tool.result,
+            "duration_ms": tool.duration_ms,
+            "success": tool.success,
+            "decision": decision,
+            "decision_source": source,
+        })),
+        reported_via: Vec::new(),
+    }
+}
+
+/// When a tool call ended. Plugin-reported numbers: an end past u64 (absurd start or
+/// duration) is no end.
+pub(super) fn tool_end(tool: &ToolCall) -> Option<u64> {
+    tool.start_unix_nano
+        .zip(tool.duration_ms)
+        .and_then(|(s, d)| d.checked_mul(1_000_000).and_then(|d| s.checked_add(d)))
+}
+
+/// A merged tool call as the trace lists it.
+pub(super) fn tool_view(id: &str, tool: &ToolCall) -> ToolCallView {
+    let (decision, source) = split_decision(tool.decision.as_deref());
+    ToolCallView {
+        id: id.to_owned(),
+        name: tool.name.clone(),
+        args: tool.args.clone(),
+        result: tool.result.clone(),
+        duration_ms: tool.duration_ms,
+        success: tool.success,
+        decision: decision.map(str::to_owned),
+        decision_source: source.map(str::to_owned),
+        start_unix_nano: tool.start_unix_nano,
+    }
+}
+
+/// The order of a trace's `tool_calls`: by start (none: last), then id.
+pub(super) fn tool_order(t: &ToolCallView) -> (u64, String) {
+    (t.start_unix_nano.unwrap_or(u64::MAX), t.id.clone())
+}
+
+/// An event's timeline entry.
+pub(super) fn event_observation(id: &str, event: &Event) -> Observation {
+    Observation {
+        kind: "event",
+        id: id.to_owned(),
+        name: event.name.clone(),
+        start_unix_nano: Some(event.time_unix_nano),
+        end_unix_nano: None,
+        model: None,
+        usage: None,
+        cost_usd: None,
+        cost_source: None,
+        error: event.error.clone(),
+        attributes: serde_json::from_str(&event.attributes_json).ok(),
+        reported_via: Vec::new(),
+    }
 }
 
 /// A decision as WIT 0.1 plugins report it, `accept (config)`: the agent's word and, in
@@ -342,7 +393,7 @@ fn split_decision(decision: Option<&str>) -> (Option<&str>, Option<&str>) {
     }
 }
 
-fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+pub(super) fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, None) => x,

@@ -20,8 +20,30 @@ pub fn ns(value: Option<u64>) -> Option<i64> {
 /// trace object.
 pub const LISTED: usize = 100;
 
+/// How many tool calls, errors and timeline entries a trace has (its lists may hold only the
+/// first [`LISTED`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub tool_calls: usize,
+    pub tool_failures: usize,
+    pub errors: usize,
+    pub observations: usize,
+}
+
+impl Counts {
+    /// The counts of a whole trace.
+    pub fn of(t: &Trace) -> Self {
+        Counts {
+            tool_calls: t.tool_calls.len(),
+            tool_failures: t.tool_calls.iter().filter(|c| c.success == Some(false)).count(),
+            errors: t.errors.len(),
+            observations: t.observations.len(),
+        }
+    }
+}
+
 /// The trace object of the contract (without observations).
-pub fn summary(project_id: &str, id: &str, t: &Trace) -> Value {
+pub fn summary(project_id: &str, id: &str, t: &Trace, counts: Counts) -> Value {
     let tool_calls: Vec<_> = t.tool_calls.iter().take(LISTED).collect();
     let errors: Vec<_> = t.errors.iter().take(LISTED).collect();
     json!({
@@ -47,10 +69,10 @@ pub fn summary(project_id: &str, id: &str, t: &Trace) -> Value {
         "prompt": t.prompt,
         "response": t.response,
         "tool_calls": tool_calls,
-        "tool_call_count": t.tool_calls.len(),
+        "tool_call_count": counts.tool_calls,
         "errors": errors,
-        "error_count": t.errors.len(),
-        "observation_count": t.observations.len(),
+        "error_count": counts.errors,
+        "observation_count": counts.observations,
     })
 }
 
@@ -87,7 +109,7 @@ mod tests {
     #[test]
     fn summary_has_the_contract_fields() {
         let trace = Trace { agent: "claude-code".into(), ..Default::default() };
-        let value = summary("proj-1", "prompt-a", &trace);
+        let value = summary("proj-1", "prompt-a", &trace, Counts::of(&trace));
         for field in [
             "id",
             "project_id",

@@ -59,10 +59,7 @@ async fn retention_deletes_what_is_older_than_a_projects_days_on_both_engines() 
         assert_eq!(status, 200);
         let (_, fresh) = host.admin(reqwest::Method::POST, "/api/admin/retention/run", None).await;
         assert_eq!(fresh["batches"], 0, "{engine:?}: received just now: {fresh}");
-        let url = match &host.database {
-            Some(database) => database.url.clone(),
-            None => format!("sqlite://{}", host.dir.path().join("antenna.db").display()),
-        };
+        let url = host.database_url();
         let storage = antenna::storage::connect(&url, Default::default(), Default::default()).await.expect("database");
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
         let in_two_days = i64::try_from(now).expect("ns") + 2 * 86_400 * 1_000_000_000;
@@ -124,14 +121,6 @@ async fn erasing_a_user_deletes_their_traces_metrics_and_raw_batches_only_on_bot
     }
 }
 
-/// The database the host of `host` uses, as a URL.
-fn database_url(host: &antenna_e2e::EngineHost) -> String {
-    match &host.database {
-        Some(database) => database.url.clone(),
-        None => format!("sqlite://{}", host.dir.path().join("antenna.db").display()),
-    }
-}
-
 async fn stored_batches(url: &str) -> Vec<antenna::storage::Batch> {
     let storage = antenna::storage::connect(url, Default::default(), Default::default()).await.expect("database");
     storage.batches(&antenna::storage::BatchSelection::Replay(Default::default())).await.expect("batches")
@@ -165,7 +154,7 @@ async fn erasure_finds_every_body_that_named_the_user_and_nothing_brings_them_ba
         let detail = host.get_json(&format!("/api/public/traces/{}", alices["id"].as_str().expect("id"))).await;
         let prompt = detail["prompt"].as_str().expect("a captured prompt").to_owned();
         assert!(!prompt.is_empty());
-        let url = database_url(&host);
+        let url = host.database_url();
         let before = stored_batches(&url).await.len();
         let bobs = bob.requests.len();
 
@@ -217,7 +206,7 @@ async fn trace_retention_goes_by_the_hosts_clock_and_a_replay_respects_it_on_bot
 
         // Received three days ago (set back in the database): expired, whatever the agent said.
         let back = 3 * 86_400 * 1_000_000_000i64;
-        let url = database_url(&host);
+        let url = host.database_url();
         let statements = [
             format!("UPDATE batches SET received_at = received_at - {back}"),
             format!("UPDATE traces SET received_ns = received_ns - {back}"),

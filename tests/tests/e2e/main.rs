@@ -16,6 +16,7 @@ mod genai;
 mod grpc;
 mod hardening;
 mod hostile;
+mod incremental;
 mod ingest;
 mod limits;
 mod long_traces;

@@ -172,6 +172,33 @@ async fn every_capture_gives_the_same_public_json_on_both_engines() {
     assert_same("SQLite and PostgreSQL answers", &snapshots[0], &snapshots[1]);
 }
 
+/// The newest migration a host applied to its database (version, description).
+async fn schema_version(host: &EngineHost) -> (i64, String) {
+    const NEWEST: &str =
+        "SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version DESC LIMIT 1";
+    let url = host.database_url();
+    match host.engine {
+        Engine::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
+            sqlx::query_as(NEWEST).fetch_one(&pool).await.expect("the migrations table")
+        }
+        Engine::Postgres => {
+            let pool = sqlx::PgPool::connect(&url).await.expect("postgres");
+            sqlx::query_as(NEWEST).fetch_one(&pool).await.expect("the migrations table")
+        }
+    }
+}
+
+#[tokio::test]
+async fn both_engines_reach_the_same_schema_version() {
+    let mut versions = Vec::new();
+    for engine in Engine::ALL {
+        let host = TestHost::on_engine(engine, |_| {}).await;
+        versions.push(schema_version(&host).await);
+    }
+    assert_eq!(versions[0], versions[1], "the newest migration on SQLite and on PostgreSQL");
+}
+
 #[tokio::test]
 async fn reposting_and_any_order_change_nothing_on_either_engine() {
     let mut snapshots = Vec::new();

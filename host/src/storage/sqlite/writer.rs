@@ -6,7 +6,7 @@
 //! (which is what an async driver's worker thread costs: under load the scheduler switching
 //! into it was a fifth of the host's CPU). Each trace a group touched is assembled once.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,13 +14,14 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::erasure::{self, Retired};
-use super::super::{BatchWrite, Result, StorageError};
+use super::super::{BatchWrite, FRAGMENTS_OF_BATCH, Result, StorageError, fragment_rows};
 use super::sql;
 use crate::metrics::StorageMetrics;
 use crate::trace::model::{Body, Fragment};
 use crate::trace::view::ns;
 use crate::trace::{
-    Assembly, KeyGroups, ObservationRow, Stored, TimelineChanges, TraceRecord, assemble, timeline_changes,
+    Addition, Assembly, Entity, KeyGroups, Stored, Timeline, TimelineChanges, TraceRecord, TraceState, assemble,
+    timeline_changes,
 };
 
 /// Most batches one group commit takes; more wait for the next group.
@@ -93,7 +94,7 @@ fn write_loop(
         metrics.commit_batches.observe(group.len() as f64);
         let started = Instant::now();
         let writes: Vec<&BatchWrite> = group.iter().map(|j| &j.write).collect();
-        let written = write_group(&mut connection, &writes, assembly);
+        let written = write_group(&mut connection, &writes, assembly, metrics);
         metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
         match written {
             Ok(ids) => {
@@ -105,7 +106,7 @@ fn write_loop(
             Err(e) if group.len() > 1 => {
                 tracing::warn!(error = %e, batches = group.len(), "group commit failed; writing its batches one by one");
                 for job in group {
-                    let result = write_group(&mut connection, &[&job.write], assembly);
+                    let result = write_group(&mut connection, &[&job.write], assembly, metrics);
                     let _ = job.done.send(result.map(|ids| ids[0]));
                 }
             }
@@ -119,23 +120,56 @@ fn write_loop(
     }
 }
 
+/// What a group of writes did to one trace.
+#[derive(Default)]
+struct Touch {
+    /// Merge all its fragments again: it is new or joined from several, a batch ran again, or
+    /// a report was replaced.
+    whole: bool,
+    /// The batches that added to it, and the latest time one was received.
+    batches: Vec<i64>,
+    received: i64,
+    /// The fragments they added.
+    added: Vec<Stored>,
+}
+
 /// Every write of a group in one transaction; returns their batch ids in order.
-fn write_group(connection: &mut Connection, writes: &[&BatchWrite], assembly: &Assembly) -> Result<Vec<i64>> {
+fn write_group(
+    connection: &mut Connection,
+    writes: &[&BatchWrite],
+    assembly: &Assembly,
+    metrics: &StorageMetrics,
+) -> Result<Vec<i64>> {
     // IMMEDIATE: take the write lock up front, so a read that later writes never meets
     // SQLITE_BUSY half-way (`antenna project create` may write beside the host).
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut ids = Vec::with_capacity(writes.len());
-    let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut touched: BTreeMap<(String, String), Touch> = BTreeMap::new();
     for write in writes {
         let project = write.project_id.as_str();
-        let Some((id, fresh)) = store_batch(&tx, write)? else {
+        let Some((id, fresh, received_at)) = store_batch(&tx, write)? else {
             // Re-normalized while erasure or retention deleted it: nothing of it comes back.
             ids.push(write.id.unwrap_or_default());
             continue;
         };
         let retired = if fresh { Retired::No } else { retired(&tx, project, id, &write.users)? };
         let fragments: &[(String, Fragment)] = if retired == Retired::No { &write.fragments } else { &[] };
-        if !fresh {
+        let traced: Vec<&(String, Fragment)> =
+            fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
+        // An OTLP retry of a stored body that normalizes as it did: its traces stay as they are
+        // (a replay or recovery still rebuilds them: the host's merge may have changed).
+        let retry_unchanged = write.id.is_none() && !fresh && retired == Retired::No && {
+            let mut stored = Vec::new();
+            let mut of_batch = tx.prepare_cached(&sql(FRAGMENTS_OF_BATCH))?;
+            for row in of_batch.query_map(params![project, id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })? {
+                stored.push(row?);
+            }
+            stored.sort();
+            fragment_rows(&traced)? == stored
+        };
+        if !fresh && !retry_unchanged {
             // What an earlier run of this batch produced is replaced, not added to.
             let mut earlier = tx.prepare_cached(
                 "SELECT DISTINCT k.trace_id FROM fragments f JOIN trace_keys k
@@ -144,23 +178,51 @@ fn write_group(connection: &mut Connection, writes: &[&BatchWrite], assembly: &A
             )?;
             let traces = earlier.query_map(params![project, id], |r| r.get::<_, String>(0))?;
             for trace in traces {
-                touched.insert((project.to_owned(), trace?));
+                touched.entry((project.to_owned(), trace?)).or_default().whole = true;
             }
             tx.prepare_cached("DELETE FROM fragments WHERE project_id = ?1 AND batch_id = ?2")?
                 .execute(params![project, id])?;
+        }
+        if !fresh {
             tx.prepare_cached("DELETE FROM usage_metrics WHERE project_id = ?1 AND batch_id = ?2")?
                 .execute(params![project, id])?;
         }
         insert_usage_metrics(&tx, project, id, fragments)?;
-        let traced: Vec<&(String, Fragment)> =
-            fragments.iter().filter(|(_, f)| !matches!(f.body, Body::UsageMetric(_))).collect();
+        if retry_unchanged {
+            ids.push(id);
+            continue;
+        }
         // Keys named together belong to one trace, whose id is the smallest key of all.
         let mut groups = KeyGroups::default();
         for (_, f) in &traced {
             groups.join(std::iter::once(&f.trace_key).chain(&f.also_known_as));
         }
+        let mut trace_of: HashMap<String, String> = HashMap::new();
         for keys in groups.into_groups() {
-            touched.insert((project.to_owned(), assign_trace(&tx, project, &keys)?));
+            let (trace_id, grown) = assign_trace(&tx, project, &keys)?;
+            let touch = touched.entry((project.to_owned(), trace_id.clone())).or_default();
+            // A new trace, or traces joined into one: merged whole.
+            touch.whole |= !grown || !fresh;
+            touch.batches.push(id);
+            touch.received = touch.received.max(received_at);
+            for key in keys {
+                trace_of.insert(key, trace_id.clone());
+            }
+        }
+        let mut replaces = tx.prepare_cached(
+            "SELECT 1 FROM fragments
+             WHERE project_id = ?1 AND trace_key = ?2 AND kind = ?3 AND fragment_id = ?4 AND report_id = ?5",
+        )?;
+        for (agent, f) in &traced {
+            let Some(trace_id) = trace_of.get(&f.trace_key) else { continue };
+            let Some(touch) = touched.get_mut(&(project.to_owned(), trace_id.clone())) else { continue };
+            if touch.whole {
+                continue;
+            }
+            // A report stored before is replaced: what it said cannot be taken back from the
+            // trace's state.
+            touch.whole = replaces.exists(params![project, f.trace_key, f.body.kind(), f.id, f.report_id])?;
+            touch.added.push(Stored { agent: agent.clone(), fragment: f.clone() });
         }
         insert_fragments(&tx, project, id, &traced)?;
         // Counted when a body first arrives: a retry or a replay of it counts nothing again.
@@ -182,10 +244,17 @@ fn write_group(connection: &mut Connection, writes: &[&BatchWrite], assembly: &A
         }
         ids.push(id);
     }
-    for (project, trace_id) in &touched {
-        recompute_trace(&tx, project, trace_id, assembly)?;
+    let mut updated = 0;
+    for ((project, trace_id), touch) in &touched {
+        if !touch.whole && update_trace(&tx, project, trace_id, touch, assembly)? {
+            updated += 1;
+        } else {
+            recompute_trace(&tx, project, trace_id, assembly)?;
+        }
     }
     tx.commit()?;
+    metrics.traces_updated.inc_by(updated);
+    metrics.traces_merged.inc_by(touched.len() as u64 - updated);
     Ok(ids)
 }
 
@@ -194,16 +263,16 @@ fn now_ns() -> i64 {
 }
 
 /// Insert a new batch (or find the one an OTLP retry already stored) or update a stored one,
-/// with its outcome. Returns its id and whether it is new (nothing to replace); `None` when a
-/// stored batch is no longer there.
-fn store_batch(tx: &Transaction<'_>, write: &BatchWrite) -> Result<Option<(i64, bool)>> {
+/// with its outcome. Returns its id, whether it is new (nothing to replace) and when it was
+/// received (for a stored one: now); `None` when a stored batch is no longer there.
+fn store_batch(tx: &Transaction<'_>, write: &BatchWrite) -> Result<Option<(i64, bool, i64)>> {
     let agents = (!write.agents.is_empty()).then(|| write.agents.join(","));
     let now = now_ns();
     if let Some(id) = write.id {
         let updated = tx
             .prepare_cached("UPDATE batches SET status = ?1, agents = ?2, error = ?3, processed_at = ?4 WHERE id = ?5")?
             .execute(params![write.status.as_str(), agents, write.error, now, id])?;
-        return Ok((updated == 1).then_some((id, false)));
+        return Ok((updated == 1).then_some((id, false, now)));
     }
     let (id, received_at): (i64, i64) = tx
         .prepare_cached(
@@ -229,7 +298,7 @@ fn store_batch(tx: &Transaction<'_>, write: &BatchWrite) -> Result<Option<(i64, 
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
     // A retry keeps the first `received_at`: a different one means the row was there.
-    Ok(Some((id, received_at == now)))
+    Ok(Some((id, received_at == now, received_at)))
 }
 
 /// Whether what a stored batch normalizes into must stay out of the traces: it was received
@@ -305,8 +374,9 @@ fn insert_fragments(
     Ok(())
 }
 
-/// Map `keys` to one trace, merging the traces they already belong to. Returns its id.
-fn assign_trace(tx: &Transaction<'_>, project_id: &str, keys: &[String]) -> Result<String> {
+/// Map `keys` to one trace, merging the traces they already belong to. Returns its id, and
+/// whether it is one trace that was already stored (not new, not joined from several).
+fn assign_trace(tx: &Transaction<'_>, project_id: &str, keys: &[String]) -> Result<(String, bool)> {
     let mut existing: BTreeSet<String> = BTreeSet::new();
     {
         let mut lookup = tx.prepare_cached("SELECT trace_id FROM trace_keys WHERE project_id = ?1 AND key = ?2")?;
@@ -331,12 +401,9 @@ fn assign_trace(tx: &Transaction<'_>, project_id: &str, keys: &[String]) -> Resu
     for old in existing.iter().filter(|id| **id != trace_id) {
         delete_trace(tx, project_id, old)?;
     }
+    let grown = existing.len() == 1 && existing.contains(&trace_id);
     // Only keys not already mapped to this trace need a write.
-    let keys: Vec<&String> = if existing.len() == 1 && existing.contains(&trace_id) {
-        keys.iter().collect()
-    } else {
-        all_keys.iter().collect()
-    };
+    let keys: Vec<&String> = if grown { keys.iter().collect() } else { all_keys.iter().collect() };
     let mut insert = tx.prepare_cached(
         "INSERT INTO trace_keys (project_id, key, trace_id) VALUES (?1, ?2, ?3)
          ON CONFLICT (project_id, key) DO UPDATE SET trace_id = excluded.trace_id",
@@ -344,7 +411,7 @@ fn assign_trace(tx: &Transaction<'_>, project_id: &str, keys: &[String]) -> Resu
     for key in keys {
         insert.execute(params![project_id, key, trace_id])?;
     }
-    Ok(trace_id)
+    Ok((trace_id, grown))
 }
 
 /// A trace's row, per-model rows and timeline (merged into another, or left with no fragment).
@@ -360,18 +427,24 @@ fn delete_trace(tx: &Transaction<'_>, project_id: &str, trace_id: &str) -> Resul
 }
 
 /// Write what changed of a trace's timeline: new and changed entries, and the removal of
-/// entries that are gone (a replay replaced what a batch said).
-fn write_timeline(tx: &Transaction<'_>, project_id: &str, trace_id: &str, rows: &[ObservationRow]) -> Result<()> {
+/// entries that are gone (a replay replaced what a batch said; a model call paired anew).
+fn write_timeline(tx: &Transaction<'_>, project_id: &str, trace_id: &str, timeline: &Timeline) -> Result<()> {
     let mut stored = HashMap::new();
-    {
-        let mut existing =
-            tx.prepare_cached("SELECT kind, id, digest FROM observations WHERE project_id = ?1 AND trace_id = ?2")?;
+    let whole = match timeline {
+        Timeline::Whole(_) => Some("SELECT kind, id, digest FROM observations WHERE project_id = ?1 AND trace_id = ?2"),
+        Timeline::Changed { calls: true, .. } => Some(
+            "SELECT kind, id, digest FROM observations WHERE project_id = ?1 AND trace_id = ?2 AND kind = 'llm_call'",
+        ),
+        Timeline::Changed { calls: false, .. } => None,
+    };
+    if let Some(whole) = whole {
+        let mut existing = tx.prepare_cached(whole)?;
         let mut found = existing.query(params![project_id, trace_id])?;
         while let Some(row) = found.next()? {
             stored.insert((row.get(0)?, row.get(1)?), row.get(2)?);
         }
     }
-    let TimelineChanges { upserts, deletes } = timeline_changes(rows, stored);
+    let TimelineChanges { upserts, deletes } = timeline_changes(timeline.rows(), stored);
     let mut upsert = tx.prepare_cached(
         "INSERT INTO observations (project_id, trace_id, kind, id, sort_ns, digest, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (project_id, trace_id, kind, id) DO UPDATE SET
@@ -403,6 +476,58 @@ fn count_unclaimed(tx: &Transaction<'_>, project_id: &str, service_name: &str, s
     Ok(())
 }
 
+/// Update a trace from its stored state and what the group added; `false` when it has no
+/// state or the state cannot tell (it is then merged whole).
+fn update_trace(
+    tx: &Transaction<'_>,
+    project_id: &str,
+    trace_id: &str,
+    touch: &Touch,
+    assembly: &Assembly,
+) -> Result<bool> {
+    let state: Option<String> = tx
+        .prepare_cached("SELECT state FROM traces WHERE project_id = ?1 AND id = ?2")?
+        .query_row(params![project_id, trace_id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let Some(state) = state.as_deref().and_then(TraceState::from_json) else { return Ok(false) };
+    let (entities, prompts) = Addition::touched(&touch.added);
+    let mut addition =
+        Addition { added: &touch.added, batches: &touch.batches, entities: Vec::new(), prompts: Vec::new() };
+    let fragment = |row: &rusqlite::Row<'_>| -> rusqlite::Result<(String, String, i64)> {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    };
+    let parse =
+        |payload: &str| serde_json::from_str::<Fragment>(payload).map_err(|e| StorageError::Corrupt(e.to_string()));
+    {
+        let mut of_entity = tx.prepare_cached(
+            "SELECT f.agent, f.payload, f.batch_id FROM trace_keys k CROSS JOIN fragments f
+               ON k.project_id = f.project_id AND k.key = f.trace_key
+             WHERE k.project_id = ?1 AND k.trace_id = ?2 AND f.kind = ?3 AND f.fragment_id = ?4",
+        )?;
+        for (kind, id) in &entities {
+            for row in of_entity.query_map(params![project_id, trace_id, kind, id], fragment)? {
+                let (agent, payload, batch_id) = row?;
+                addition.entities.push(Entity { batch_id, stored: Stored { agent, fragment: parse(&payload)? } });
+            }
+        }
+    }
+    if prompts {
+        let mut of_prompt = tx.prepare_cached(
+            "SELECT f.agent, f.payload, f.batch_id FROM trace_keys k CROSS JOIN fragments f
+               ON k.project_id = f.project_id AND k.key = f.trace_key
+             WHERE k.project_id = ?1 AND k.trace_id = ?2 AND f.kind = 'prompt'",
+        )?;
+        for row in of_prompt.query_map(params![project_id, trace_id], fragment)? {
+            let (agent, payload, _) = row?;
+            addition.prompts.push(Stored { agent, fragment: parse(&payload)? });
+        }
+    }
+    let Some(record) = state.apply(&addition, project_id, trace_id, assembly) else { return Ok(false) };
+    write_trace(tx, project_id, &record, Received::AtLeast(touch.received))?;
+    Ok(true)
+}
+
 fn recompute_trace(tx: &Transaction<'_>, project_id: &str, trace_id: &str, assembly: &Assembly) -> Result<()> {
     // CROSS JOIN fixes the loop order: the trace's keys first, then their fragments by primary
     // key. Left to itself the planner may scan every fragment of the project.
@@ -424,25 +549,39 @@ fn recompute_trace(tx: &Transaction<'_>, project_id: &str, trace_id: &str, assem
             stored.push(Stored { agent: row.get(0)?, fragment });
         }
     }
-    tx.prepare_cached("DELETE FROM trace_models WHERE project_id = ?1 AND trace_id = ?2")?
-        .execute(params![project_id, trace_id])?;
     let Some(t) = assemble(project_id, trace_id, stored, assembly) else {
         delete_trace(tx, project_id, trace_id)?;
         return Ok(());
     };
-    write_trace(tx, project_id, &t, received)
+    write_trace(tx, project_id, &t, Received::Latest(received))
 }
 
-/// Write a trace; `received` is when its latest batch still stored came (`None`: none is
-/// stored any more: the time already recorded stays, a new row takes now).
-fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord, received: Option<i64>) -> Result<()> {
+/// When a trace's batches were received, as a write knows it.
+enum Received {
+    /// The latest of all its stored batches (`None`: none is stored any more: the time
+    /// already recorded stays, a new row takes now).
+    Latest(Option<i64>),
+    /// At least this: the batches the write added.
+    AtLeast(i64),
+}
+
+/// Write a trace: its row, per-model rows, timeline and state.
+fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord, received: Received) -> Result<()> {
+    let (received, at_least) = match received {
+        Received::Latest(at) => (at, false),
+        Received::AtLeast(at) => (Some(at), true),
+    };
+    tx.prepare_cached("DELETE FROM trace_models WHERE project_id = ?1 AND trace_id = ?2")?
+        .execute(params![project_id, t.id])?;
     tx.prepare_cached(
         "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
             input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary,
-            repository, branch, team, cost_source, tool_calls, tool_failures, received_ns)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, COALESCE(?22, ?23))
+            repository, branch, team, cost_source, tool_calls, tool_failures, received_ns, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, COALESCE(?22, ?23), ?25)
          ON CONFLICT (project_id, id) DO UPDATE SET
-            received_ns = COALESCE(?22, traces.received_ns, ?23),
+            received_ns = CASE WHEN ?24 THEN MAX(COALESCE(traces.received_ns, ?22), ?22)
+                               ELSE COALESCE(?22, traces.received_ns, ?23) END,
+            state = excluded.state,
             repository = excluded.repository, branch = excluded.branch, team = excluded.team,
             cost_source = excluded.cost_source, tool_calls = excluded.tool_calls, tool_failures = excluded.tool_failures,
             agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
@@ -476,8 +615,10 @@ fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord, received
         t.tool_failures,
         received,
         now_ns(),
+        at_least,
+        t.state,
     ])?;
-    write_timeline(tx, project_id, &t.id, &t.observations)?;
+    write_timeline(tx, project_id, &t.id, &t.timeline)?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO trace_models (project_id, trace_id, model, input_tokens, output_tokens, cache_read_tokens,
             cache_creation_tokens, reasoning_tokens, cost_usd, agent, session_id, user_id, device_id, repository,
