@@ -1,57 +1,12 @@
 //! Usage and outcomes, grouped: one SQL text for both engines, built here over sqlx's
 //! `QueryBuilder` (which numbers placeholders per engine). What differs between the engines —
-//! a day from Unix nanoseconds, a JSON attribute — comes from [`Dialect`].
+//! a day from Unix nanoseconds, a JSON attribute — comes from [`Dialect`] (storage/queries.rs).
 
 use serde::{Deserialize, Serialize};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::TraceFilter;
-
-/// What differs between the engines' SQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-impl Dialect {
-    /// The UTC day (`YYYY-MM-DD`) of a Unix-nanosecond column.
-    fn day(self, column: &str) -> String {
-        match self {
-            Dialect::Sqlite => format!("strftime('%Y-%m-%d', {column} / 1000000000, 'unixepoch')"),
-            Dialect::Postgres => {
-                format!("to_char(to_timestamp({column} / 1000000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
-            }
-        }
-    }
-
-    /// The type of a double.
-    /// The sum of an integer expression over a group, saturating at `i64::MAX` instead of
-    /// failing the query (SQLite's `SUM` raises "integer overflow"; PostgreSQL's numeric sum
-    /// would not fit a BIGINT), 0 for an empty group.
-    pub fn sum_int(self, expr: &str) -> String {
-        match self {
-            // TOTAL is a float; CAST saturates a float beyond the integer range.
-            Dialect::Sqlite => format!("CAST(TOTAL({expr}) AS INTEGER)"),
-            Dialect::Postgres => format!("LEAST(COALESCE(SUM({expr}), 0), 9223372036854775807)::BIGINT"),
-        }
-    }
-
-    fn real(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "REAL",
-            Dialect::Postgres => "DOUBLE PRECISION",
-        }
-    }
-
-    /// A string attribute of a JSON-object text column.
-    fn attribute(self, column: &str, key: &str) -> String {
-        match self {
-            Dialect::Sqlite => format!("json_extract({column}, '$.{key}')"),
-            Dialect::Postgres => format!("({column}::jsonb ->> '{key}')"),
-        }
-    }
-}
+pub use super::queries::Dialect;
 
 /// What `GET /api/public/usage` groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

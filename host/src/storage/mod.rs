@@ -8,6 +8,7 @@ mod analytics;
 mod budgets;
 mod erasure;
 mod postgres;
+mod queries;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ pub use analytics::{OutcomeGroup, OutcomeRow, UsageGroup, UsageRow};
 pub use budgets::{Alert, Budget, scope_column as budget_scope_column};
 pub use erasure::{Erased, Expired, Retention};
 pub use postgres::PostgresStorage;
+pub use queries::Queries;
 pub use sqlite::SqliteStorage;
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +81,12 @@ impl BatchStatus {
             BatchStatus::Unclaimed => "unclaimed",
         }
     }
+}
+
+/// The time now in Unix nanoseconds, as the engines record it (past the year 2262: the
+/// largest there is).
+pub(crate) fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 /// Most bytes a stored body may inflate to (the ingest limit on a decoded body).
@@ -182,6 +190,13 @@ pub struct ProjectKey {
 /// when it was asked for by a key merged into it).
 pub struct TraceRow {
     pub summary: serde_json::Value,
+}
+
+impl TraceRow {
+    /// A trace from its stored summary (JSON text).
+    fn of_summary(text: String) -> Result<TraceRow> {
+        Ok(TraceRow { summary: serde_json::from_str(&text).map_err(|e| StorageError::Corrupt(e.to_string()))? })
+    }
 }
 
 /// Most observations `GET /api/public/traces/{id}` shows; the rest are paged.
@@ -355,112 +370,20 @@ pub struct UnclaimedRow {
 }
 
 /// The storage interface. Object-safe, so the server holds an `Arc<dyn Storage>` and the
-/// engine is chosen at start-up.
+/// engine is chosen at start-up. What both engines answer with the same SQL is in its
+/// supertrait [`Queries`] (storage/queries.rs); this trait holds what each engine writes its own way.
 #[async_trait]
-pub trait Storage: Send + Sync {
-    /// Whether the database answers (`/readyz`).
-    async fn ping(&self) -> Result<()>;
-
-    // ---- projects -------------------------------------------------------------------------
-    async fn insert_project(&self, id: &str, name: &str, public_key: &str, secret_hash: &str) -> Result<()>;
-    async fn project_key(&self, public_key: &str) -> Result<Option<ProjectKey>>;
-    async fn set_secret_hash(&self, project_id: &str, secret_hash: &str) -> Result<()>;
-
+pub trait Storage: Queries + Send + Sync {
     // ---- batches, fragments, traces -----------------------------------------------------
     /// Store a batch, its fragments (replacing an earlier run's), its unclaimed resources and
-    /// its outcome, and recompute every trace it touched — atomically, and durably when this
+    /// its outcome, and update every trace it touched — atomically, and durably when this
     /// returns. Idempotent. Engines may group concurrent calls into one transaction (group
     /// commit); each caller still gets its own answer. Returns the batch id.
     async fn commit(&self, write: BatchWrite) -> Result<i64>;
-    /// Up to `limit` stored batches of `selection` with an id above `after_id`, oldest first.
-    /// With `bodies` false no body is read (`body` is empty, `body_codec` too): what a listing
-    /// shows. Callers page through by id, never holding more than one page of bodies.
-    async fn batch_page(
-        &self,
-        selection: &BatchSelection,
-        after_id: i64,
-        limit: i64,
-        bodies: bool,
-    ) -> Result<Vec<Batch>>;
-    /// Every stored batch of `selection`, oldest first, with its bodies, read page by page but
-    /// all held at once: for tests and tools on small databases; the host pages (see
-    /// [`Storage::batch_page`]).
-    async fn batches(&self, selection: &BatchSelection) -> Result<Vec<Batch>> {
-        let mut all: Vec<Batch> = Vec::new();
-        loop {
-            let after = all.last().map_or(0, |b| b.id);
-            let page = self.batch_page(selection, after, BATCH_PAGE, true).await?;
-            let full = page.len() as i64 == BATCH_PAGE;
-            all.extend(page);
-            if !full {
-                return Ok(all);
-            }
-        }
-    }
 
-    // ---- queries --------------------------------------------------------------------------
-    /// A page of the project's unclaimed resources, most recently seen first.
-    async fn unclaimed(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UnclaimedRow>>;
+    // ---- queries that differ by engine (full-text search) ----------------------------------
+    /// The traces `filter` selects (`limit`, `offset`), latest first.
     async fn list_traces(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<TraceRow>>;
-    /// A trace; an id merged away still resolves through its key.
-    async fn get_trace(&self, project_id: &str, id: &str) -> Result<Option<TraceRow>>;
-    /// Up to `limit` observations of trace `trace_id` (its own id, not a key) after `after`,
-    /// in timeline order.
-    async fn observations(
-        &self,
-        project_id: &str,
-        trace_id: &str,
-        after: &ObservationCursor,
-        limit: i64,
-    ) -> Result<Vec<ObservationEntry>>;
-    /// Sessions of the traces `filter` selects (`limit`, `offset`), latest first.
-    async fn list_sessions(&self, project_id: &str, filter: &TraceFilter) -> Result<Vec<SessionRow>>;
-    /// Usage per group over the traces `filter` selects (see [`analytics::usage_query`]).
-    async fn usage(&self, project_id: &str, group: UsageGroup, filter: &TraceFilter) -> Result<Vec<UsageRow>>;
-    // ---- budgets ---------------------------------------------------------------------------
-    async fn create_budget(&self, budget: &Budget) -> Result<()>;
-    async fn budgets(&self) -> Result<Vec<Budget>>;
-    /// False when there is no such budget.
-    async fn delete_budget(&self, id: &str) -> Result<bool>;
-    /// What the budget's subject spent since `from_ns` (the sum of known trace costs).
-    async fn spend(&self, budget: &Budget, from_ns: i64) -> Result<f64>;
-    /// Put an alert in the outbox unless it is there (from any replica); true when it is new.
-    async fn record_alert(&self, alert: &Alert, now_ns: i64) -> Result<bool>;
-    /// Undelivered alerts due by `now_ns`.
-    async fn due_alerts(&self, now_ns: i64) -> Result<Vec<Alert>>;
-    /// Take a due alert until `until_ns`; false when another replica took it first.
-    async fn claim_alert(&self, alert: &Alert, now_ns: i64, until_ns: i64) -> Result<bool>;
-    /// The outcome of a delivery: delivered at `now_ns`, or failed and due again at `retry_ns`.
-    async fn finish_alert(
-        &self,
-        alert: &Alert,
-        outcome: std::result::Result<(), String>,
-        now_ns: i64,
-        retry_ns: i64,
-    ) -> Result<()>;
-    async fn alerts_of(&self, budget_id: &str) -> Result<Vec<Alert>>;
-
-    // ---- data at rest ---------------------------------------------------------------------
-    /// Set a project's retention; false when there is no such project.
-    async fn set_retention(&self, project_id: &str, retention: Retention) -> Result<bool>;
-    /// Delete what every project's retention says has expired by `now_ns`.
-    async fn enforce_retention(&self, now_ns: i64) -> Result<Expired>;
-    /// Delete one user's traces, usage metrics and the raw batches that carried them.
-    async fn erase_user(&self, project_id: &str, user_id: &str) -> Result<Erased>;
-
-    /// Outcomes per group (see [`analytics::outcomes_query`]).
-    async fn outcomes(&self, project_id: &str, group: OutcomeGroup, filter: &TraceFilter) -> Result<Vec<OutcomeRow>>;
-    async fn list_users(&self, project_id: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>>;
-
-    // ---- web UI sessions (table ui_sessions; auth/session.rs) -------------------------------
-    /// Store a signed-in browser's session: the SHA-256 (hex) of its token, its project and
-    /// when it expires (Unix ns). Sessions expired by `now_ns` are removed at the same time.
-    async fn insert_ui_session(&self, token_sha256: &str, project_id: &str, now_ns: i64, expires_ns: i64)
-    -> Result<()>;
-    /// The project of the session with this token digest, if it has not expired by `now_ns`.
-    async fn ui_session(&self, token_sha256: &str, now_ns: i64) -> Result<Option<String>>;
-    /// Revoke a session (sign-out); nothing happens when it is gone already.
-    async fn delete_ui_session(&self, token_sha256: &str) -> Result<()>;
 }
 
 /// The words of a full-text query (`q`), as both engines index prompt text: split on

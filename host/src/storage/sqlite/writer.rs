@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::erasure::{self, Retired};
-use super::super::{BatchWrite, FRAGMENTS_OF_BATCH, Result, StorageError, fragment_rows};
+use super::super::{BatchWrite, FRAGMENTS_OF_BATCH, Result, StorageError, fragment_rows, now_ns};
 use super::sql;
 use crate::metrics::StorageMetrics;
 use crate::trace::model::{Body, Fragment};
@@ -256,10 +256,6 @@ fn write_group(
     metrics.traces_updated.inc_by(updated);
     metrics.traces_merged.inc_by(touched.len() as u64 - updated);
     Ok(ids)
-}
-
-fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
 }
 
 /// Insert a new batch (or find the one an OTLP retry already stored) or update a stored one,
