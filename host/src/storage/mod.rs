@@ -10,6 +10,7 @@ mod erasure;
 mod postgres;
 mod queries;
 mod sqlite;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -52,6 +52,7 @@ use super::analytics::push_trace_filters;
 use super::erasure::{self, Retired};
 use super::now_ns;
 use super::queries::Dialect;
+use super::writes;
 use super::{
     BatchWrite, FRAGMENTS_OF_BATCH, FragmentRow, Result, Storage, StorageError, TraceFilter, TraceRow,
     UnclaimedResource, fragment_rows,
@@ -173,11 +174,7 @@ impl PostgresStorage {
                 sqlx::query_as(FRAGMENTS_OF_BATCH).bind(project).bind(id).fetch_all(&mut *tx).await?;
             stored.sort();
             if fragment_rows(&traced)? == stored {
-                sqlx::query("DELETE FROM usage_metrics WHERE project_id = $1 AND batch_id = $2")
-                    .bind(project)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(writes::DELETE_BATCH_OUTPUT[1]).bind(project).bind(id).execute(&mut *tx).await?;
                 insert_usage_metrics(&mut tx, project, id, fragments).await?;
                 tx.commit().await?;
                 return Ok(Attempt::Done(id));
@@ -225,12 +222,8 @@ impl PostgresStorage {
                     .fetch_all(&mut *tx)
                     .await?;
             touched.extend(earlier);
-            for table in ["fragments", "usage_metrics"] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE project_id = $1 AND batch_id = $2"))
-                    .bind(project)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+            for statement in writes::DELETE_BATCH_OUTPUT {
+                sqlx::query(statement).bind(project).bind(id).execute(&mut *tx).await?;
             }
         }
         insert_usage_metrics(&mut tx, project, id, fragments).await?;
@@ -429,40 +422,32 @@ async fn store_batch(tx: &mut Transaction<'_, Postgres>, write: &BatchWrite) -> 
     let agents = (!write.agents.is_empty()).then(|| write.agents.join(","));
     let now = now_ns();
     if let Some(id) = write.id {
-        let updated =
-            sqlx::query("UPDATE batches SET status = $1, agents = $2, error = $3, processed_at = $4 WHERE id = $5")
-                .bind(write.status.as_str())
-                .bind(agents)
-                .bind(&write.error)
-                .bind(now)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
+        let updated = sqlx::query(writes::UPDATE_BATCH)
+            .bind(write.status.as_str())
+            .bind(agents)
+            .bind(&write.error)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
         return Ok((updated == 1).then_some((id, false, now)));
     }
     // A second replica storing the same body waits here for the first one's commit, then
     // updates the row (and replaces what the first one stored of it).
-    let row = sqlx::query(
-        "INSERT INTO batches (project_id, signal, encoding, body, body_codec, body_sha256, received_at, status, agents, error, processed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (project_id, signal, body_sha256) DO UPDATE SET
-           status = excluded.status, agents = excluded.agents, error = excluded.error, processed_at = excluded.processed_at
-         RETURNING id, received_at",
-    )
-    .bind(&write.project_id)
-    .bind(clean(&write.signal))
-    .bind(clean(&write.encoding))
-    .bind(&write.body)
-    .bind(write.body_codec)
-    .bind(&write.body_sha256)
-    .bind(now)
-    .bind(write.status.as_str())
-    .bind(agents)
-    .bind(&write.error)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
+    let row = sqlx::query(writes::INSERT_BATCH)
+        .bind(&write.project_id)
+        .bind(clean(&write.signal))
+        .bind(clean(&write.encoding))
+        .bind(&write.body)
+        .bind(write.body_codec)
+        .bind(&write.body_sha256)
+        .bind(now)
+        .bind(write.status.as_str())
+        .bind(agents)
+        .bind(&write.error)
+        .fetch_one(&mut **tx)
+        .await?;
     // A retry keeps the first `received_at`: a different one means the row was there.
     let received_at: i64 = row.get("received_at");
     Ok(Some((row.get("id"), received_at == now, received_at)))
@@ -700,7 +685,7 @@ async fn update_trace(
     received_at: i64,
     assembly: &Assembly,
 ) -> Result<bool> {
-    let state: Option<String> = sqlx::query_scalar("SELECT state FROM traces WHERE project_id = $1 AND id = $2")
+    let state: Option<String> = sqlx::query_scalar(writes::TRACE_STATE)
         .bind(project_id)
         .bind(trace_id)
         .fetch_optional(&mut **tx)
@@ -766,12 +751,8 @@ async fn recompute_trace(
         stored.push(Stored { agent: row.get("agent"), fragment });
     }
     let Some(t) = assemble(project_id, trace_id, stored, assembly) else {
-        for sql in [
-            "DELETE FROM traces WHERE project_id = $1 AND id = $2",
-            "DELETE FROM trace_models WHERE project_id = $1 AND trace_id = $2",
-            "DELETE FROM observations WHERE project_id = $1 AND trace_id = $2",
-        ] {
-            sqlx::query(sql).bind(project_id).bind(trace_id).execute(&mut **tx).await?;
+        for statement in writes::DELETE_TRACE {
+            sqlx::query(statement).bind(project_id).bind(trace_id).execute(&mut **tx).await?;
         }
         return Ok(());
     };
@@ -798,65 +779,40 @@ async fn write_trace(
         Received::Latest(at) => (at, false),
         Received::AtLeast(at) => (Some(at), true),
     };
-    sqlx::query("DELETE FROM trace_models WHERE project_id = $1 AND trace_id = $2")
+    sqlx::query(writes::DELETE_TRACE_MODELS).bind(project_id).bind(&t.id).execute(&mut **tx).await?;
+    sqlx::query(writes::UPSERT_TRACE)
         .bind(project_id)
         .bind(&t.id)
+        .bind(clean(&t.agent))
+        .bind(t.session_id.as_deref().map(clean))
+        .bind(t.user_id.as_deref().map(clean))
+        .bind(t.device_id.as_deref().map(clean))
+        .bind(t.start_ns)
+        .bind(t.end_ns)
+        .bind(t.input_tokens)
+        .bind(t.output_tokens)
+        .bind(t.cache_read_tokens)
+        .bind(t.cache_creation_tokens)
+        .bind(t.reasoning_tokens)
+        .bind(t.cost_usd)
+        .bind(&t.summary)
+        .bind(t.repository.as_deref().map(clean))
+        .bind(t.branch.as_deref().map(clean))
+        .bind(t.team.as_deref().map(clean))
+        .bind(t.cost_source)
+        .bind(t.tool_calls)
+        .bind(t.tool_failures)
+        .bind(received)
+        .bind(now_ns())
+        .bind(clean(&t.state))
+        .bind(at_least)
         .execute(&mut **tx)
         .await?;
-    sqlx::query(
-        "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
-            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary,
-            repository, branch, team, cost_source, tool_calls, tool_failures, received_ns, state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, COALESCE($22, $23), $24)
-         ON CONFLICT (project_id, id) DO UPDATE SET
-            received_ns = CASE WHEN $25 THEN GREATEST(traces.received_ns, $22)
-                               ELSE COALESCE($22, traces.received_ns, $23) END,
-            state = excluded.state,
-            repository = excluded.repository, branch = excluded.branch, team = excluded.team,
-            cost_source = excluded.cost_source, tool_calls = excluded.tool_calls, tool_failures = excluded.tool_failures,
-            agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
-            device_id = excluded.device_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns,
-            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
-            cache_read_tokens = excluded.cache_read_tokens, cache_creation_tokens = excluded.cache_creation_tokens,
-            reasoning_tokens = excluded.reasoning_tokens, cost_usd = excluded.cost_usd,
-            summary = excluded.summary",
-    )
-    .bind(project_id)
-    .bind(&t.id)
-    .bind(clean(&t.agent))
-    .bind(t.session_id.as_deref().map(clean))
-    .bind(t.user_id.as_deref().map(clean))
-    .bind(t.device_id.as_deref().map(clean))
-    .bind(t.start_ns)
-    .bind(t.end_ns)
-    .bind(t.input_tokens)
-    .bind(t.output_tokens)
-    .bind(t.cache_read_tokens)
-    .bind(t.cache_creation_tokens)
-    .bind(t.reasoning_tokens)
-    .bind(t.cost_usd)
-    .bind(&t.summary)
-    .bind(t.repository.as_deref().map(clean))
-    .bind(t.branch.as_deref().map(clean))
-    .bind(t.team.as_deref().map(clean))
-    .bind(t.cost_source)
-    .bind(t.tool_calls)
-    .bind(t.tool_failures)
-    .bind(received)
-    .bind(now_ns())
-    .bind(clean(&t.state))
-    .bind(at_least)
-    .execute(&mut **tx)
-    .await?;
     write_timeline(tx, project_id, &t.id, &t.timeline).await?;
     if t.models.is_empty() {
         return Ok(());
     }
-    let mut q = QueryBuilder::<Postgres>::new(
-        "INSERT INTO trace_models (project_id, trace_id, model, input_tokens, output_tokens, cache_read_tokens,
-            cache_creation_tokens, reasoning_tokens, cost_usd, agent, session_id, user_id, device_id, repository,
-            branch, team, start_ns, tool_calls, tool_failures) ",
-    );
+    let mut q = QueryBuilder::<Postgres>::new(writes::INSERT_TRACE_MODELS);
     q.push_values(&t.models, |mut row, m| {
         let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         row.push_bind(project_id)
@@ -892,16 +848,9 @@ async fn write_timeline(
     trace_id: &str,
     timeline: &Timeline,
 ) -> Result<()> {
-    let whole = match timeline {
-        Timeline::Whole(_) => Some("SELECT kind, id, digest FROM observations WHERE project_id = $1 AND trace_id = $2"),
-        Timeline::Changed { calls: true, .. } => Some(
-            "SELECT kind, id, digest FROM observations WHERE project_id = $1 AND trace_id = $2 AND kind = 'llm_call'",
-        ),
-        Timeline::Changed { calls: false, .. } => None,
-    };
     let mut stored = HashMap::new();
-    if let Some(whole) = whole {
-        for row in sqlx::query(whole).bind(project_id).bind(trace_id).fetch_all(&mut **tx).await? {
+    if let Some(digests) = writes::stored_digests(timeline) {
+        for row in sqlx::query(digests).bind(project_id).bind(trace_id).fetch_all(&mut **tx).await? {
             stored.insert((row.try_get("kind")?, row.try_get("id")?), row.try_get("digest")?);
         }
     }

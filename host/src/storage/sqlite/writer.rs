@@ -14,6 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::erasure::{self, Retired};
+use super::super::writes;
 use super::super::{BatchWrite, FRAGMENTS_OF_BATCH, Result, StorageError, fragment_rows, now_ns};
 use super::sql;
 use crate::metrics::StorageMetrics;
@@ -180,12 +181,10 @@ fn write_group(
             for trace in traces {
                 touched.entry((project.to_owned(), trace?)).or_default().whole = true;
             }
-            tx.prepare_cached("DELETE FROM fragments WHERE project_id = ?1 AND batch_id = ?2")?
-                .execute(params![project, id])?;
+            tx.prepare_cached(&sql(writes::DELETE_BATCH_OUTPUT[0]))?.execute(params![project, id])?;
         }
         if !fresh {
-            tx.prepare_cached("DELETE FROM usage_metrics WHERE project_id = ?1 AND batch_id = ?2")?
-                .execute(params![project, id])?;
+            tx.prepare_cached(&sql(writes::DELETE_BATCH_OUTPUT[1]))?.execute(params![project, id])?;
         }
         insert_usage_metrics(&tx, project, id, fragments)?;
         if retry_unchanged {
@@ -265,34 +264,30 @@ fn store_batch(tx: &Transaction<'_>, write: &BatchWrite) -> Result<Option<(i64, 
     let agents = (!write.agents.is_empty()).then(|| write.agents.join(","));
     let now = now_ns();
     if let Some(id) = write.id {
-        let updated = tx
-            .prepare_cached("UPDATE batches SET status = ?1, agents = ?2, error = ?3, processed_at = ?4 WHERE id = ?5")?
-            .execute(params![write.status.as_str(), agents, write.error, now, id])?;
+        let updated = tx.prepare_cached(&sql(writes::UPDATE_BATCH))?.execute(params![
+            write.status.as_str(),
+            agents,
+            write.error,
+            now,
+            id
+        ])?;
         return Ok((updated == 1).then_some((id, false, now)));
     }
-    let (id, received_at): (i64, i64) = tx
-        .prepare_cached(
-            "INSERT INTO batches (project_id, signal, encoding, body, body_codec, body_sha256, received_at, status, agents, error, processed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?7)
-             ON CONFLICT (project_id, signal, body_sha256) DO UPDATE SET
-               status = excluded.status, agents = excluded.agents, error = excluded.error, processed_at = excluded.processed_at
-             RETURNING id, received_at",
-        )?
-        .query_row(
-            params![
-                write.project_id,
-                write.signal,
-                write.encoding,
-                write.body,
-                write.body_codec,
-                write.body_sha256,
-                now,
-                write.status.as_str(),
-                agents,
-                write.error,
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+    let (id, received_at): (i64, i64) = tx.prepare_cached(&sql(writes::INSERT_BATCH))?.query_row(
+        params![
+            write.project_id,
+            write.signal,
+            write.encoding,
+            write.body,
+            write.body_codec,
+            write.body_sha256,
+            now,
+            write.status.as_str(),
+            agents,
+            write.error,
+        ],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     // A retry keeps the first `received_at`: a different one means the row was there.
     Ok(Some((id, received_at == now, received_at)))
 }
@@ -412,12 +407,8 @@ fn assign_trace(tx: &Transaction<'_>, project_id: &str, keys: &[String]) -> Resu
 
 /// A trace's row, per-model rows and timeline (merged into another, or left with no fragment).
 fn delete_trace(tx: &Transaction<'_>, project_id: &str, trace_id: &str) -> Result<()> {
-    for sql in [
-        "DELETE FROM traces WHERE project_id = ?1 AND id = ?2",
-        "DELETE FROM trace_models WHERE project_id = ?1 AND trace_id = ?2",
-        "DELETE FROM observations WHERE project_id = ?1 AND trace_id = ?2",
-    ] {
-        tx.prepare_cached(sql)?.execute(params![project_id, trace_id])?;
+    for statement in writes::DELETE_TRACE {
+        tx.prepare_cached(&sql(statement))?.execute(params![project_id, trace_id])?;
     }
     Ok(())
 }
@@ -426,15 +417,8 @@ fn delete_trace(tx: &Transaction<'_>, project_id: &str, trace_id: &str) -> Resul
 /// entries that are gone (a replay replaced what a batch said; a model call paired anew).
 fn write_timeline(tx: &Transaction<'_>, project_id: &str, trace_id: &str, timeline: &Timeline) -> Result<()> {
     let mut stored = HashMap::new();
-    let whole = match timeline {
-        Timeline::Whole(_) => Some("SELECT kind, id, digest FROM observations WHERE project_id = ?1 AND trace_id = ?2"),
-        Timeline::Changed { calls: true, .. } => Some(
-            "SELECT kind, id, digest FROM observations WHERE project_id = ?1 AND trace_id = ?2 AND kind = 'llm_call'",
-        ),
-        Timeline::Changed { calls: false, .. } => None,
-    };
-    if let Some(whole) = whole {
-        let mut existing = tx.prepare_cached(whole)?;
+    if let Some(digests) = writes::stored_digests(timeline) {
+        let mut existing = tx.prepare_cached(&sql(digests))?;
         let mut found = existing.query(params![project_id, trace_id])?;
         while let Some(row) = found.next()? {
             stored.insert((row.get(0)?, row.get(1)?), row.get(2)?);
@@ -482,7 +466,7 @@ fn update_trace(
     assembly: &Assembly,
 ) -> Result<bool> {
     let state: Option<String> = tx
-        .prepare_cached("SELECT state FROM traces WHERE project_id = ?1 AND id = ?2")?
+        .prepare_cached(&sql(writes::TRACE_STATE))?
         .query_row(params![project_id, trace_id], |r| r.get(0))
         .optional()?
         .flatten();
@@ -567,27 +551,8 @@ fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord, received
         Received::Latest(at) => (at, false),
         Received::AtLeast(at) => (Some(at), true),
     };
-    tx.prepare_cached("DELETE FROM trace_models WHERE project_id = ?1 AND trace_id = ?2")?
-        .execute(params![project_id, t.id])?;
-    tx.prepare_cached(
-        "INSERT INTO traces (project_id, id, agent, session_id, user_id, device_id, start_ns, end_ns,
-            input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, summary,
-            repository, branch, team, cost_source, tool_calls, tool_failures, received_ns, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, COALESCE(?22, ?23), ?25)
-         ON CONFLICT (project_id, id) DO UPDATE SET
-            received_ns = CASE WHEN ?24 THEN MAX(COALESCE(traces.received_ns, ?22), ?22)
-                               ELSE COALESCE(?22, traces.received_ns, ?23) END,
-            state = excluded.state,
-            repository = excluded.repository, branch = excluded.branch, team = excluded.team,
-            cost_source = excluded.cost_source, tool_calls = excluded.tool_calls, tool_failures = excluded.tool_failures,
-            agent = excluded.agent, session_id = excluded.session_id, user_id = excluded.user_id,
-            device_id = excluded.device_id, start_ns = excluded.start_ns, end_ns = excluded.end_ns,
-            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
-            cache_read_tokens = excluded.cache_read_tokens, cache_creation_tokens = excluded.cache_creation_tokens,
-            reasoning_tokens = excluded.reasoning_tokens, cost_usd = excluded.cost_usd,
-            summary = excluded.summary",
-    )?
-    .execute(params![
+    tx.prepare_cached(&sql(writes::DELETE_TRACE_MODELS))?.execute(params![project_id, t.id])?;
+    tx.prepare_cached(&sql(writes::UPSERT_TRACE))?.execute(params![
         project_id,
         t.id,
         t.agent,
@@ -611,16 +576,14 @@ fn write_trace(tx: &Transaction<'_>, project_id: &str, t: &TraceRecord, received
         t.tool_failures,
         received,
         now_ns(),
-        at_least,
         t.state,
+        at_least,
     ])?;
     write_timeline(tx, project_id, &t.id, &t.timeline)?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO trace_models (project_id, trace_id, model, input_tokens, output_tokens, cache_read_tokens,
-            cache_creation_tokens, reasoning_tokens, cost_usd, agent, session_id, user_id, device_id, repository,
-            branch, team, start_ns, tool_calls, tool_failures)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-    )?;
+    let mut insert = tx.prepare_cached(&format!(
+        "{}VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+        writes::INSERT_TRACE_MODELS
+    ))?;
     let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     for m in &t.models {
         insert.execute(params![
