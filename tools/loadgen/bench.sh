@@ -2,7 +2,13 @@
 # The load figures of ARCHITECTURE.md, reproducibly: start a host binary on a fresh database,
 # replay the captures with antenna-loadgen, print one JSON line per workload.
 #
-#   tools/loadgen/bench.sh HOST_BINARY [sqlite|postgres|postgres2] [DURATION]
+#   tools/loadgen/bench.sh HOST_BINARY [sqlite|postgres|postgres2] [DURATION] [WORKLOADS]
+#
+# WORKLOADS (default "small small-c2 mixed"): small / small-c2 (Claude Code batches, 16 / 2
+# clients), mixed (Claude Code + Copilot + Codex, 16 clients), long (one prompt receiving 1,500
+# one-record batches: first and last 50 medians, long_prompt.py), fair (one prompt receiving
+# 1,000 batches of 100 tool results, a 100,001-fragment trace, while a second project sends
+# small batches: their p50/p99).
 #
 # sqlite: one host on a fresh SQLite file; postgres: one host on a fresh PostgreSQL database;
 # postgres2: two hosts (replicas) on one fresh database, each driven by its own load generator
@@ -12,6 +18,7 @@ set -euo pipefail
 host_bin=$(realpath "$1")
 engine=${2:-sqlite}
 duration=${3:-10s}
+workloads=${4:-small small-c2 mixed}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 loadgen="$root/target/release/antenna-loadgen"
 work=$(mktemp -d)
@@ -88,6 +95,15 @@ port_a=$((20000 + RANDOM % 10000)); port_b=$((port_a + 1))
 pid_a=$(start_host "$port_a" "$url"); pids+=("$pid_a")
 if [[ $engine == postgres2 ]]; then pid_b=$(start_host "$port_b" "$url"); pids+=("$pid_b"); fi
 
-run claude-code-small 16 claude-code/protobuf-content-on
-run claude-code-small-c2 2 claude-code/protobuf-content-on
-run mixed 16 claude-code/protobuf-content-on copilot-cli/json-content-on codex/binary-content-on
+for workload in $workloads; do
+  case $workload in
+    small) run claude-code-small 16 claude-code/protobuf-content-on ;;
+    small-c2) run claude-code-small-c2 2 claude-code/protobuf-content-on ;;
+    mixed) run mixed 16 claude-code/protobuf-content-on copilot-cli/json-content-on codex/binary-content-on ;;
+    long) python3 "$root/tools/loadgen/long_prompt.py" "http://127.0.0.1:$port_a" 1500 ;;
+    fair)
+      keys=$(ANTENNA_DATABASE_URL="$url" "$host_bin" project create probe 2>/dev/null | awk '/^public key:/ {p=$3} /^secret key:/ {s=$3} END {print p ":" s}')
+      python3 "$root/tools/loadgen/long_prompt.py" "http://127.0.0.1:$port_a" 1000 --per-batch 100 --probe "$keys" ;;
+    *) echo "unknown workload $workload" >&2; exit 2 ;;
+  esac
+done
