@@ -685,18 +685,15 @@ async fn update_trace(
     received_at: i64,
     assembly: &Assembly,
 ) -> Result<bool> {
-    let state: Option<String> = sqlx::query_scalar(writes::TRACE_STATE)
-        .bind(project_id)
-        .bind(trace_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .flatten();
-    let Some(state) = state.as_deref().and_then(TraceState::from_json) else { return Ok(false) };
     let (entities, prompts) = Addition::touched(added);
     let (kinds, ids): (Vec<&str>, Vec<&str>) = entities.iter().map(|(kind, id)| (*kind, id.as_str())).unzip();
-    // The reports of the touched calls and events (and the prompt's), in one round trip.
+    // The trace's state, and the reports of the touched calls and events (and the prompt's):
+    // one round trip.
     let rows = sqlx::query(
-        "SELECT f.agent, f.payload, f.batch_id FROM trace_keys k JOIN fragments f
+        "SELECT TRUE AS is_state, NULL::TEXT AS agent, t.state AS payload, NULL::BIGINT AS batch_id
+           FROM traces t WHERE t.project_id = $1 AND t.id = $2
+         UNION ALL
+         SELECT FALSE, f.agent, f.payload, f.batch_id FROM trace_keys k JOIN fragments f
            ON k.project_id = f.project_id AND k.key = f.trace_key
          WHERE k.project_id = $1 AND k.trace_id = $2
            AND ((f.kind, f.fragment_id) IN (SELECT * FROM UNNEST($3::text[], $4::text[])) OR ($5 AND f.kind = 'prompt'))",
@@ -708,6 +705,9 @@ async fn update_trace(
     .bind(prompts)
     .fetch_all(&mut **tx)
     .await?;
+    let (state, rows): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.get::<bool, _>("is_state"));
+    let state: Option<String> = state.first().map(|row| row.try_get("payload")).transpose()?.flatten();
+    let Some(state) = state.as_deref().and_then(TraceState::from_json) else { return Ok(false) };
     let batches = [batch_id];
     let mut addition = Addition { added, batches: &batches, entities: Vec::new(), prompts: Vec::new() };
     for row in rows {

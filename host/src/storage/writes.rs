@@ -34,9 +34,6 @@ pub const DELETE_TRACE: [&str; 3] = [
     "DELETE FROM observations WHERE project_id = $1 AND trace_id = $2",
 ];
 
-/// The state a trace is updated from (`trace::incremental`): `$1` project, `$2` trace.
-pub const TRACE_STATE: &str = "SELECT state FROM traces WHERE project_id = $1 AND id = $2";
-
 /// A trace's per-model rows are written anew with the trace: `$1` project, `$2` trace.
 pub const DELETE_TRACE_MODELS: &str = "DELETE FROM trace_models WHERE project_id = $1 AND trace_id = $2";
 

@@ -466,7 +466,7 @@ fn update_trace(
     assembly: &Assembly,
 ) -> Result<bool> {
     let state: Option<String> = tx
-        .prepare_cached(&sql(writes::TRACE_STATE))?
+        .prepare_cached("SELECT state FROM traces WHERE project_id = ?1 AND id = ?2")?
         .query_row(params![project_id, trace_id], |r| r.get(0))
         .optional()?
         .flatten();
