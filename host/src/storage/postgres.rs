@@ -100,8 +100,10 @@ impl PostgresStorage {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
+        let migrator = sqlx::migrate!("./migrations/postgres");
+        renumber_migrations(&pool, &migrator).await?;
         // Replicas starting together: sqlx holds an advisory lock while it migrates.
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        migrator.run(&pool).await?;
         Ok(PostgresStorage { pool, assembly, metrics })
     }
 
@@ -283,6 +285,44 @@ impl PostgresStorage {
         self.metrics.traces_merged.inc_by(touched.len() as u64 - updated);
         Ok(Attempt::Done(id))
     }
+}
+
+/// A database migrated before both engines' migrations had the same numbers and names
+/// (PostgreSQL had no `0002_unclaimed`, so its 0002–0006 are now 0003–0007): its migration
+/// history renumbered to the files' (same contents, same checksums) and the no-op 0002
+/// recorded, in one transaction that replicas starting together take in turn, before sqlx
+/// checks the history against the files.
+async fn renumber_migrations(pool: &PgPool, migrator: &sqlx::migrate::Migrator) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let history: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *tx).await?;
+    if !history {
+        return Ok(());
+    }
+    sqlx::query("LOCK TABLE _sqlx_migrations IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+    let old: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = 2 AND description = 'body codec')",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let Some(unclaimed) = migrator.iter().find(|m| m.version == 2).filter(|_| old) else { return Ok(()) };
+    // Through negative numbers: a primary key is checked row by row.
+    sqlx::query("UPDATE _sqlx_migrations SET version = -(version + 1) WHERE version BETWEEN 2 AND 6")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE _sqlx_migrations SET version = -version WHERE version < 0").execute(&mut *tx).await?;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES ($1, $2, TRUE, $3, 0)",
+    )
+    .bind(unclaimed.version)
+    .bind(&*unclaimed.description)
+    .bind(&*unclaimed.checksum)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!("migration history renumbered to the engines' common numbering");
+    Ok(())
 }
 
 /// A connection to the server's `postgres` database, and the database name `url` names.

@@ -172,31 +172,62 @@ async fn every_capture_gives_the_same_public_json_on_both_engines() {
     assert_same("SQLite and PostgreSQL answers", &snapshots[0], &snapshots[1]);
 }
 
-/// The newest migration a host applied to its database (version, description).
-async fn schema_version(host: &EngineHost) -> (i64, String) {
-    const NEWEST: &str =
-        "SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version DESC LIMIT 1";
-    let url = host.database_url();
-    match host.engine {
+/// The migrations applied to a database, in order (version, description, checksum).
+type History = Vec<(i64, String, Vec<u8>)>;
+
+const HISTORY: &str = "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
+
+async fn history(engine: Engine, url: &str) -> History {
+    match engine {
         Engine::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
-            sqlx::query_as(NEWEST).fetch_one(&pool).await.expect("the migrations table")
+            let pool = sqlx::SqlitePool::connect(url).await.expect("sqlite");
+            sqlx::query_as(HISTORY).fetch_all(&pool).await.expect("the migrations table")
         }
         Engine::Postgres => {
-            let pool = sqlx::PgPool::connect(&url).await.expect("postgres");
-            sqlx::query_as(NEWEST).fetch_one(&pool).await.expect("the migrations table")
+            let pool = sqlx::PgPool::connect(url).await.expect("postgres");
+            sqlx::query_as(HISTORY).fetch_all(&pool).await.expect("the migrations table")
         }
     }
 }
 
 #[tokio::test]
-async fn both_engines_reach_the_same_schema_version() {
-    let mut versions = Vec::new();
+async fn both_engines_reach_the_same_schema_version_through_migrations_named_alike() {
+    let mut names = Vec::new();
     for engine in Engine::ALL {
         let host = TestHost::on_engine(engine, |_| {}).await;
-        versions.push(schema_version(&host).await);
+        let applied = history(engine, &host.database_url()).await;
+        assert!(applied.len() >= 8, "{engine:?}: {applied:?}");
+        names.push(applied.into_iter().map(|(version, description, _)| (version, description)).collect::<Vec<_>>());
     }
-    assert_eq!(versions[0], versions[1], "the newest migration on SQLite and on PostgreSQL");
+    assert_eq!(names[0], names[1], "the migrations on SQLite and on PostgreSQL, by number and name");
+}
+
+#[tokio::test]
+async fn a_postgres_database_migrated_under_the_old_numbering_is_renumbered_at_start() {
+    let database = antenna_e2e::PgDatabase::create().await;
+    let fresh = {
+        let _host = TestHost::start_on(&database.url, |_| {}).await;
+        history(Engine::Postgres, &database.url).await
+    };
+    // As a database migrated before the engines' numbers were alike: no 0002, and what is now
+    // 0003-0007 recorded as 0002-0006.
+    let pool = sqlx::PgPool::connect(&database.url).await.expect("postgres");
+    for sql in [
+        "DELETE FROM _sqlx_migrations WHERE version = 2",
+        "UPDATE _sqlx_migrations SET version = -(version - 1) WHERE version BETWEEN 3 AND 7",
+        "UPDATE _sqlx_migrations SET version = -version WHERE version < 0",
+    ] {
+        sqlx::query(sql).execute(&pool).await.expect(sql);
+    }
+    let old = history(Engine::Postgres, &database.url).await;
+    assert_eq!(old[1].1, "body codec", "{old:?}");
+    pool.close().await;
+
+    let host = TestHost::start_on(&database.url, |_| {}).await;
+    assert_eq!(history(Engine::Postgres, &database.url).await, fresh, "the history renumbered, nothing run again");
+    let capture = Capture::load(CAPTURES[0]);
+    host.replay(&capture).await;
+    assert!(!host.traces().await.is_empty(), "the renumbered database takes traces");
 }
 
 #[tokio::test]
