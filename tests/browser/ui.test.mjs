@@ -223,7 +223,12 @@ test("traces: filters and full-text search narrow the list", async () => {
   // Filter by agent through the form.
   await page.getByLabel("Agent").selectOption("codex");
   await page.getByRole("button", { name: "Search" }).click();
-  await page.waitForFunction(() => location.hash.includes("agent=codex") && !document.querySelector("[aria-busy=true]"));
+  // Until the filtered list is the one shown (a render may still be replacing the page).
+  await page.waitForFunction(() => {
+    if (!location.hash.includes("agent=codex") || document.querySelector("[aria-busy=true]")) return false;
+    const chips = [...document.querySelectorAll("table tbody tr td:nth-child(3)")].map((c) => c.textContent.trim());
+    return chips.length > 0 && chips.every((chip) => chip === "codex");
+  });
   const codex = await rows.count();
   assert.ok(codex > 0 && codex < all, `agent filter: ${codex} of ${all}`);
   for (const chip of await page.locator("table tbody tr td:nth-child(3)").allTextContents()) assert.equal(chip.trim(), "codex");
